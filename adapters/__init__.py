@@ -1,0 +1,1 @@
+"""Platform adapters that turn Slack, Discord and console traffic into core requests."""

@@ -1,0 +1,33 @@
+"""The contract every platform adapter fulfils, as a Protocol the core depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from bot.events import Attachment, Limits, Posted, Request, Turn
+
+Handler = Callable[[Request], Awaitable[None]]
+
+
+class Adapter(Protocol):
+    """A chat platform as the core sees it.
+
+    `reply`, `edit` and `upload` raise `PlatformRateLimited` on a platform 429 so the
+    caller can wait and retry; `download` raises `TooLarge` past `max_bytes`.
+    """
+
+    name: str
+    limits: Limits
+
+    async def run(self, handle: Handler) -> None: ...
+
+    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted: ...
+
+    async def edit(self, posted: Posted, text: str) -> None: ...
+
+    async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted: ...
+
+    async def download(self, attachment: Attachment, max_bytes: int) -> bytes: ...
+
+    async def history(self, req: Request) -> Sequence[Turn]: ...

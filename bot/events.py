@@ -1,0 +1,95 @@
+"""Normalized, platform-neutral nouns that adapters hand to the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AttachmentKind = Literal["file", "image", "audio"]
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a request came from and where its answer goes."""
+
+    platform: str
+    channel: str
+    thread: str | None = None
+    # Slack workspace / Discord guild: the scope of some platform rate limits.
+    workspace: str = ""
+
+    @property
+    def channel_key(self) -> str:
+        """The key channel settings and quota are stored under."""
+        return f"{self.platform}:{self.channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    id: str
+    filename: str
+    mime: str
+    size: int
+    kind: AttachmentKind
+    # Seconds the platform claims (Discord voice messages carry it); never trusted for billing.
+    duration: float | None = None
+    native: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message of a conversation, as context for chat."""
+
+    role: Role
+    text: str
+    image_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    place: Place
+    user: User
+    text: str
+    # Set for slash commands; None for mentions and plain messages.
+    command: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # A stable id for de-duplicating platform redeliveries.
+    event_id: str = ""
+    native: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A handle to a message we sent, for later edits."""
+
+    place: Place
+    id: str
+    native: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an adapter tells the core about its platform's message and rate limits."""
+
+    max_chars: int
+    # Minimum seconds between two edits of one message.
+    edit_interval: float
+    # Shared write budget (token bucket) and the scope it is shared across.
+    budget_per_second: float
+    budget_burst: int
+    budget_scope: Literal["platform", "workspace", "channel"] = "channel"
+
+    def budget_key(self, place: Place) -> str:
+        if self.budget_scope == "platform":
+            return place.platform
+        if self.budget_scope == "workspace":
+            return f"{place.platform}:{place.workspace}"
+        return place.channel_key

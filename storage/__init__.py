@@ -1,0 +1,1 @@
+"""Persistence behind the Store protocol: channel settings, usage ledger, quota."""
