@@ -69,7 +69,7 @@ class LedgerRow:
 
 
 class QuotaExceeded(UserFacingError):
-    """A reservation would pass a limit; the message says which, what is left, and when it resets."""
+    """A reservation would pass a limit; says which limit, what is left, when it resets."""
 
     def __init__(
         self, metric: Metric, window: Window, limit: float, used: float, resets_at: datetime
@@ -99,7 +99,9 @@ class Store(Protocol):
         """Hold `estimate` against the channel's limits; raise QuotaExceeded if it does not fit."""
         ...
 
-    async def settle(self, reservation: Reservation, actual: Amounts, status: Status = "ok") -> None:
+    async def settle(
+        self, reservation: Reservation, actual: Amounts, status: Status = "ok"
+    ) -> None:
         """Replace the estimate with what was really used."""
         ...
 
