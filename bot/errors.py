@@ -21,3 +21,12 @@ class PlatformRateLimited(Exception):
 
 class TooLarge(UserFacingError):
     """A file is over a size limit (raised before or while downloading)."""
+
+
+class ConfigError(Exception):
+    """Invalid configuration: names the environment variable so start-up can say one clear line."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
