@@ -1,0 +1,92 @@
+"""Entry point: read configuration, wire the service together, run until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from dotenv import load_dotenv
+
+from adapters.console import ConsoleAdapter
+from bot.adapter import Adapter
+from bot.commands.table import command_table
+from bot.config import Config
+from bot.dispatch import Dispatcher
+from bot.errors import ConfigError
+from bot.gateway import Gateway
+from bot.ratelimit import Budgets
+from bot.services import Services
+from storage.sqlite import SqliteStore
+
+log = logging.getLogger("chatops")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatops", description=__doc__)
+    sub = parser.add_subparsers(dest="action")
+    sub.add_parser("run", help="run every configured platform (the console when none is)")
+    sub.add_parser("console", help="chat on this terminal; scriptable through pipes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # A .env file is a convenience for local runs; real environment variables win.
+    load_dotenv(override=False)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"chatops: configuration error: {exc.variable}: {exc.problem}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(serve(config, console_only=args.action == "console"))
+
+
+def _platforms(config: Config, console_only: bool, table: Sequence[str]) -> list[Adapter]:
+    console = ConsoleAdapter(config.db_path.parent / "uploads", commands=table)
+    return [console]
+
+
+async def serve(config: Config, *, console_only: bool) -> int:
+    store = await SqliteStore.open(config.db_path)
+    gateway = Gateway(config.base_url, config.api_key)
+    table = command_table()
+    services = Services(config, gateway, store, Budgets())
+    dispatcher = Dispatcher(services, table)
+    adapters = _platforms(config, console_only, list(table))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    runs = [asyncio.create_task(a.run(dispatcher.handler_for(a)), name=a.name) for a in adapters]
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*runs, stopping], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in runs if t in done and not t.cancelled() and t.exception()]
+    for task in failed:
+        log.error("%s stopped: %s", task.get_name(), task.exception())
+    if stop.is_set():
+        log.info("signal received; finishing in-flight replies")
+    # Stop taking new requests, then give in-flight replies their grace period.
+    for task in runs:
+        task.cancel()
+    stopping.cancel()
+    await dispatcher.drain(config.shutdown_grace)
+    await asyncio.gather(*runs, return_exceptions=True)
+    await gateway.aclose()
+    await store.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""`help`, generated from the command table so it can never drift from what exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.commands import Command
+from bot.context import Context
+
+
+def help_command(table: Mapping[str, Command]) -> Command:
+    async def run_help(ctx: Context) -> None:
+        lines = ["**Commands** (as a slash command or after mentioning me):"]
+        seen: set[str] = set()
+        for command in table.values():
+            if command.name in seen:
+                continue
+            seen.add(command.name)
+            lines.append(f"• `{command.usage}`: {command.summary}")
+        lines.append("Anything else you mention me with is a question for the channel's model.")
+        await ctx.reply("\n".join(lines), ephemeral=True)
+
+    return Command(
+        name="help",
+        summary="This list.",
+        usage="help",
+        run=run_help,
+        private=True,
+    )

@@ -1,0 +1,120 @@
+"""`image`: generate images with the gateway and upload them, showing progress meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+from bot.commands import Command
+from bot.context import Context
+from bot.errors import UserFacingError
+from bot.gateway import GatewayError
+from bot.streaming import StreamingReply
+from storage.base import Amounts
+
+QUALITIES = ("auto", "low", "medium", "high", "standard", "hd")
+MAX_IMAGES = 4
+_SIZE = re.compile(r"^(\d{3,4})x(\d{3,4})$")
+_OPTION = re.compile(r"^(?:--)?(size|quality|n|count|model)(?:=(.*))?$", re.IGNORECASE)
+USAGE = "image [size=1024x1024] [quality=high] [n=1-4] [model=flux-kontext-pro] <prompt>"
+
+
+def parse_image_args(args: str, default_model: str) -> tuple[str, str, str | None, int, str]:
+    """(prompt, size, quality, count, model) from `key=value` or `--key value` options."""
+    size, quality, count, model = "1024x1024", None, 1, default_model
+    words = args.split()
+    prompt_words: list[str] = []
+    i = 0
+    while i < len(words):
+        match = _OPTION.match(words[i])
+        if match is None or (match.group(2) is None and not words[i].startswith("--")):
+            prompt_words.append(words[i])
+            i += 1
+            continue
+        key, value = match.group(1).lower(), match.group(2)
+        if value is None:
+            if i + 1 >= len(words):
+                raise UserFacingError(f"`--{key}` needs a value. Usage: `{USAGE}`")
+            value = words[i + 1]
+            i += 1
+        i += 1
+        if key == "size":
+            dims = _SIZE.match(value)
+            if value != "auto" and (
+                dims is None or not all(256 <= int(d) <= 4096 for d in dims.groups())
+            ):
+                raise UserFacingError(
+                    f"`{value}` is not an image size; use WIDTHxHEIGHT such as 1024x1024, "
+                    "1536x1024 or 1024x1536."
+                )
+            size = value
+        elif key == "quality":
+            if value.lower() not in QUALITIES:
+                raise UserFacingError(f"Quality must be one of {', '.join(QUALITIES)}.")
+            quality = value.lower()
+        elif key in ("n", "count"):
+            if not value.isdigit() or not 1 <= int(value) <= MAX_IMAGES:
+                raise UserFacingError(f"The image count must be 1 to {MAX_IMAGES}.")
+            count = int(value)
+        else:
+            model = value
+    prompt = " ".join(prompt_words).strip()
+    if not prompt:
+        raise UserFacingError(f"Describe the image you want. Usage: `{USAGE}`")
+    return prompt, size, quality, count, model
+
+
+def image_extension(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return "png"
+
+
+async def _show_elapsed(reply: StreamingReply, what: str, started: float) -> None:
+    while True:
+        await asyncio.sleep(2)
+        reply.progress(f"🎨 {what}… {time.monotonic() - started:.0f} s")
+
+
+async def run_image(ctx: Context) -> None:
+    prompt, size, quality, count, model = parse_image_args(
+        ctx.args, ctx.services.config.image_model
+    )
+    what = f"Generating {count} image{'s' if count > 1 else ''} with {model}"
+    async with (
+        ctx.metered(model, Amounts(requests=1, images=count)) as meter,
+        ctx.stream() as reply,
+    ):
+        started = time.monotonic()
+        reply.progress(f"🎨 {what}…")
+        ticker = asyncio.create_task(_show_elapsed(reply, what, started))
+        try:
+            images = await ctx.services.gateway.image(
+                model, prompt, size=size, quality=quality, n=count
+            )
+        except GatewayError as err:
+            meter.failed("error")
+            await reply.interrupt(err.user_message())
+            return
+        finally:
+            ticker.cancel()
+        meter.actual = Amounts(requests=1, images=len(images))
+        for index, data in enumerate(images, start=1):
+            await ctx.upload(data, f"image-{index}.{image_extension(data)}", text=f"“{prompt}”")
+        elapsed = time.monotonic() - started
+        reply.write(
+            f"🎨 {len(images)} image{'s' if len(images) > 1 else ''} for “{prompt}” "
+            f"({model}, {size}, {elapsed:.0f} s)"
+        )
+        await reply.finish()
+
+
+IMAGE = Command(
+    name="image",
+    summary="Generate images (gpt-image-1, flux-kontext-pro, …) and post them here.",
+    usage=USAGE,
+    run=run_image,
+)

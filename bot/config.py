@@ -1,0 +1,90 @@
+"""Service configuration read once from environment variables (12-factor)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError
+from bot.secret import Secret
+
+DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    api_key: Secret
+    base_url: str = DEFAULT_BASE_URL
+    db_path: Path = Path("data/chatops.db")
+    default_model: str = "gpt-4o-mini"
+    image_model: str = "gpt-image-1"
+    transcribe_model: str = "whisper-1"
+    # Reply cap sent as max_tokens unless a channel sets its own; also the quota estimate.
+    max_reply_tokens: int = 1024
+    # Rough token budget for the conversation history sent with each chat request.
+    context_tokens: int = 6000
+    # Seconds in-flight replies get to finish after SIGTERM before they are cut short.
+    shutdown_grace: float = 20.0
+    admins: frozenset[str] = field(default_factory=frozenset)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Config:
+        key = env.get("WEELINKING_API_KEY", "").strip()
+        if not key:
+            raise ConfigError(
+                "WEELINKING_API_KEY", "not set; create a key in the weelinking console"
+            )
+        return cls(
+            api_key=Secret(key),
+            base_url=_url(env, "WEELINKING_BASE_URL", DEFAULT_BASE_URL),
+            db_path=Path(env.get("CHATOPS_DB", "") or "data/chatops.db"),
+            default_model=_name(env, "CHATOPS_DEFAULT_MODEL", "gpt-4o-mini"),
+            image_model=_name(env, "CHATOPS_IMAGE_MODEL", "gpt-image-1"),
+            transcribe_model=_name(env, "CHATOPS_TRANSCRIBE_MODEL", "whisper-1"),
+            max_reply_tokens=int(_number(env, "CHATOPS_MAX_REPLY_TOKENS", 1024, 16, 200_000)),
+            context_tokens=int(_number(env, "CHATOPS_CONTEXT_TOKENS", 6000, 256, 2_000_000)),
+            shutdown_grace=_number(env, "CHATOPS_SHUTDOWN_GRACE", 20.0, 0, 600),
+            admins=frozenset(
+                part.strip() for part in env.get("CHATOPS_ADMINS", "").split(",") if part.strip()
+            ),
+            log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
+        )
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(name, f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if any(ch.isspace() for ch in value):
+        raise ConfigError(name, f"{value!r} contains white space; give a model id")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{raw} is outside {low:g}..{high:g}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().upper() or default
+    if value not in choices:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(choices)}")
+    return value

@@ -1,0 +1,117 @@
+"""Routes each normalized request to a command and keeps every failure a plain sentence."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import uuid
+from collections.abc import Collection, Mapping
+
+from bot.adapter import Adapter, Handler
+from bot.commands import Command
+from bot.context import Context
+from bot.errors import PlatformRateLimited, UserFacingError
+from bot.events import Request
+from bot.gateway import GatewayError
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+CHAT_COMMAND = "ask"
+VOICE_COMMAND = "transcribe"
+
+
+def route(req: Request, names: Collection[str]) -> tuple[str, str]:
+    """(command name, argument text) for a request, by the rules in DESIGN.md."""
+    text = req.text.strip()
+    if req.command:
+        return req.command.strip().lstrip("/").lower(), text
+    first, _, rest = text.partition(" ")
+    if first.lower() in names:
+        return first.lower(), rest.strip()
+    if not text and any(a.kind == "audio" for a in req.attachments):
+        return VOICE_COMMAND, ""
+    return CHAT_COMMAND, text
+
+
+class Dispatcher:
+    """Runs each request as its own task; on shutdown drains them within a grace period."""
+
+    def __init__(self, services: Services, commands: Mapping[str, Command]) -> None:
+        self._services = services
+        self._commands = commands
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._accepting = True
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def handler_for(self, adapter: Adapter) -> Handler:
+        async def handle(req: Request) -> None:
+            if not self._accepting:
+                await _tell(adapter, req, "The bot is restarting; please try again in a minute.")
+                return
+            task = asyncio.create_task(self._process(adapter, req))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+            # Shielded so an adapter cancelling its listener does not cut a reply short;
+            # shutdown goes through drain() instead.
+            await asyncio.shield(task)
+
+        return handle
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking requests, let in-flight ones finish for `grace` s, then cut them short."""
+        self._accepting = False
+        pending = set(self._inflight)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            # Cancelled replies finalize their text and settle usage; bound that too.
+            await asyncio.wait(pending, timeout=max(grace, 10.0))
+
+    async def _process(self, adapter: Adapter, req: Request) -> None:
+        name, args = route(req, self._commands.keys())
+        command = self._commands.get(name)
+        if command is None:
+            await _tell(adapter, req, _unknown_command(name, self._commands.keys()))
+            return
+        ctx = Context(req, name, args, self._services, adapter)
+        try:
+            await command.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except UserFacingError as exc:
+            await _tell(adapter, req, exc.message)
+        except GatewayError as exc:
+            log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
+            await _tell(adapter, req, exc.user_message())
+        except PlatformRateLimited:
+            log.warning("%s: %s gave up after platform rate limits", adapter.name, name)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("command %s failed (ref %s)", name, ref)
+            await _tell(
+                adapter,
+                req,
+                f"Something went wrong on our side (ref {ref}); it has been logged. "
+                "Please try again.",
+            )
+
+
+async def _tell(adapter: Adapter, req: Request, text: str) -> None:
+    """Best-effort error reply: private for slash commands, in the conversation otherwise."""
+    try:
+        await adapter.reply(req, f"⚠️ {text}", ephemeral=req.command is not None)
+    except Exception:
+        log.exception("%s: could not deliver an error reply", adapter.name)
+
+
+def _unknown_command(name: str, names: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(names), n=3)
+    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
+    return f"I don't know the command `{name}`.{hint} Try `help`."

@@ -1,0 +1,52 @@
+"""Quota metering around one gateway call: reserve, then settle or release exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from storage.base import Amounts, Charge, Reservation, Status, Store
+
+
+@dataclass(slots=True)
+class Meter:
+    """What a command reports about the call it metered."""
+
+    estimate: Amounts
+    # Real usage when the gateway reported it; the estimate is charged otherwise.
+    actual: Amounts | None = None
+    status: Status = "ok"
+
+    def failed(self, status: Status = "error", used: Amounts | None = None) -> None:
+        """Mark the call failed; `used` is what was consumed anyway (a partial stream)."""
+        self.status = status
+        self.actual = used
+
+
+@asynccontextmanager
+async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncIterator[Meter]:
+    """Reserve on entry (QuotaExceeded propagates), settle or release on exit."""
+    reservation = await store.reserve(charge, estimate)
+    meter = Meter(estimate)
+    try:
+        yield meter
+    except BaseException as exc:
+        status: Status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+        # Shielded: a second cancellation during shutdown must not leave the hold in place.
+        await asyncio.shield(_close(store, reservation, meter.actual, status))
+        raise
+    if meter.status == "ok":
+        await store.settle(reservation, meter.actual or estimate, "ok")
+    else:
+        await _close(store, reservation, meter.actual, meter.status)
+
+
+async def _close(
+    store: Store, reservation: Reservation, used: Amounts | None, status: Status
+) -> None:
+    if used is None:
+        await store.release(reservation, status)
+    else:
+        await store.settle(reservation, used, status)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine: installs what the bot needs, then
+#   scripts/bot.sh run [chatops args…]   runs the bot (console when no platform is configured)
+#   scripts/bot.sh test                  installs the test extras, runs ruff, mypy and pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+action="${1:-run}"
+shift || true
+
+need_apt=()
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+if [ "$action" = test ]; then
+    command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+fi
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing system packages: ${need_apt[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${need_apt[@]}" >/dev/null
+fi
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    echo "chatops needs Python 3.11 or newer (found $(python3 --version))" >&2
+    exit 1
+}
+[ -x .venv/bin/python ] || python3 -m venv .venv
+extras=""
+[ "$action" = test ] && extras="[test]"
+# Reinstall only when pyproject.toml changed since the last install.
+stamp=".venv/.installed${extras:+-test}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -U pip >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >&2
+    touch "$stamp"
+fi
+
+case "$action" in
+run)
+    exec .venv/bin/chatops "${@:-run}"
+    ;;
+test)
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+    exec .venv/bin/pytest -q "$@"
+    ;;
+*)
+    echo "usage: scripts/bot.sh run [chatops args…] | test [pytest args…]" >&2
+    exit 2
+    ;;
+esac
