@@ -1,0 +1,595 @@
+"""Client for the OpenAI-compatible model gateway: streamed chat, images, transcription, models."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from bot.errors import TooLarge
+from bot.gateway_errors import GatewayError, error_from_answer, error_from_event
+from bot.gateway_models import ModelInfo, vendor_for
+from bot.secret import Secret
+
+__all__ = [
+    "MAX_AUDIO_BYTES",
+    "ChatStream",
+    "Gateway",
+    "GatewayError",
+    "ModelInfo",
+    "Timeouts",
+    "TokenUsage",
+]
+
+log = logging.getLogger(__name__)
+
+# The gateway (like OpenAI) refuses transcription uploads above 25 MB.
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+# A generated image fetched from a `url` answer; far above any real PNG/JPEG/WebP result.
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+
+_AUDIO_TYPES = {
+    "mp3": "audio/mpeg",
+    "mpga": "audio/mpeg",
+    "mpeg": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "mp4": "audio/mp4",
+    "wav": "audio/wav",
+    "webm": "audio/webm",
+    "ogg": "audio/ogg",
+    "oga": "audio/ogg",
+    "flac": "audio/flac",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds per call; for chat `chat_read` is the longest silence allowed between two chunks."""
+
+    connect: float = 10.0
+    chat_read: float = 60.0
+    image: float = 180.0  # image generation can take two minutes or more
+    transcribe: float = 120.0
+    models: float = 30.0
+    download: float = 60.0
+
+    def http(self, read: float) -> httpx.Timeout:
+        return httpx.Timeout(read, connect=min(self.connect, read))
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ChatStream:
+    """Async iterator of text deltas; `usage` and `finish_reason` are set as the stream ends.
+
+    Iterate it once. Leaving early (break, cancellation) should be followed by `aclose()` or
+    use `async with`, so the HTTP connection is released at once rather than at GC time.
+    """
+
+    __slots__ = ("_deltas", "finish_reason", "model", "usage")
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.usage: TokenUsage | None = None
+        self.finish_reason: str | None = None
+        self._deltas: AsyncGenerator[str, None] | None = None
+
+    def __aiter__(self) -> AsyncGenerator[str, None]:
+        # Hand out the generator itself: no extra Python frame per chunk.
+        assert self._deltas is not None
+        return self._deltas
+
+    async def __anext__(self) -> str:
+        assert self._deltas is not None
+        return await self._deltas.__anext__()
+
+    async def read(self) -> str:
+        """The whole reply as one string."""
+        return "".join([delta async for delta in self])
+
+    async def aclose(self) -> None:
+        if self._deltas is not None:
+            await self._deltas.aclose()
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"ChatStream(model={self.model!r}, finish_reason={self.finish_reason!r})"
+
+
+class Gateway:
+    """One client over one httpx.AsyncClient, with the retry policy of the gateway manual."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        max_retries: int = 3,
+        retry_base: float = 0.5,
+        retry_cap: float = 8.0,
+        max_retry_after: float = 30.0,
+        models_ttl: float = 300.0,
+        timeouts: Timeouts | None = None,
+        max_connections: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._max_retries = max_retries
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._max_retry_after = max_retry_after
+        self._models_ttl = models_ttl
+        self._timeouts = timeouts or Timeouts()
+        self._clock = clock
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers={"Authorization": f"Bearer {api_key.reveal()}"},
+            timeout=self._timeouts.http(self._timeouts.chat_read),
+            # Hundreds of concurrent streams are normal for a bot: the default of 100 would queue.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+        )
+        # Image URLs point at other hosts (CDNs): fetched by a client that holds no credentials.
+        self._downloads: httpx.AsyncClient | None = None
+        self._models: tuple[ModelInfo, ...] | None = None
+        self._models_expiry = 0.0
+        self._models_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"Gateway(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        if self._downloads is not None:
+            await self._downloads.aclose()
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # ---------------------------------------------------------------- chat
+
+    def chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatStream:
+        """Start a streamed chat completion; nothing is sent until the stream is iterated."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if temperature is not None:
+            body["temperature"] = temperature
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        stream = ChatStream(model)
+        stream._deltas = self._chat_deltas(stream, body)
+        return stream
+
+    async def _chat_deltas(
+        self, stream: ChatStream, body: dict[str, Any]
+    ) -> AsyncGenerator[str, None]:
+        model: str = body["model"]
+        attempt = 0
+        while True:
+            delivered = False
+            try:
+                async with self._client.stream(
+                    "POST",
+                    "chat/completions",
+                    json=body,
+                    headers={"Accept": "text/event-stream"},
+                    timeout=self._timeouts.http(self._timeouts.chat_read),
+                ) as response:
+                    if response.status_code >= 300:
+                        raise await self._answer_error(response, model)
+                    content_type = response.headers.get("content-type", "")
+                    if "text/event-stream" not in content_type:
+                        # Some gateways ignore stream=true and answer with one JSON completion.
+                        text = self._whole_completion(stream, await response.aread(), model)
+                        if text:
+                            delivered = True
+                            yield text
+                        return
+                    async for text in self._sse_deltas(stream, response, model):
+                        delivered = True
+                        yield text
+                    return
+            except GatewayError as error:
+                failure = error
+            except httpx.HTTPError as exc:
+                # A connection that died before anything reached the caller counts as
+                # unreachable: as safe to repeat as a refused connection.
+                failure = self._transport_error(exc, model, streaming=delivered)
+            if delivered or not self._may_retry(failure, attempt):
+                raise failure
+            await self._pause(failure, attempt, "chat/completions")
+            attempt += 1
+
+    async def _sse_deltas(
+        self, stream: ChatStream, response: httpx.Response, model: str
+    ) -> AsyncGenerator[str, None]:
+        async for event in EventSource(response).aiter_sse():
+            data = event.data
+            if not data:
+                continue
+            if data == "[DONE]" or data.strip() == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise GatewayError(
+                    200, "stream_error", f"unreadable chunk: {data[:80]!r}", model=model
+                ) from None
+            if not isinstance(chunk, dict):
+                continue
+            if event.event == "error" or "error" in chunk:
+                raise self._redacted(error_from_event(chunk, model=model))
+            usage = chunk.get("usage")
+            if usage:
+                stream.usage = _token_usage(usage)
+            choices = chunk.get("choices")
+            if not choices:
+                continue
+            choice = choices[0]
+            finish = choice.get("finish_reason")
+            if finish:
+                stream.finish_reason = finish
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text:
+                    yield text
+
+    def _whole_completion(self, stream: ChatStream, raw: bytes, model: str) -> str:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise GatewayError(
+                200, "stream_error", "the gateway answered neither SSE nor JSON", model=model
+            ) from None
+        if not isinstance(payload, dict):
+            raise GatewayError(200, "stream_error", "unexpected answer shape", model=model)
+        if "error" in payload:
+            raise self._redacted(error_from_event(payload, model=model))
+        if payload.get("usage"):
+            stream.usage = _token_usage(payload["usage"])
+        choices = payload.get("choices") or [{}]
+        stream.finish_reason = choices[0].get("finish_reason")
+        message = choices[0].get("message") or {}
+        content = message.get("content")
+        return content if isinstance(content, str) else ""
+
+    # -------------------------------------------------------------- images
+
+    async def image(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        size: str = "1024x1024",
+        quality: str | None = None,
+        n: int = 1,
+    ) -> list[bytes]:
+        """Generate images; returns the encoded image files (PNG/JPEG/WebP as the gateway sends)."""
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "n": n, "size": size}
+        if quality is not None:
+            body["quality"] = quality
+        response = await self._send(
+            self._client,
+            "POST",
+            "images/generations",
+            model=model,
+            limit=self._timeouts.http(self._timeouts.image),
+            json=body,
+        )
+        payload = _json_object(response, model)
+        items = payload.get("data")
+        if not isinstance(items, list) or not items:
+            raise GatewayError(
+                response.status_code, "server_error", "the answer held no image", model=model
+            )
+        images: list[bytes] = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if item.get("b64_json"):
+                images.append(_decode_base64(str(item["b64_json"]), model))
+            elif item.get("url"):
+                images.append(await self._fetch_image(str(item["url"]), model))
+        if not images:
+            raise GatewayError(
+                response.status_code, "server_error", "the answer held no image", model=model
+            )
+        return images
+
+    async def _fetch_image(self, url: str, model: str) -> bytes:
+        if url.startswith("data:"):
+            return _decode_base64(url, model)
+        if not url.startswith(("https://", "http://")):
+            raise GatewayError(200, "server_error", "the image URL is not http(s)", model=model)
+        if self._downloads is None:
+            self._downloads = httpx.AsyncClient(
+                timeout=self._timeouts.http(self._timeouts.download), follow_redirects=True
+            )
+        attempt = 0
+        while True:
+            try:
+                return await self._download(self._downloads, url, model)
+            except httpx.HTTPError as exc:
+                failure = self._transport_error(exc, model, streaming=False)
+            except GatewayError as error:
+                failure = error
+            refused = failure.status is not None and 400 <= failure.status < 500
+            if refused or not self._may_retry(failure, attempt):
+                raise failure
+            await self._pause(failure, attempt, "image download")
+            attempt += 1
+
+    async def _download(self, client: httpx.AsyncClient, url: str, model: str) -> bytes:
+        async with client.stream("GET", url) as response:
+            if response.status_code >= 300:
+                code = "rate_limited" if response.status_code == 429 else "server_error"
+                raise GatewayError(
+                    response.status_code,
+                    code,
+                    f"downloading the generated image failed (HTTP {response.status_code})",
+                    model=model,
+                )
+            parts: list[bytes] = []
+            size = 0
+            async for part in response.aiter_bytes():
+                size += len(part)
+                if size > MAX_IMAGE_BYTES:
+                    raise GatewayError(
+                        200, "server_error", "the generated image is too large", model=model
+                    )
+                parts.append(part)
+            return b"".join(parts)
+
+    # ------------------------------------------------------- transcription
+
+    async def transcribe(
+        self,
+        model: str,
+        data: bytes,
+        filename: str,
+        *,
+        mime: str | None = None,
+        language: str | None = None,
+    ) -> str:
+        """Transcribe one audio file (at most MAX_AUDIO_BYTES; larger raises TooLarge unsent)."""
+        if len(data) > MAX_AUDIO_BYTES:
+            raise TooLarge(
+                f"The audio file is {len(data) / 1048576:.1f} MB but the gateway accepts at most "
+                f"{MAX_AUDIO_BYTES // 1048576} MB; send a shorter or more compressed recording."
+            )
+        if mime is None:
+            mime = _AUDIO_TYPES.get(filename.rpartition(".")[2].lower(), "application/octet-stream")
+        fields = {"model": model, "response_format": "json"}
+        if language:
+            fields["language"] = language
+        response = await self._send(
+            self._client,
+            "POST",
+            "audio/transcriptions",
+            model=model,
+            limit=self._timeouts.http(self._timeouts.transcribe),
+            data=fields,
+            files={"file": (filename, data, mime)},
+        )
+        if "json" not in response.headers.get("content-type", ""):
+            return response.text.strip()
+        payload = _json_object(response, model)
+        text = payload.get("text")
+        if not isinstance(text, str):
+            raise GatewayError(
+                response.status_code, "server_error", "the answer held no text", model=model
+            )
+        return text.strip()
+
+    # -------------------------------------------------------------- models
+
+    async def models(self) -> list[ModelInfo]:
+        """The gateway's models sorted by id, cached for `models_ttl` seconds."""
+        if self._models is not None and self._clock() < self._models_expiry:
+            return list(self._models)
+        async with self._models_lock:
+            # Another caller may have refreshed the list while this one waited for the lock.
+            if self._models is not None and self._clock() < self._models_expiry:
+                return list(self._models)
+            try:
+                response = await self._send(
+                    self._client,
+                    "GET",
+                    "models",
+                    model=None,
+                    limit=self._timeouts.http(self._timeouts.models),
+                )
+            except GatewayError as error:
+                if self._models is not None and error.retryable:
+                    log.warning("model list refresh failed (%s); serving the cached list", error)
+                    return list(self._models)
+                raise
+            payload = response.json() if response.content else None
+            items = payload.get("data") if isinstance(payload, dict) else payload
+            infos = {
+                str(item["id"]): ModelInfo(
+                    id=str(item["id"]),
+                    owned_by=str(item.get("owned_by") or ""),
+                    vendor=vendor_for(str(item["id"]), str(item.get("owned_by") or "")),
+                )
+                for item in items or ()
+                if isinstance(item, dict) and item.get("id")
+            }
+            self._models = tuple(sorted(infos.values(), key=lambda info: info.id))
+            self._models_expiry = self._clock() + self._models_ttl
+            return list(self._models)
+
+    def forget_models(self) -> None:
+        """Drop the cached model list so the next models() call asks the gateway."""
+        self._models = None
+
+    # ------------------------------------------------------ shared helpers
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        *,
+        model: str | None,
+        limit: httpx.Timeout,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request with the retry policy; returns a 2xx response with its body read."""
+        attempt = 0
+        while True:
+            try:
+                response = await client.request(method, url, timeout=limit, **kwargs)
+            except httpx.HTTPError as exc:
+                failure = self._transport_error(exc, model, streaming=False)
+            else:
+                if response.status_code < 300:
+                    return response
+                failure = await self._answer_error(response, model)
+            if not self._may_retry(failure, attempt):
+                raise failure
+            await self._pause(failure, attempt, url)
+            attempt += 1
+
+    def _may_retry(self, error: GatewayError, attempt: int) -> bool:
+        if not error.retryable or attempt >= self._max_retries:
+            return False
+        # A long Retry-After is better reported ("try again in N s") than waited out silently.
+        return error.retry_after is None or error.retry_after <= self._max_retry_after
+
+    async def _pause(self, error: GatewayError, attempt: int, what: str) -> None:
+        ceiling = min(self._retry_cap, self._retry_base * 2**attempt)
+        # Equal jitter: grows exponentially yet spreads clients that failed together.
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        log.warning(
+            "gateway %s failed (%s); retry %d/%d in %.2fs",
+            what,
+            error,
+            attempt + 1,
+            self._max_retries,
+            delay,
+        )
+        await self._sleep(delay)
+
+    async def _answer_error(self, response: httpx.Response, model: str | None) -> GatewayError:
+        body = await response.aread()
+        error = error_from_answer(
+            response.status_code,
+            body,
+            response.headers,
+            model=model,
+            path=response.request.url.path,
+        )
+        return self._redacted(error)
+
+    def _transport_error(
+        self, exc: httpx.HTTPError, model: str | None, *, streaming: bool
+    ) -> GatewayError:
+        """Map an httpx failure; `streaming` means part of a reply already reached the caller."""
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            error = GatewayError(None, "unreachable", f"connect timed out: {detail}", model=model)
+        elif isinstance(exc, httpx.TimeoutException):
+            error = GatewayError(None, "timeout", detail, model=model)
+        elif streaming and isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            error = GatewayError(
+                200, "stream_error", f"the connection closed mid-reply: {detail}", model=model
+            )
+        else:
+            # Refused connections, DNS failures, and keep-alive connections the server had
+            # already closed: none of them reached the model, so repeating is safe.
+            error = GatewayError(None, "unreachable", detail, model=model)
+        return self._redacted(error)
+
+    def _redacted(self, error: GatewayError) -> GatewayError:
+        # Some gateways echo the key they were sent in their error text.
+        key = self._key.reveal()
+        if key and key in error.message:
+            error.message = error.message.replace(key, "***")
+            error.args = (str(error.args[0]).replace(key, "***"),)
+        return error
+
+
+def _token_usage(usage: Any) -> TokenUsage | None:
+    if not isinstance(usage, dict):
+        return None
+    return TokenUsage(
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+    )
+
+
+def _json_object(response: httpx.Response, model: str) -> dict[str, Any]:
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise GatewayError(
+            response.status_code, "server_error", "the gateway answered non-JSON", model=model
+        )
+    return payload
+
+
+def _decode_base64(text: str, model: str) -> bytes:
+    # Some gateways send a data: URL where OpenAI sends bare base64.
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        raise GatewayError(
+            200, "server_error", "the image data is not base64", model=model
+        ) from None
