@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 AttachmentKind = Literal["file", "image", "audio"]
 Role = Literal["user", "assistant"]
+Scope = Literal["platform", "workspace", "channel"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +87,26 @@ class Limits:
     # Shared write budget (token bucket) and the scope it is shared across.
     budget_per_second: float
     budget_burst: int
-    budget_scope: Literal["platform", "workspace", "channel"] = "channel"
+    budget_scope: Scope = "channel"
+    # Creating messages often has its own limit (Slack chat.postMessage ~1/s per channel,
+    # Discord 5 creates per 5 s per channel). None: posts draw from the budget above.
+    post_per_second: float | None = None
+    post_burst: int = 1
+    post_scope: Scope = "channel"
+    # How the platform counts max_chars (Discord counts characters; a platform that counts
+    # UTF-16 units or bytes passes its own measure).
+    length: Callable[[str], int] = field(default=len, repr=False, compare=False)
 
     def budget_key(self, place: Place) -> str:
-        if self.budget_scope == "platform":
-            return place.platform
-        if self.budget_scope == "workspace":
-            return f"{place.platform}:{place.workspace}"
-        return place.channel_key
+        return _scope_key(self.budget_scope, place)
+
+    def post_budget_key(self, place: Place) -> str:
+        return _scope_key(self.post_scope, place)
+
+
+def _scope_key(scope: Scope, place: Place) -> str:
+    if scope == "platform":
+        return place.platform
+    if scope == "workspace":
+        return f"{place.platform}:{place.workspace}"
+    return place.channel_key
