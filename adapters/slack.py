@@ -1,0 +1,483 @@
+"""The Slack adapter: slack-bolt's async app (Socket Mode or Events API) behind the Adapter API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters import slack_files
+from adapters.slack_errors import AUTH_CODES, code_of, is_server_error, translate
+from adapters.slack_events import (
+    SLASH_COMMANDS,
+    TRANSCRIBE_SHORTCUT,
+    UMBRELLA_COMMAND,
+    Identity,
+    Origin,
+    classify_message,
+    event_request,
+    is_from_other_bot,
+    shortcut_request,
+    slash_request,
+    team_of,
+    user_from_info,
+)
+from adapters.slack_history import ThreadHistory
+from adapters.slack_mrkdwn import escape, to_mrkdwn
+from adapters.slack_settings import SlackSettings
+from bot.adapter import Handler
+from bot.errors import UserFacingError
+from bot.events import Attachment, Limits, Posted, Request, Turn, User
+
+log = logging.getLogger("adapters.slack")
+
+Dedupe = Callable[[str], Awaitable[bool]]
+JSON = dict[str, Any]
+
+# chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there; we
+# stay a little under it so the final edits of many replies never draw a 429.
+# chat.postMessage (~1/s per channel) is paced by the streamer's per-message interval.
+# Slack cuts messages at 40k characters but renders past ~4k poorly; mrkdwn escaping grows text.
+LIMITS = Limits(
+    max_chars=3500,
+    edit_interval=1.0,
+    budget_per_second=0.8,
+    budget_burst=45,
+    budget_scope="workspace",
+)
+STATUS_TEXT = "is thinking…"
+# Errors after which assistant.threads.setStatus is not tried again in this process.
+_STATUS_UNAVAILABLE = (
+    frozenset({"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"})
+    | AUTH_CODES
+)
+_SERVER_ERROR_PAUSE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """Posted.native: what edits must repeat (the slash-command echo) or cannot do."""
+
+    header: str = ""
+    ephemeral: bool = False
+
+
+class SlackAdapter:
+    """Implements bot.adapter.Adapter for one Slack workspace installation."""
+
+    name = "slack"
+    limits = LIMITS
+
+    def __init__(self, settings: SlackSettings, dedupe: Dedupe) -> None:
+        self.settings = settings
+        self._dedupe = dedupe
+        self._session: aiohttp.ClientSession | None = None
+        self._web: AsyncWebClient | None = None
+        self._me: Identity | None = None
+        self._users: OrderedDict[str, User] = OrderedDict()
+        self._active: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._anchors: OrderedDict[str, str] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._status_available = settings.assistant_status
+        self.history_cache = ThreadHistory(self._client, self._download_for_history)
+        # Set once events can arrive; `http_port` is the bound port in HTTP mode.
+        self.ready = asyncio.Event()
+        self.http_port: int | None = None
+
+    # --- connection ----------------------------------------------------------------------
+
+    async def _client(self) -> AsyncWebClient:
+        if self._web is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            self._web = AsyncWebClient(
+                token=self.settings.bot_token.reveal(),
+                base_url=self.settings.api_url,
+                session=self._session,
+                # Only connection resets are retried by the SDK; 429s must reach the streamer
+                # (which owns the shared budget) instead of being slept on inside a call.
+                retry_handlers=[AsyncConnectionErrorRetryHandler()],
+            )
+        return self._web
+
+    async def identity(self) -> Identity:
+        """The bot's user id, bot id and workspace (auth.test, once)."""
+        if self._me is None:
+            client = await self._client()
+            try:
+                resp = await client.auth_test()
+            except SlackApiError as err:
+                raise translate(err, "auth.test") from err
+            self._me = Identity(
+                user_id=str(resp.get("user_id", "")),
+                bot_id=str(resp.get("bot_id", "")),
+                team_id=str(resp.get("team_id", "")),
+            )
+        return self._me
+
+    async def run(self, handle: Handler) -> None:
+        """Receive events until cancelled (Socket Mode, or the Events API over HTTP)."""
+        me = await self.identity()
+        log.info(
+            "slack: connected as %s in %s (%s mode)", me.user_id, me.team_id, self.settings.mode
+        )
+        app = self._build_app(handle)
+        try:
+            if self.settings.mode == "http":
+                await self._serve_http(app)
+            else:
+                await self._serve_socket(app)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=5)
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+        self._web = None
+
+    async def _serve_socket(self, app: AsyncApp) -> None:
+        socket = AsyncSocketModeHandler(
+            app, app_token=self.settings.app_token.reveal(), web_client=await self._client()
+        )
+        await socket.connect_async()  # type: ignore[no-untyped-call]
+        self.ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await socket.close_async()  # type: ignore[no-untyped-call]
+
+    async def _serve_http(self, app: AsyncApp) -> None:
+        async def events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(
+                await app.async_dispatch(await to_bolt_request(request))
+            )
+
+        web_app = web.Application()
+        web_app.router.add_post(self.settings.http_path, events)
+        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port or 0)
+            await site.start()
+            server: Any = site._server
+            self.http_port = int(server.sockets[0].getsockname()[1])
+            log.info("slack: Events API on port %s%s", self.http_port, self.settings.http_path)
+            self.ready.set()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    def _build_app(self, handle: Handler) -> AsyncApp:
+        http = self.settings.mode == "http"
+        app = AsyncApp(
+            client=self._web,
+            # Explicit values: bolt would otherwise read SLACK_* variables itself.
+            signing_secret=self.settings.signing_secret.reveal(),
+            request_verification_enabled=http,
+            ignoring_self_events_enabled=True,
+            logger=logging.getLogger("adapters.slack.bolt"),
+        )
+
+        @app.event("app_mention")
+        async def on_mention(body: JSON, event: JSON) -> None:
+            self._spawn(self._mention(body, event, handle))
+
+        @app.event("message")
+        async def on_message(body: JSON, event: JSON) -> None:
+            self._spawn(self._message(body, event, handle))
+
+        names = "|".join((*SLASH_COMMANDS, UMBRELLA_COMMAND))
+
+        @app.command(re.compile(rf"^/({names})$"))
+        async def on_command(ack: AsyncAck, body: JSON) -> None:
+            # Acknowledged before anything else: Slack shows an error after 3 s.
+            await ack()
+            self._spawn(self._slash(body, handle))
+
+        @app.shortcut(TRANSCRIBE_SHORTCUT)
+        async def on_shortcut(ack: AsyncAck, body: JSON) -> None:
+            await ack()
+            self._spawn(self._shortcut(body, handle))
+
+        return app
+
+    async def drained(self) -> None:
+        """Wait until every event received so far has been fully handled."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("slack: handling an event failed", exc_info=exc)
+
+    async def _first(self, event_id: str) -> bool:
+        if not event_id:
+            return True
+        if await self._dedupe(event_id):
+            return True
+        log.info("slack: ignoring redelivered event %s", event_id)
+        return False
+
+    async def _mention(self, body: JSON, event: JSON, handle: Handler) -> None:
+        me = await self.identity()
+        if is_from_other_bot(event, me) and not self.settings.allow_bots:
+            return
+        self._remember_inbound(event)
+        if not await self._first(str(body.get("event_id", ""))):
+            return
+        req = event_request(
+            event, await self.user(str(event.get("user", ""))), me, event_id=str(body["event_id"])
+        )
+        await self._handle(req, handle)
+
+    async def _message(self, body: JSON, event: JSON, handle: Handler) -> None:
+        me = await self.identity()
+        self._remember_inbound(event)
+        if event.get("subtype") in ("message_changed", "message_deleted"):
+            thread = (event.get("message") or event.get("previous_message") or {}).get("thread_ts")
+            if thread:
+                self.history_cache.forget(str(event.get("channel", "")), str(thread))
+            return
+        kind = classify_message(event, me, allow_bots=self.settings.allow_bots)
+        if kind is None:
+            return
+        channel, thread = str(event.get("channel", "")), str(event.get("thread_ts") or "")
+        if kind == "thread" and not await self._bot_in_thread(channel, thread, me):
+            return
+        if not await self._first(str(body.get("event_id", ""))):
+            return
+        user = await self.user(str(event.get("user", "")))
+        await self._handle(event_request(event, user, me, event_id=str(body["event_id"])), handle)
+
+    async def _slash(self, body: JSON, handle: Handler) -> None:
+        req = slash_request(body, await self.user(str(body.get("user_id", ""))), team_of(body))
+        if await self._first(req.event_id):
+            await self._handle(req, handle)
+
+    async def _shortcut(self, body: JSON, handle: Handler) -> None:
+        user: JSON = body.get("user") or {}
+        req = shortcut_request(body, await self.user(str(user.get("id", ""))), team_of(body))
+        if not await self._first(req.event_id):
+            return
+        if not req.attachments:
+            await self.reply(req, "That message has no audio clip to transcribe.", ephemeral=True)
+            return
+        await self._handle(req, handle)
+
+    async def _handle(self, req: Request, handle: Handler) -> None:
+        if req.place.thread:
+            self._spawn(self._set_status(req.place.channel, req.place.thread))
+        await handle(req)
+
+    def _remember_inbound(self, event: JSON) -> None:
+        thread = event.get("thread_ts") or event.get("ts")
+        if thread:
+            self.history_cache.note(str(event.get("channel", "")), str(thread), event)
+
+    async def _bot_in_thread(self, channel: str, thread: str, me: Identity) -> bool:
+        """True when the bot has answered in this thread (so no fresh mention is needed)."""
+        if (channel, thread) in self._active:
+            return True
+        try:
+            msgs = await self.history_cache.messages(channel, thread)
+        except UserFacingError:
+            return False
+        if any(m.get("user") == me.user_id for m in msgs):
+            self._mark_active(channel, thread)
+            return True
+        return False
+
+    def _mark_active(self, channel: str, thread: str) -> None:
+        self._active[(channel, thread)] = None
+        self._active.move_to_end((channel, thread))
+        while len(self._active) > 4096:
+            self._active.popitem(last=False)
+
+    async def user(self, user_id: str) -> User:
+        """The user with name and admin flag (users.info, cached)."""
+        if cached := self._users.get(user_id):
+            return cached
+        client = await self._client()
+        try:
+            info = (await client.users_info(user=user_id)).get("user") or {}
+        except SlackApiError as err:
+            log.warning("slack users.info %s failed: %s", user_id, code_of(err) or err)
+            return User(id=user_id, name=user_id)
+        user = user_from_info(user_id, info)
+        self._users[user_id] = user
+        while len(self._users) > 2048:
+            self._users.popitem(last=False)
+        return user
+
+    async def _set_status(self, channel: str, thread: str) -> None:
+        """The assistant thread status ("is thinking…"), where the app and thread allow it."""
+        if not self._status_available:
+            return
+        client = await self._client()
+        try:
+            await client.assistant_threads_setStatus(
+                channel_id=channel, thread_ts=thread, status=STATUS_TEXT
+            )
+        except SlackApiError as err:
+            code = code_of(err)
+            if code in _STATUS_UNAVAILABLE:
+                log.info("slack: assistant status unavailable (%s); not trying again", code)
+                self._status_available = False
+            else:
+                log.debug("slack: no assistant status in %s/%s: %s", channel, thread, code)
+
+    # --- outbound --------------------------------------------------------------------------
+
+    async def _call(self, method: str, **kwargs: Any) -> JSON:
+        """One Web API call; a 5xx is retried once, then becomes a sentence for the user."""
+        client = await self._client()
+        for attempt in (1, 2):
+            try:
+                resp = await client.api_call(method, json=kwargs)
+                return dict(resp.data) if isinstance(resp.data, dict) else {}
+            except SlackApiError as err:
+                if attempt == 1 and is_server_error(err):
+                    await asyncio.sleep(_SERVER_ERROR_PAUSE)
+                    continue
+                raise translate(err, method) from err
+        raise AssertionError("unreachable")
+
+    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        if ephemeral:
+            return await self._ephemeral(req, origin, text)
+        channel = req.place.channel
+        thread = req.place.thread or self._anchors.get(req.event_id)
+        header = ""
+        if thread is None and origin.echo:
+            # A slash command's invocation is invisible to the channel: quote it above the answer.
+            header = f"<@{req.user.id}>: `{escape(origin.echo[:300])}`\n"
+        kwargs: JSON = {"channel": channel, "text": header + to_mrkdwn(text)}
+        kwargs |= {"unfurl_links": False, "unfurl_media": False}
+        if thread:
+            kwargs["thread_ts"] = thread
+        resp = await self._call("chat.postMessage", **kwargs)
+        ts = str(resp.get("ts", ""))
+        if thread is None and req.event_id:
+            # Rollover messages and uploads for this request go under its first answer.
+            self._anchors[req.event_id] = ts
+            while len(self._anchors) > 1024:
+                self._anchors.popitem(last=False)
+        root = thread or ts
+        self._mark_active(channel, root)
+        self.history_cache.note(
+            channel, root, {"ts": ts, "user": (await self.identity()).user_id, "text": text}
+        )
+        return Posted(place=replace(req.place, thread=root), id=ts, native=_Sent(header=header))
+
+    async def _ephemeral(self, req: Request, origin: Origin, text: str) -> Posted:
+        body = to_mrkdwn(text)
+        if origin.response_url:
+            # Works in channels the bot is not in, where chat.postEphemeral would fail.
+            await self._respond(origin.response_url, body)
+            return Posted(place=req.place, id="", native=_Sent(ephemeral=True))
+        kwargs: JSON = {"channel": req.place.channel, "user": req.user.id, "text": body}
+        if req.place.thread:
+            kwargs["thread_ts"] = req.place.thread
+        resp = await self._call("chat.postEphemeral", **kwargs)
+        return Posted(
+            place=req.place, id=str(resp.get("message_ts", "")), native=_Sent(ephemeral=True)
+        )
+
+    async def _respond(self, url: str, text: str) -> None:
+        await self._client()
+        assert self._session is not None
+        payload = {"response_type": "ephemeral", "text": text, "replace_original": False}
+        async with self._session.post(url, json=payload) as resp:
+            if resp.status >= 400:
+                log.warning("slack response_url answered HTTP %s", resp.status)
+                raise UserFacingError("Slack did not accept the reply; please try again.")
+
+    async def edit(self, posted: Posted, text: str) -> None:
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            log.debug("slack: ephemeral messages cannot be edited; dropping an edit")
+            return
+        await self._call(
+            "chat.update",
+            channel=posted.place.channel,
+            ts=posted.id,
+            text=sent.header + to_mrkdwn(text),
+        )
+        if posted.place.thread:
+            me = await self.identity()
+            self.history_cache.note(
+                posted.place.channel,
+                posted.place.thread,
+                {"ts": posted.id, "user": me.user_id, "text": text},
+            )
+
+    async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
+        thread = req.place.thread or self._anchors.get(req.event_id)
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        comment = to_mrkdwn(text)
+        if thread is None and origin.echo:
+            comment = f"<@{req.user.id}>: `{escape(origin.echo[:300])}`\n{comment}"
+        try:
+            file_id = await slack_files.upload(
+                await self._client(),
+                channel=req.place.channel,
+                thread_ts=thread,
+                data=data,
+                filename=filename,
+                comment=comment,
+            )
+        except SlackRequestError as err:
+            log.warning("slack upload to the upload URL failed: %s", err)
+            raise UserFacingError(
+                "Slack did not accept the file upload; please try again."
+            ) from err
+        return Posted(place=replace(req.place, thread=thread), id=file_id)
+
+    async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
+        await self._client()
+        assert self._session is not None
+        return await slack_files.download(
+            self._session,
+            attachment,
+            max_bytes,
+            token=self.settings.bot_token,
+            allowed_hosts=self.settings.file_hosts,
+        )
+
+    async def _download_for_history(self, attachment: Attachment, max_bytes: int) -> bytes:
+        return await self.download(attachment, max_bytes)
+
+    async def history(self, req: Request) -> Sequence[Turn]:
+        if not req.place.thread:
+            return ()
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        me = await self.identity()
+        return await self.history_cache.turns(req.place.channel, req.place.thread, me, origin.ts)

@@ -1,0 +1,184 @@
+"""Slack payloads (events, slash commands, shortcuts) normalized into the core's Request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bot.events import Attachment, AttachmentKind, Place, Request, User
+
+PLATFORM = "slack"
+# Core commands with a slash command each; "/chatops <command> …" reaches all of them too.
+SLASH_COMMANDS = ("ask", "image", "transcribe", "models", "model", "quota", "help", "settings")
+UMBRELLA_COMMAND = "chatops"
+TRANSCRIBE_SHORTCUT = "transcribe"
+
+# Message subtypes that are a person saying something; edits, joins, deletions are not.
+_SPOKEN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "bot_message"})
+# Slack's own recorded clips; their mime type is sometimes video/* even for audio-only clips.
+_CLIP_SUBTYPES = frozenset({"slack_audio", "slack_video"})
+
+MessageKind = Literal["dm", "thread"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the bot is in this workspace (from auth.test)."""
+
+    user_id: str
+    bot_id: str
+    team_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What the adapter needs later about where a request came from (Request.native)."""
+
+    ts: str | None = None  # the triggering message, absent for slash commands
+    response_url: str | None = None  # slash commands and shortcuts: works without membership
+    echo: str = ""  # slash commands: the invocation, quoted above the first public answer
+
+
+def strip_mention(text: str, bot_user_id: str) -> str:
+    """Text without the bot's mention(s), whitespace tidied."""
+    text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def attachment(file: Mapping[str, Any]) -> Attachment | None:
+    """An Attachment for a Slack file object; None for files we cannot fetch."""
+    url = file.get("url_private_download") or file.get("url_private")
+    if not url or file.get("mode") in ("tombstone", "hidden_by_limit", "external"):
+        return None
+    mime = str(file.get("mimetype") or "application/octet-stream")
+    subtype = file.get("subtype")
+    kind: AttachmentKind = "file"
+    if subtype in _CLIP_SUBTYPES or mime.startswith("audio/"):
+        kind = "audio"
+    elif mime.startswith("image/"):
+        kind = "image"
+    duration_ms = file.get("duration_ms")
+    return Attachment(
+        id=str(file.get("id", "")),
+        filename=str(file.get("name") or file.get("title") or "file"),
+        mime=mime,
+        size=int(file.get("size") or 0),
+        kind=kind,
+        duration=duration_ms / 1000 if isinstance(duration_ms, int | float) else None,
+        native=str(url),
+    )
+
+
+def attachments(files: Sequence[Mapping[str, Any]] | None) -> tuple[Attachment, ...]:
+    found = (attachment(f) for f in files or ())
+    return tuple(a for a in found if a is not None)
+
+
+def classify_message(
+    event: Mapping[str, Any], me: Identity, *, allow_bots: bool
+) -> MessageKind | None:
+    """Whether a `message` event is for us: a DM, a thread reply, or nothing (None).
+
+    Mentions arrive twice (app_mention and message); only the app_mention is used.
+    """
+    subtype = event.get("subtype")
+    if subtype not in _SPOKEN_SUBTYPES:
+        return None
+    if event.get("user") == me.user_id or (me.bot_id and event.get("bot_id") == me.bot_id):
+        return None
+    if (event.get("bot_id") or subtype == "bot_message") and not allow_bots:
+        return None
+    if event.get("channel_type") == "im":
+        return "dm"
+    if f"<@{me.user_id}" in str(event.get("text", "")):
+        return None
+    thread_ts = event.get("thread_ts")
+    if thread_ts and thread_ts != event.get("ts"):
+        return "thread"
+    return None
+
+
+def is_from_other_bot(event: Mapping[str, Any], me: Identity) -> bool:
+    return bool(event.get("bot_id")) and event.get("bot_id") != me.bot_id
+
+
+def event_request(event: Mapping[str, Any], user: User, me: Identity, *, event_id: str) -> Request:
+    """A Request for an app_mention or message event; answers go into the thread."""
+    ts = str(event.get("ts", ""))
+    thread = str(event.get("thread_ts") or ts) or None
+    return Request(
+        place=Place(PLATFORM, str(event.get("channel", "")), thread, me.team_id),
+        user=user,
+        text=strip_mention(str(event.get("text", "")), me.user_id),
+        attachments=attachments(event.get("files")),
+        event_id=event_id,
+        native=Origin(ts=ts),
+    )
+
+
+def slash_command(command: str, text: str) -> tuple[str, str]:
+    """(core command, its arguments) for "/ask hi" or "/chatops ask hi"."""
+    name = command.strip().lstrip("/").lower()
+    if name == UMBRELLA_COMMAND:
+        first, _, rest = text.strip().partition(" ")
+        return (first.lower() or "help"), rest.strip()
+    return name, text.strip()
+
+
+def slash_request(payload: Mapping[str, Any], user: User, team_id: str) -> Request:
+    """A Request for a slash command; answers start a new message in the channel."""
+    name, args = slash_command(str(payload.get("command", "")), str(payload.get("text", "")))
+    invocation = f"{payload.get('command', '')} {payload.get('text', '')}".strip()
+    return Request(
+        place=Place(PLATFORM, str(payload.get("channel_id", "")), None, team_id),
+        user=user,
+        text=args,
+        command=name,
+        event_id=f"slash:{payload.get('trigger_id', '')}",
+        native=Origin(
+            response_url=str(payload.get("response_url") or "") or None,
+            echo=invocation,
+        ),
+    )
+
+
+def shortcut_request(payload: Mapping[str, Any], user: User, team_id: str) -> Request:
+    """A Request for the "Transcribe" message shortcut; the transcript goes in its thread."""
+    message: Mapping[str, Any] = payload.get("message") or {}
+    channel: Mapping[str, Any] = payload.get("channel") or {}
+    ts = str(message.get("ts") or payload.get("message_ts") or "")
+    return Request(
+        place=Place(
+            PLATFORM, str(channel.get("id", "")), str(message.get("thread_ts") or ts), team_id
+        ),
+        user=user,
+        text="",
+        command="transcribe",
+        attachments=tuple(a for a in attachments(message.get("files")) if a.kind == "audio"),
+        event_id=f"shortcut:{payload.get('trigger_id', '')}",
+        native=Origin(ts=ts, response_url=str(payload.get("response_url") or "") or None),
+    )
+
+
+def team_of(body: Mapping[str, Any]) -> str:
+    """The workspace id of any Slack payload shape."""
+    team = body.get("team_id") or body.get("team")
+    if isinstance(team, Mapping):
+        return str(team.get("id", ""))
+    return str(team or "")
+
+
+def user_from_info(user_id: str, info: Mapping[str, Any]) -> User:
+    """A User from a users.info `user` object: workspace admins and owners are admins."""
+    profile: Mapping[str, Any] = info.get("profile") or {}
+    name = (
+        profile.get("display_name")
+        or profile.get("real_name")
+        or info.get("real_name")
+        or info.get("name")
+        or user_id
+    )
+    admin = any(bool(info.get(k)) for k in ("is_admin", "is_owner", "is_primary_owner"))
+    return User(id=user_id, name=str(name), is_admin=admin)

@@ -1,0 +1,118 @@
+"""Slack configuration read from the environment: tokens, connection mode, API base URL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError
+from bot.secret import Secret
+
+DEFAULT_API_URL = "https://slack.com/api/"
+# Where Slack serves url_private / url_private_download; the bot token is sent nowhere else.
+SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
+
+Mode = Literal["socket", "http"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSettings:
+    bot_token: Secret
+    app_token: Secret = field(default_factory=lambda: Secret(""))
+    signing_secret: Secret = field(default_factory=lambda: Secret(""))
+    http_port: int | None = None
+    http_host: str = "0.0.0.0"
+    http_path: str = "/slack/events"
+    # Always ends in "/": slack_sdk joins method names onto it ("…/api/" + "chat.update").
+    api_url: str = DEFAULT_API_URL
+    allow_bots: bool = False
+    assistant_status: bool = True
+
+    @property
+    def mode(self) -> Mode:
+        """HTTP (Events API) when a signing secret and a port are set, else Socket Mode."""
+        return "http" if self.signing_secret and self.http_port is not None else "socket"
+
+    @property
+    def file_hosts(self) -> frozenset[str]:
+        """Hosts the bot token may be sent to for downloads: Slack's file host and the API's."""
+        host = urlsplit(self.api_url).hostname or ""
+        return SLACK_FILE_HOSTS | {host}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SlackSettings | None:
+        """Settings from the environment; None when no Slack credentials are set at all."""
+        bot = environ.get("SLACK_BOT_TOKEN", "").strip()
+        app = environ.get("SLACK_APP_TOKEN", "").strip()
+        secret = environ.get("SLACK_SIGNING_SECRET", "").strip()
+        if not bot and not app and not secret:
+            return None
+        if not bot:
+            raise ConfigError("SLACK_BOT_TOKEN", "is required when Slack is configured")
+        if not bot.startswith("xoxb-"):
+            raise ConfigError("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-")
+        if app and not app.startswith("xapp-"):
+            raise ConfigError("SLACK_APP_TOKEN", "must be an app-level token starting with xapp-")
+        port = _port(environ.get("CHATOPS_SLACK_HTTP_PORT", "").strip())
+        if port is not None and not secret:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET", "is required for HTTP mode (CHATOPS_SLACK_HTTP_PORT is set)"
+            )
+        if not (secret and port is not None) and not app:
+            raise ConfigError(
+                "SLACK_APP_TOKEN",
+                "is required for Socket Mode (or set SLACK_SIGNING_SECRET and "
+                "CHATOPS_SLACK_HTTP_PORT for HTTP mode)",
+            )
+        path = environ.get("CHATOPS_SLACK_HTTP_PATH", "/slack/events").strip() or "/slack/events"
+        if not path.startswith("/"):
+            raise ConfigError("CHATOPS_SLACK_HTTP_PATH", "must start with /")
+        return cls(
+            bot_token=Secret(bot),
+            app_token=Secret(app),
+            signing_secret=Secret(secret),
+            http_port=port,
+            http_host=environ.get("CHATOPS_SLACK_HTTP_HOST", "0.0.0.0").strip() or "0.0.0.0",
+            http_path=path,
+            api_url=_api_url(environ.get("SLACK_API_URL", "").strip()),
+            allow_bots=_flag(environ, "CHATOPS_SLACK_ALLOW_BOTS", default=False),
+            assistant_status=_flag(environ, "CHATOPS_SLACK_ASSISTANT_STATUS", default=True),
+        )
+
+
+def _port(raw: str) -> int | None:
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError("CHATOPS_SLACK_HTTP_PORT", f"must be a number, got {raw!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError("CHATOPS_SLACK_HTTP_PORT", f"must be 0-65535, got {port}")
+    return port
+
+
+def _api_url(raw: str) -> str:
+    if not raw:
+        return DEFAULT_API_URL
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("SLACK_API_URL", f"must be an http(s) URL, got {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(name, f"must be true or false, got {raw!r}")

@@ -1,0 +1,670 @@
+"""A fake Slack on 127.0.0.1: Web API, Socket Mode websocket, file host, realistic rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+
+TEAM = "T0FAKE"
+BOT_USER = "UBOT"
+BOT_ID = "BBOT"
+APP_ID = "AFAKE"
+
+# Slack's documented tiers: chat.update is Tier 3 (~50/min per workspace), chat.postMessage
+# about 1/s per channel; both tolerate short bursts.
+UPDATE_PER_SECOND = 50 / 60
+UPDATE_BURST = 50.0
+POST_PER_SECOND = 1.0
+POST_BURST = 3.0
+
+LOGIN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
+    "<h1>Sign in to your workspace</h1></body></html>"
+)
+
+JSON = dict[str, Any]
+
+
+def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+    """Headers Slack sends with an Events API / slash command / interactivity request."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = f"v0:{ts}:{body}".encode()
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Bucket:
+    """A token bucket the way a server enforces it: refuse when empty, say when to return."""
+
+    rate: float
+    burst: float
+    level: float = -1.0
+    at: float = field(default_factory=time.monotonic)
+
+    def take(self) -> float:
+        """0.0 when allowed, else the seconds until one token is available."""
+        now = time.monotonic()
+        if self.level < 0:
+            self.level = self.burst
+        self.level = min(self.burst, self.level + (now - self.at) * self.rate)
+        self.at = now
+        if self.level >= 1.0:
+            self.level -= 1.0
+            return 0.0
+        return (1.0 - self.level) / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One visible change: a post, an update or an ephemeral, with the server's clock."""
+
+    at: float
+    method: str
+    channel: str
+    ts: str
+    text: str
+    thread_ts: str | None = None
+    user: str = ""
+
+
+@dataclass
+class FakeFile:
+    id: str
+    name: str
+    mimetype: str
+    data: bytes
+    subtype: str | None = None
+    # Slack's declared size, which a test may set to lie.
+    size: int | None = None
+
+
+class FakeSlack:
+    """`async with FakeSlack() as slack:`; point slack_sdk at `slack.api_url`.
+
+    Knobs: `errors[method] = "not_in_channel"` makes a method fail; `server_errors[method] = n`
+    answers the next n calls with HTTP 503; `files_read = False` serves the login page the way
+    Slack does without the files:read scope; `update_rate/update_burst/post_rate/post_burst`.
+    Records: `writes`, `calls`, `rate_limited` (429s served per method), `acks`, `uploads`,
+    `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
+    """
+
+    def __init__(
+        self,
+        *,
+        update_rate: float = UPDATE_PER_SECOND,
+        update_burst: float = UPDATE_BURST,
+        post_rate: float = POST_PER_SECOND,
+        post_burst: float = POST_BURST,
+        latency: float = 0.0,
+    ) -> None:
+        self.bot_token = "xoxb-fake-bot-token"
+        self.app_token = "xapp-fake-app-token"
+        self.signing_secret = "fake-signing-secret"
+        self.update_rate, self.update_burst = update_rate, update_burst
+        self.post_rate, self.post_burst = post_rate, post_burst
+        self.latency = latency
+        self.errors: dict[str, str] = {}
+        self.server_errors: dict[str, int] = {}
+        self.files_read = True
+        self.status_supported = True
+        self.users: dict[str, JSON] = {
+            "U1": {"id": "U1", "name": "ada", "real_name": "Ada L", "is_admin": False},
+            "UADMIN": {"id": "UADMIN", "name": "root", "real_name": "Root", "is_admin": True},
+            "UOTHERBOT": {"id": "UOTHERBOT", "name": "otherbot", "is_bot": True},
+        }
+        self.archived: set[str] = set()
+        self.not_member: set[str] = set()
+        self.messages: dict[str, dict[str, JSON]] = defaultdict(dict)
+        self.files: dict[str, FakeFile] = {}
+        self.writes: list[Write] = []
+        self.calls: list[tuple[float, str, JSON]] = []
+        self.rate_limited: dict[str, int] = defaultdict(int)
+        self.acks: dict[str, tuple[float, JSON | None]] = {}
+        self.sent_at: dict[str, float] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.statuses: list[JSON] = []
+        self.responses: list[tuple[str, JSON]] = []
+        self.downloads: list[str] = []
+        self.user_info_calls = 0
+        self._update_buckets: dict[str, Bucket] = {}
+        self._post_buckets: dict[str, Bucket] = {}
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acked: dict[str, asyncio.Event] = {}
+        self._connected = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._download)
+        app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
+        app.router.add_post("/respond/{id}", self._respond)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.root}/api/"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for SlackSettings.from_env pointing at this fake (Socket Mode)."""
+        return {
+            "SLACK_BOT_TOKEN": self.bot_token,
+            "SLACK_APP_TOKEN": self.app_token,
+            "SLACK_API_URL": self.api_url,
+            **extra,
+        }
+
+    # --- state helpers for tests -----------------------------------------------------------
+
+    def new_ts(self) -> str:
+        return f"{1700000000 + next(self._ts)}.{next(self._ids):06d}"
+
+    def add_file(
+        self,
+        name: str,
+        mimetype: str,
+        data: bytes,
+        *,
+        subtype: str | None = None,
+        size: int | None = None,
+        host: str | None = None,
+    ) -> JSON:
+        """Store a file and return its Slack file object (as events carry it)."""
+        fid = f"F{next(self._ids):06d}"
+        self.files[fid] = FakeFile(fid, name, mimetype, data, subtype, size)
+        root = f"http://{host}:{self.port}" if host else self.root
+        obj: JSON = {
+            "id": fid,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1],
+            "size": len(data) if size is None else size,
+            "url_private": f"{root}/files-pri/{TEAM}-{fid}/{name}",
+            "url_private_download": f"{root}/files-pri/{TEAM}-{fid}/download/{name}",
+        }
+        if subtype:
+            obj["subtype"] = subtype
+        if mimetype.startswith(("audio/", "video/")):
+            obj["duration_ms"] = 1500
+        return obj
+
+    def user_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        files: list[JSON] | None = None,
+        bot_id: str | None = None,
+        channel_type: str = "channel",
+    ) -> JSON:
+        """Store a message as if a person sent it; returns the message event."""
+        ts = self.new_ts()
+        msg: JSON = {"type": "message", "user": user, "text": text, "ts": ts}
+        if thread_ts:
+            msg["thread_ts"] = thread_ts
+        if files:
+            msg["files"] = files
+            msg["subtype"] = "file_share"
+        if bot_id:
+            msg["bot_id"] = bot_id
+            msg["subtype"] = "bot_message"
+        self.messages[channel][ts] = msg
+        return {**msg, "channel": channel, "event_ts": ts, "channel_type": channel_type}
+
+    def thread(self, channel: str, thread_ts: str) -> list[JSON]:
+        msgs = [
+            m
+            for m in self.messages[channel].values()
+            if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts
+        ]
+        return sorted(msgs, key=lambda m: float(m["ts"]))
+
+    def bot_messages(self, channel: str | None = None) -> list[JSON]:
+        chans = [channel] if channel else list(self.messages)
+        return [
+            m
+            for c in chans
+            for m in sorted(self.messages[c].values(), key=lambda m: float(m["ts"]))
+            if m.get("user") == BOT_USER
+        ]
+
+    def event_callback(self, event: JSON, *, event_id: str | None = None) -> JSON:
+        return {
+            "token": "verification-token",
+            "team_id": TEAM,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{next(self._ids):08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": TEAM, "user_id": BOT_USER, "is_bot": True, "enterprise_id": None}
+            ],
+        }
+
+    def slash_payload(
+        self, command: str, text: str, *, channel: str = "C1", user: str = "U1"
+    ) -> JSON:
+        rid = f"R{next(self._ids):06d}"
+        return {
+            "token": "verification-token",
+            "team_id": TEAM,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": channel.lower(),
+            "user_id": user,
+            "user_name": self.users.get(user, {}).get("name", user),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": f"{self.root}/respond/{rid}",
+            "trigger_id": f"{next(self._ids)}.trigger",
+        }
+
+    def shortcut_payload(
+        self, callback_id: str, channel: str, message: JSON, *, user: str = "U1"
+    ) -> JSON:
+        rid = f"R{next(self._ids):06d}"
+        return {
+            "type": "message_action",
+            "token": "verification-token",
+            "action_ts": self.new_ts(),
+            "team": {"id": TEAM, "domain": "fake"},
+            "user": {"id": user, "name": self.users.get(user, {}).get("name", user)},
+            "channel": {"id": channel, "name": channel.lower()},
+            "callback_id": callback_id,
+            "trigger_id": f"{next(self._ids)}.trigger",
+            "message_ts": message["ts"],
+            "message": {k: v for k, v in message.items() if k not in ("channel", "event_ts")},
+            "response_url": f"{self.root}/respond/{rid}",
+        }
+
+    # --- Socket Mode -----------------------------------------------------------------------
+
+    async def wait_connected(self, within: float = 5.0) -> None:
+        async with asyncio.timeout(within):
+            await self._connected.wait()
+
+    async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0) -> str:
+        """Send an envelope over the socket; returns its envelope_id (see `wait_ack`)."""
+        await self.wait_connected()
+        eid = f"env-{next(self._ids)}"
+        self._acked[eid] = asyncio.Event()
+        envelope = {
+            "envelope_id": eid,
+            "type": kind,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+            "payload": payload,
+        }
+        self.sent_at[eid] = time.monotonic()
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        return eid
+
+    async def wait_ack(self, envelope_id: str, within: float = 5.0) -> float:
+        """Seconds from sending the envelope to its ack."""
+        async with asyncio.timeout(within):
+            await self._acked[envelope_id].wait()
+        return self.acks[envelope_id][0] - self.sent_at[envelope_id]
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
+        self._connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                eid = data.get("envelope_id")
+                if eid in self._acked:
+                    self.acks[eid] = (time.monotonic(), data.get("payload"))
+                    self._acked[eid].set()
+        finally:
+            self._sockets.remove(ws)
+            if not self._sockets:
+                self._connected.clear()
+        return ws
+
+    # --- Web API ---------------------------------------------------------------------------
+
+    async def _args(self, request: web.Request) -> JSON:
+        args: JSON = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(dict(await request.post()))
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        self.calls.append((time.monotonic(), method, args))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = token or str(args.get("token", ""))
+        want = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != want:
+            return _fail("not_authed" if not token else "invalid_auth")
+        if remaining := self.server_errors.get(method):
+            self.server_errors[method] = remaining - 1
+            return web.Response(
+                status=503, text="<html>Service Unavailable</html>", content_type="text/html"
+            )
+        if method in self.errors:
+            extra = (
+                {"needed": "chat:write", "provided": "commands"}
+                if self.errors[method] == "missing_scope"
+                else {}
+            )
+            return _fail(self.errors[method], **extra)
+        handler: Callable[[JSON], web.Response] | None = getattr(
+            self, "_m_" + method.replace(".", "_"), None
+        )
+        if handler is None:
+            return _fail("unknown_method")
+        return handler(args)
+
+    def _limited(
+        self, method: str, buckets: dict[str, Bucket], key: str, rate: float, burst: float
+    ) -> web.Response | None:
+        bucket = buckets.setdefault(key, Bucket(rate, burst))
+        wait = bucket.take()
+        if wait <= 0:
+            return None
+        self.rate_limited[method] += 1
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+    def _channel_error(self, channel: str) -> web.Response | None:
+        if not channel:
+            return _fail("channel_not_found")
+        if channel in self.archived:
+            return _fail("is_archived")
+        if channel in self.not_member:
+            return _fail("not_in_channel")
+        return None
+
+    def _m_auth_test(self, args: JSON) -> web.Response:
+        return _ok(
+            url=f"{self.root}/",
+            team="Fake",
+            user="chatops",
+            team_id=TEAM,
+            user_id=BOT_USER,
+            bot_id=BOT_ID,
+        )
+
+    def _m_apps_connections_open(self, args: JSON) -> web.Response:
+        return _ok(url=f"ws://127.0.0.1:{self.port}/socket")
+
+    def _m_chat_postMessage(self, args: JSON) -> web.Response:
+        channel = str(args.get("channel", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "chat.postMessage", self._post_buckets, channel, self.post_rate, self.post_burst
+        ):
+            return limited
+        ts = self.new_ts()
+        msg: JSON = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": args.get("text", ""),
+            "ts": ts,
+        }
+        if args.get("thread_ts"):
+            msg["thread_ts"] = str(args["thread_ts"])
+        if args.get("blocks"):
+            msg["blocks"] = args["blocks"]
+        self.messages[channel][ts] = msg
+        self.writes.append(
+            Write(
+                time.monotonic(), "chat.postMessage", channel, ts, msg["text"], msg.get("thread_ts")
+            )
+        )
+        return _ok(channel=channel, ts=ts, message=msg)
+
+    def _m_chat_update(self, args: JSON) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "chat.update", self._update_buckets, TEAM, self.update_rate, self.update_burst
+        ):
+            return limited
+        msg = self.messages[channel].get(ts)
+        if msg is None:
+            return _fail("message_not_found")
+        if msg.get("user") != BOT_USER:
+            return _fail("cant_update_message")
+        msg["text"] = args.get("text", "")
+        self.writes.append(
+            Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
+        )
+        return _ok(channel=channel, ts=ts, text=msg["text"])
+
+    def _m_chat_postEphemeral(self, args: JSON) -> web.Response:
+        channel = str(args.get("channel", ""))
+        if err := self._channel_error(channel):
+            return err
+        ts = self.new_ts()
+        self.writes.append(
+            Write(
+                time.monotonic(),
+                "chat.postEphemeral",
+                channel,
+                ts,
+                str(args.get("text", "")),
+                args.get("thread_ts"),
+                str(args.get("user", "")),
+            )
+        )
+        return _ok(message_ts=ts)
+
+    def _m_conversations_replies(self, args: JSON) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if channel in self.not_member:
+            return _fail("not_in_channel")
+        msgs = self.thread(channel, ts)
+        if not msgs:
+            return _fail("thread_not_found")
+        return _ok(messages=msgs, has_more=False)
+
+    def _m_users_info(self, args: JSON) -> web.Response:
+        self.user_info_calls += 1
+        user = self.users.get(str(args.get("user", "")))
+        if user is None:
+            return _fail("user_not_found")
+        return _ok(
+            user={
+                **user,
+                "profile": {
+                    "display_name": user.get("name", ""),
+                    "real_name": user.get("real_name", ""),
+                },
+            }
+        )
+
+    def _m_files_getUploadURLExternal(self, args: JSON) -> web.Response:
+        fid = f"F{next(self._ids):06d}"
+        name = str(args.get("filename", "file"))
+        self.files[fid] = FakeFile(
+            fid, name, "application/octet-stream", b"", size=int(args.get("length", 0))
+        )
+        return _ok(upload_url=f"{self.root}/upload/{fid}", file_id=fid)
+
+    def _m_files_completeUploadExternal(self, args: JSON) -> web.Response:
+        files = json.loads(str(args.get("files", "[]")))
+        channel = str(args.get("channel_id", ""))
+        if err := self._channel_error(channel):
+            return err
+        out = []
+        for f in files:
+            fake = self.files.get(f["id"])
+            if fake is None or f["id"] not in self.uploads:
+                return _fail("file_not_found")
+            out.append({"id": fake.id, "title": f.get("title", fake.name), "name": fake.name})
+        ts = self.new_ts()
+        msg: JSON = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": args.get("initial_comment", ""),
+            "ts": ts,
+            "files": out,
+        }
+        if args.get("thread_ts"):
+            msg["thread_ts"] = str(args["thread_ts"])
+        self.messages[channel][ts] = msg
+        self.writes.append(
+            Write(
+                time.monotonic(),
+                "files.completeUploadExternal",
+                channel,
+                ts,
+                msg["text"],
+                msg.get("thread_ts"),
+            )
+        )
+        return _ok(files=out)
+
+    def _m_assistant_threads_setStatus(self, args: JSON) -> web.Response:
+        if not self.status_supported:
+            return _fail("missing_scope", needed="assistant:write")
+        self.statuses.append(args)
+        return _ok()
+
+    # --- non-API endpoints -----------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        fid = request.match_info["file_id"]
+        if fid not in self.files:
+            return web.Response(status=404, text="not found")
+        self.uploads[fid] = await request.read()
+        return web.Response(text=f"OK - {len(self.uploads[fid])}", content_type="text/plain")
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        fid = request.match_info["team_file"].split("-", 1)[-1]
+        auth = request.headers.get("Authorization", "")
+        fake = self.files.get(fid)
+        if fake is None:
+            return web.Response(status=404, text="not found")
+        # Slack answers 200 with its sign-in page, not 401/403, without a usable token.
+        if auth != f"Bearer {self.bot_token}" or not self.files_read:
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        self.downloads.append(fid)
+        return web.Response(body=fake.data, content_type=fake.mimetype)
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses.append((request.match_info["id"], await request.json()))
+        return web.Response(text="ok")
+
+
+def _ok(**data: Any) -> web.Response:
+    return web.json_response({"ok": True, **data})
+
+
+def _fail(error: str, **data: Any) -> web.Response:
+    return web.json_response({"ok": False, "error": error, **data})
+
+
+class SeenOnce:
+    """An in-memory de-duplication callable with the Store.first_delivery contract."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    async def __call__(self, event_id: str) -> bool:
+        if event_id in self.seen:
+            return False
+        self.seen.add(event_id)
+        return True
+
+
+class Runnable(Protocol):
+    ready: asyncio.Event
+
+    async def run(self, handle: Callable[[Any], Awaitable[None]]) -> None: ...
+
+
+@asynccontextmanager
+async def running(
+    adapter: Runnable, handle: Callable[[Any], Awaitable[None]]
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run an adapter in a task until the block ends; fails fast if it cannot start."""
+    task = asyncio.create_task(adapter.run(handle))
+    ready = asyncio.create_task(adapter.ready.wait())
+    async with asyncio.timeout(10):
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            async with asyncio.timeout(10):
+                await task
