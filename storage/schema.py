@@ -1,0 +1,170 @@
+"""The SQLite schema as numbered migrations, applied in place under PRAGMA user_version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from bot.errors import ConfigError
+
+# Version 1 is the minimal store of the core issue (settings: model; a plain ledger; events).
+V1 = """
+CREATE TABLE channel_settings (
+    channel TEXT PRIMARY KEY,
+    model TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE ledger (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    command TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    images INTEGER NOT NULL DEFAULT 0,
+    audio_seconds REAL NOT NULL DEFAULT 0,
+    status TEXT NOT NULL
+);
+CREATE INDEX ledger_channel ON ledger (channel, created_at);
+CREATE TABLE events (
+    event_id TEXT PRIMARY KEY,
+    seen_at TEXT NOT NULL
+);
+"""
+
+# Version 2: full channel settings, quota reservations in the ledger, counters and limits.
+V2 = """
+ALTER TABLE channel_settings ADD COLUMN system_prompt TEXT;
+ALTER TABLE channel_settings ADD COLUMN temperature REAL;
+ALTER TABLE channel_settings ADD COLUMN max_tokens INTEGER;
+ALTER TABLE channel_settings ADD COLUMN auto_transcribe INTEGER NOT NULL DEFAULT 1;
+
+ALTER TABLE ledger ADD COLUMN requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_requests INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_tokens_in INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_tokens_out INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_images INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_audio_seconds REAL NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN finished_at TEXT;
+ALTER TABLE ledger ADD COLUMN expires_at TEXT;
+ALTER TABLE ledger ADD COLUMN day_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN month_key TEXT NOT NULL DEFAULT '';
+
+-- Rows written before quota existed: finished requests; windows by their UTC date.
+UPDATE ledger SET
+    requests = CASE WHEN status = 'error' AND tokens_in + tokens_out + images = 0
+                    AND audio_seconds = 0 THEN 0 ELSE 1 END,
+    est_requests = 1, est_tokens_in = tokens_in, est_tokens_out = tokens_out,
+    est_images = images, est_audio_seconds = audio_seconds,
+    finished_at = created_at,
+    day_key = substr(created_at, 1, 10),
+    month_key = substr(created_at, 1, 7);
+
+CREATE INDEX ledger_pending ON ledger (expires_at) WHERE status = 'pending';
+CREATE INDEX ledger_day ON ledger (channel, day_key);
+CREATE INDEX ledger_month ON ledger (channel, month_key);
+
+-- One row per channel (user_id '') and per user within a channel: the quota gate's counters
+-- for the current day and month; a window rolls over when a later key arrives.
+CREATE TABLE quota_usage (
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    day_key TEXT NOT NULL,
+    month_key TEXT NOT NULL,
+    day_requests INTEGER NOT NULL DEFAULT 0,
+    day_tokens INTEGER NOT NULL DEFAULT 0,
+    day_images INTEGER NOT NULL DEFAULT 0,
+    day_audio_seconds REAL NOT NULL DEFAULT 0,
+    month_requests INTEGER NOT NULL DEFAULT 0,
+    month_tokens INTEGER NOT NULL DEFAULT 0,
+    month_images INTEGER NOT NULL DEFAULT 0,
+    month_audio_seconds REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, user_id)
+);
+
+-- Per-channel overrides of the service defaults; value NULL means unlimited.
+CREATE TABLE quota_limits (
+    channel TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    period TEXT NOT NULL,
+    value REAL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (channel, metric, period)
+);
+"""
+
+# Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
+# not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
+_BACKFILL = """
+INSERT INTO quota_usage (channel, user_id, day_key, month_key,
+    day_requests, day_tokens, day_images, day_audio_seconds,
+    month_requests, month_tokens, month_images, month_audio_seconds)
+SELECT l.channel, {who}, k.d, k.m,
+    SUM(CASE WHEN l.day_key = k.d THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.audio_seconds ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.audio_seconds ELSE 0 END)
+FROM ledger l
+JOIN (SELECT channel, MAX(day_key) AS d, MAX(month_key) AS m FROM ledger GROUP BY channel) k
+    ON k.channel = l.channel
+GROUP BY l.channel, {who}, k.d, k.m
+"""
+
+
+def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        # Not executescript: it commits first, and each step must stay in our transaction.
+        pending = ""
+        for line in sql.splitlines(keepends=True):
+            pending += line
+            if sqlite3.complete_statement(pending):
+                conn.execute(pending)
+                pending = ""
+
+    return run
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    _script(V2)(conn)
+    conn.execute(_BACKFILL.format(who="''"))
+    conn.execute(_BACKFILL.format(who="l.user_id"))
+
+
+# MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2)
+LATEST = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> int:
+    """Bring the database up to LATEST in place; refuse one written by a newer bot.
+
+    Each step runs in its own IMMEDIATE transaction and re-reads the version inside it,
+    so two processes opening the same fresh file (the bot and the CLI) migrate it once.
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > LATEST:
+                raise ConfigError(
+                    "CHATOPS_DB",
+                    f"{where} has schema version {version} but this bot knows only up to "
+                    f"{LATEST}; upgrade the bot, or point CHATOPS_DB at another file",
+                )
+            if version == LATEST:
+                conn.execute("COMMIT")
+                return version
+            MIGRATIONS[version](conn)
+            # PRAGMA takes no parameters; the value is our own integer.
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
