@@ -148,6 +148,7 @@ class Quirks:
     crlf: bool = False  # CRLF line endings
     no_done: bool = False  # the stream ends without "data: [DONE]"
     no_usage: bool = False  # never send the usage chunk, even when asked for
+    json_reply: bool = False  # ignore stream=true and answer one JSON completion
     error_after: int | None = None  # an {"error": ...} event after this many content chunks
     error_code: str = "server_error"
     error_message: str = "upstream provider failed"
@@ -219,6 +220,8 @@ class FakeGateway:
         self.transcriptions: list[Transcription] = []
         self.downloads: list[Mapping[str, str]] = []  # headers of each /files/ request
         self.files: dict[str, bytes] = {}
+        self.active_streams = 0  # SSE responses still being written
+        self._stream_ended = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
 
@@ -285,6 +288,12 @@ class FakeGateway:
             retry_after=None if retry_after is None else str(retry_after),
         )
         self.faults.extend([fault] * times)
+
+    async def streams_finished(self) -> None:
+        """Return once no SSE response is being written (bound it with asyncio.timeout)."""
+        while self.active_streams:
+            self._stream_ended.clear()
+            await self._stream_ended.wait()
 
     def paths(self) -> list[str]:
         """Paths of the API requests received, in order."""
@@ -355,7 +364,7 @@ class FakeGateway:
             "total_tokens": _count_words(body["messages"]) + len(pieces),
         }
         completion_id = f"chatcmpl-fake{next(self._ids)}"
-        if not body.get("stream"):
+        if not body.get("stream") or self.quirks.json_reply:
             return web.json_response(
                 {
                     "id": completion_id,
@@ -374,7 +383,15 @@ class FakeGateway:
             )
         options = body.get("stream_options") or {}
         with_usage = bool(options.get("include_usage")) and not self.quirks.no_usage
-        return await self._stream(request, completion_id, model, pieces, usage, with_usage)
+        self.active_streams += 1
+        try:
+            return await self._stream(request, completion_id, model, pieces, usage, with_usage)
+        except ConnectionResetError:
+            # The client left early (it broke out of the stream): not the fake's problem.
+            raise asyncio.CancelledError from None
+        finally:
+            self.active_streams -= 1
+            self._stream_ended.set()
 
     def _reply_chunks(self, messages: list[Any]) -> list[str]:
         if self.chunks is not None:
