@@ -48,16 +48,26 @@ log = logging.getLogger("adapters.slack")
 Dedupe = Callable[[str], Awaitable[bool]]
 JSON = dict[str, Any]
 
-# chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there; we
-# stay a little under it so the final edits of many replies never draw a 429.
-# chat.postMessage (~1/s per channel) is paced by the streamer's per-message interval.
-# Slack cuts messages at 40k characters but renders past ~4k poorly; mrkdwn escaping grows text.
+
+def mrkdwn_length(text: str) -> int:
+    """Length as Slack counts it: after conversion (escaping grows, link syntax shrinks)."""
+    return len(to_mrkdwn(text))
+
+
+# chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there: stay a
+# little under it so the final edits of many replies never draw a 429. chat.postMessage is
+# ~1/s per channel with short bursts. Slack cuts text at 40k characters but renders past ~4k
+# poorly; the margin leaves room for a slash command's quoted invocation.
 LIMITS = Limits(
     max_chars=3500,
     edit_interval=1.0,
     budget_per_second=0.8,
     budget_burst=45,
     budget_scope="workspace",
+    post_per_second=0.9,
+    post_burst=2,
+    post_scope="channel",
+    length=mrkdwn_length,
 )
 STATUS_TEXT = "is thinking…"
 # Errors after which assistant.threads.setStatus is not tried again in this process.

@@ -80,7 +80,7 @@ async def test_mention_becomes_request_in_its_thread(
 async def test_admin_flag_and_user_cache(
     slack: FakeSlack, live: tuple[SlackAdapter, Inbox]
 ) -> None:
-    adapter, inbox = live
+    _, inbox = live
     for _ in range(2):
         msg = slack.user_message("C1", f"<@{BOT_USER}> hi", user="UADMIN")
         await deliver(slack, {**msg, "type": "app_mention"})
