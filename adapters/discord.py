@@ -1,0 +1,294 @@
+"""The Discord adapter: discord.py traffic in as Requests, answers out as messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import discord
+
+from adapters.discord_commands import ModelsSource, build_tree, sync_if_changed
+from adapters.discord_events import (
+    attachment_of,
+    interaction_request,
+    is_addressed,
+    message_request,
+)
+from adapters.discord_history import history as conversation_history
+from adapters.discord_media import download, fit_upload
+from adapters.discord_origin import INTERACTION_TTL, Origin
+from adapters.discord_replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
+from adapters.discord_settings import DiscordSettings, invite_url
+from bot.adapter import Handler
+from bot.commands import Command
+from bot.events import Attachment, Limits, Posted, Request, Turn
+
+__all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
+
+log = logging.getLogger(__name__)
+
+# Discord allows about 5 message creates and 5 edits per 5 s in each channel (separate
+# buckets). The shared budget is per channel; discord.py's own bucket handling (it sleeps
+# when X-RateLimit-Remaining hits 0 and retries 429s) is only the backstop.
+DISCORD_LIMITS = Limits(
+    max_chars=2000,
+    edit_interval=1.0,
+    budget_per_second=1.0,
+    budget_burst=5,
+    budget_scope="channel",
+)
+# A RateLimited error instead of a silent sleep when discord.py would wait longer than this
+# (30 s is the smallest value it accepts); the streamer then drops frames instead.
+MAX_RATELIMIT_SLEEP = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PostedRef:
+    """Posted.native: the message object (for edits) and the request's reply state."""
+
+    origin: Origin
+    message: discord.Message
+
+
+def _intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    # Privileged: without it guild messages arrive with empty content (mentions and DMs
+    # still carry theirs, replies to us do not).
+    intents.message_content = True
+    # Typing events from others are of no use and cost gateway traffic.
+    intents.typing = False
+    return intents
+
+
+def _origin(req: Request) -> Origin:
+    if not isinstance(req.native, Origin):
+        raise TypeError("a request that did not come from the Discord adapter")
+    return req.native
+
+
+class DiscordAdapter:
+    """One bot connection (optionally sharded) implementing bot.adapter.Adapter."""
+
+    name = "discord"
+    limits = DISCORD_LIMITS
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        *,
+        commands: Mapping[str, Command] | None = None,
+        models: ModelsSource | None = None,
+        interaction_ttl: float = INTERACTION_TTL,
+        typing: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.commands: Mapping[str, Command] = commands or {}
+        self.models = models
+        self.interaction_ttl = interaction_ttl
+        self.typing = typing
+        self.poster = Poster()
+        self.client: discord.Client | None = None
+        self.invite_url: str | None = None
+        self.synced_commands: bool | None = None
+        self.ready = asyncio.Event()
+        self._handle: Handler | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def _make_client(self) -> discord.Client:
+        options: dict[str, Any] = {
+            "intents": _intents(),
+            "allowed_mentions": NO_PINGS,
+            "max_ratelimit_timeout": MAX_RATELIMIT_SLEEP,
+            "chunk_guilds_at_startup": False,
+        }
+        count = self.settings.shard_count
+        if count is None:
+            return discord.Client(**options)
+        if count == 0:
+            return discord.AutoShardedClient(**options)
+        if self.settings.shard_ids:
+            options["shard_ids"] = list(self.settings.shard_ids)
+        return discord.AutoShardedClient(shard_count=count, **options)
+
+    @property
+    def me_id(self) -> int:
+        user = self.client.user if self.client is not None else None
+        if user is None:
+            raise RuntimeError("the Discord client is not logged in")
+        return user.id
+
+    async def run(self, handle: Handler) -> None:
+        """Log in, sync commands if they changed, and serve until cancelled."""
+        self._handle = handle
+        self.settings.apply_endpoints()
+        client = self._make_client()
+        self.client = client
+        tree = build_tree(client, self.commands, self._on_command, self.models)
+
+        async def on_message(message: discord.Message) -> None:
+            self._on_message(message)
+
+        async def on_ready() -> None:
+            log.info("Discord gateway ready as %s in %d guilds", client.user, len(client.guilds))
+            self.ready.set()
+
+        client.event(on_message)
+        client.event(on_ready)
+        async with client, aiohttp.ClientSession() as session, asyncio.TaskGroup() as tasks:
+            self._session, self._tasks = session, tasks
+            try:
+                await client.login(self.settings.token.reveal())
+                app_id = client.application_id or self.me_id
+                self.invite_url = invite_url(app_id)
+                log.info("Discord invite URL (needed permissions included): %s", self.invite_url)
+                self.synced_commands = await sync_if_changed(
+                    tree, app_id, self.settings.state_dir, self.settings.command_guilds
+                )
+                await client.connect(reconnect=True)
+            except discord.PrivilegedIntentsRequired:
+                log.error(
+                    "Discord refused the Message Content intent: enable it for this bot "
+                    "under Developer Portal → Bot → Privileged Gateway Intents."
+                )
+                raise
+            finally:
+                self._tasks = None
+
+    def _spawn(self, coro: Any) -> None:
+        if self._tasks is None:
+            coro.close()
+            return
+        self._tasks.create_task(coro)
+
+    # ------------------------------------------------------------------ inbound
+
+    def _on_message(self, message: discord.Message) -> None:
+        if not is_addressed(
+            message,
+            self.me_id,
+            allowed_bots=self.settings.allowed_bots,
+            allow_all_bots=self.settings.allow_all_bots,
+        ):
+            return
+        self._spawn(self._serve(message_request(message, self.me_id), message.channel))
+
+    async def _on_command(
+        self,
+        interaction: discord.Interaction[Any],
+        name: str,
+        text: str,
+        attachments: Sequence[discord.Attachment],
+    ) -> None:
+        command = self.commands.get(name)
+        private = bool(command and command.private)
+        try:
+            # Discord's 3 s starts at the event; acknowledge before anything else.
+            await interaction.response.defer(thinking=True, ephemeral=private)
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_INTERACTION:
+                log.warning("/%s: interaction expired before it was acknowledged", name)
+                return
+            raise
+        except discord.InteractionResponded:
+            pass
+        voice = False
+        message = getattr(interaction, "data", {}) or {}
+        if message.get("type") == 3:  # a message context menu: the target's flags matter
+            voice = any(a.duration is not None for a in attachments)
+        req = interaction_request(
+            interaction,
+            name,
+            text,
+            tuple(attachment_of(a, voice=voice) for a in attachments),
+            deferred_ephemeral=private,
+            interaction_ttl=self.interaction_ttl,
+        )
+        self._spawn(self._serve(req, None))
+
+    async def _serve(self, req: Request, typing_in: Any) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        try:
+            async with self._typing(typing_in):
+                await handle(req)
+        except Exception:
+            log.exception("discord: request %s failed outside the dispatcher", req.event_id)
+
+    @asynccontextmanager
+    async def _typing(self, channel: Any) -> AsyncIterator[None]:
+        """Show "typing…" while a message-triggered request runs (best effort)."""
+        if channel is None or not self.typing:
+            yield
+            return
+        try:
+            typing = channel.typing()
+            await typing.__aenter__()
+        except (discord.HTTPException, AttributeError) as exc:
+            log.info("no typing indicator in %s: %s", getattr(channel, "id", "?"), exc)
+            yield
+            return
+        try:
+            yield
+        finally:
+            await typing.__aexit__(None, None, None)
+
+    # ------------------------------------------------------------------ outbound
+
+    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+        origin = _origin(req)
+        message = await self.poster.send(origin, _content(text), ephemeral=ephemeral)
+        if not ephemeral:
+            origin.last_posted = message
+        return Posted(req.place, str(message.id), native=PostedRef(origin, message))
+
+    async def edit(self, posted: Posted, text: str) -> None:
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        await self.poster.edit(ref.origin, ref.message, _content(text))
+
+    async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
+        origin = _origin(req)
+        limit = self._upload_limit(origin)
+        fitted, name = await fit_upload(data, filename, limit)
+        if name != filename:
+            note = "(re-encoded to fit this server's upload limit)"
+            text = f"{text}\n{note}" if text else note
+        message = await self.poster.send(origin, text[:2000], file=(fitted, name))
+        origin.last_posted = message
+        return Posted(req.place, str(message.id), native=PostedRef(origin, message))
+
+    def _upload_limit(self, origin: Origin) -> int:
+        if origin.interaction is not None:
+            return int(origin.interaction.filesize_limit)
+        guild = getattr(origin.channel, "guild", None)
+        if guild is not None:
+            return int(guild.filesize_limit)
+        return int(discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+
+    async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
+        native = attachment.native
+        url = native.url if isinstance(native, discord.Attachment) else None
+        if url is None:
+            raise TypeError("an attachment that did not come from the Discord adapter")
+        if self._session is None:
+            raise RuntimeError("the Discord adapter is not running")
+        return await download(self._session, url, attachment.size, max_bytes)
+
+    async def history(self, req: Request) -> Sequence[Turn]:
+        return await conversation_history(_origin(req), self.me_id)
+
+
+def _content(text: str) -> str:
+    # Discord rejects empty content (50006) and anything past 2,000 characters (50035);
+    # the streamer splits, this only guards.
+    return text[:2000] if text.strip() else "…"
