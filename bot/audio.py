@@ -1,0 +1,331 @@
+"""Voice notes to text: identify, pass through or convert, split, transcribe, join in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.audio_convert import ENCODINGS, Encoding, detect_silences, encode
+from bot.audio_formats import HEAD_BYTES, accepted_format, describe, is_audio_container, sniff
+from bot.audio_limits import MB, AudioLimits
+from bot.audio_probe import Probe, Unreadable, probe_file
+from bot.audio_split import Span, plan_pieces
+from bot.audio_tools import FFMPEG, ToolFailed, ToolMissing, ToolTimeout, run_tool, tools_on_path
+from bot.errors import UserFacingError
+
+__all__ = [
+    "AudioError",
+    "AudioLimits",
+    "Piece",
+    "PreparedAudio",
+    "check_ffmpeg",
+    "format_duration",
+    "prepare_audio",
+    "transcribe_prepared",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+# Converted pieces aim below this share of the upload limit: bitrates are averages.
+_SIZE_MARGIN = 0.8
+
+
+class AudioError(UserFacingError):
+    """A recording we cannot transcribe, with a sentence saying why and what to do."""
+
+
+class Transcriber(Protocol):
+    """The one gateway capability the pipeline needs (bot.gateway.Gateway has it)."""
+
+    async def transcribe(
+        self,
+        model: str,
+        data: bytes,
+        filename: str,
+        *,
+        mime: str | None = None,
+        language: str | None = None,
+    ) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One upload to the gateway."""
+
+    data: bytes = field(repr=False)
+    filename: str
+    mime: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAudio:
+    pieces: tuple[Piece, ...]
+    # Measured from the file's own packets: what gets charged.
+    duration_seconds: float
+    # True when the one piece is the downloaded bytes, unchanged.
+    passthrough: bool
+    # Container/codec found by content, e.g. "ogg/opus", "aiff/pcm_s16be".
+    source_format: str
+
+
+async def prepare_audio(data: bytes, filename: str, *, limits: AudioLimits) -> PreparedAudio:
+    """Turn downloaded bytes into gateway-ready pieces, or raise AudioError saying why not.
+
+    Never trusts the file name or the platform's MIME type: the content decides. All
+    scratch files live in one temporary directory that is gone when this returns.
+    """
+    name = display_name(filename)
+    if not data:
+        raise AudioError(f"“{name}” is empty (0 bytes), so there is nothing to transcribe.")
+    if len(data) > limits.max_download_bytes:
+        raise AudioError(
+            f"“{name}” is {_mb(len(data))}; the most I take is {_mb(limits.max_download_bytes)}."
+        )
+    head = data[:HEAD_BYTES]
+    probe: Probe | None = None
+    try:
+        async with _scratch(limits) as scratch:
+            src = scratch / "input"
+            # No extension: ffmpeg must go by the content, not by a name that may lie.
+            await asyncio.to_thread(src.write_bytes, data)
+            probe = await _identify(src, head, name, limits)
+            seconds = _check_duration(probe, name, limits)
+            source = _source_format(probe)
+            fmt = accepted_format(probe.label, probe.format_name, probe.codec, probe.has_video)
+            fits = len(data) <= limits.upload_limit_bytes and seconds <= limits.max_piece_seconds
+            if fmt is not None and fits:
+                piece = Piece(data, f"{_stem(filename)}.{fmt.extension}", fmt.mime, seconds)
+                return PreparedAudio((piece,), seconds, True, source)
+            pieces = await _convert(src, scratch, seconds, filename, limits)
+            return PreparedAudio(pieces, seconds, False, source)
+    except ToolTimeout as exc:
+        raise AudioError(
+            f"Reading “{name}” took longer than {exc.seconds:g} s, so I gave up. "
+            "Try a shorter recording."
+        ) from None
+    except ToolMissing:
+        raise AudioError(
+            "Voice notes can't be transcribed right now: ffmpeg is not installed on the bot's "
+            "server. Please tell the bot's operator."
+        ) from None
+    except ToolFailed as exc:
+        log.warning("ffmpeg failed on %s (%s): %s", name, probe and probe.format_name, exc)
+        raise AudioError(_damaged(name, probe.label if probe else None)) from None
+
+
+async def transcribe_prepared(
+    gateway: Transcriber,
+    model: str,
+    prepared: PreparedAudio,
+    *,
+    concurrency: int = 4,
+    on_progress: Progress | None = None,
+    language: str | None = None,
+) -> str:
+    """Transcribe every piece (at most `concurrency` at once) and join the texts in order.
+
+    `on_progress(done, total)` is called with (0, n) first and after each finished piece.
+    The first failure cancels the other pieces and is raised as is (e.g. GatewayError).
+    """
+    total = len(prepared.pieces)
+    texts = [""] * total
+    gate = asyncio.Semaphore(max(1, concurrency))
+    done = 0
+    if on_progress is not None:
+        on_progress(0, total)
+
+    async def one(index: int, piece: Piece) -> None:
+        nonlocal done
+        async with gate:
+            text = await gateway.transcribe(
+                model, piece.data, piece.filename, mime=piece.mime, language=language
+            )
+        texts[index] = text.strip()
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, piece in enumerate(prepared.pieces):
+                group.create_task(one(index, piece))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return " ".join(text for text in texts if text)
+
+
+async def check_ffmpeg(limits: AudioLimits | None = None) -> str | None:
+    """None when ffmpeg/ffprobe are usable; otherwise one line for the start-up log."""
+    limits = limits or AudioLimits()
+    missing = tools_on_path()
+    if missing:
+        return (
+            f"{' and '.join(missing)} not found on PATH, so voice notes cannot be transcribed. "
+            "Install ffmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg)."
+        )
+    try:
+        out = await run_tool(FFMPEG, ["-hide_banner", "-encoders"], time_limit=30)
+    except (ToolFailed, ToolTimeout, ToolMissing) as exc:
+        return f"ffmpeg is installed but does not run ({exc}); voice notes cannot be transcribed."
+    encoder = ENCODINGS[limits.convert_format].args[1]
+    if f" {encoder} ".encode() not in out.stdout:
+        return (
+            f"this ffmpeg has no {encoder} encoder, which CHATOPS_AUDIO_FORMAT="
+            f"{limits.convert_format} needs; install a full ffmpeg build or choose the other "
+            "format."
+        )
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    """0:07, 4:05, 1:02:03."""
+    whole = max(round(seconds), 0)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def display_name(filename: str) -> str:
+    """The file name as safe to quote in a reply: one line, bounded length."""
+    name = " ".join(filename.split()) or "the file"
+    return name if len(name) <= 80 else name[:77] + "…"
+
+
+async def _identify(src: Path, head: bytes, name: str, limits: AudioLimits) -> Probe:
+    kind = describe(sniff(head))
+    if kind is not None:
+        raise AudioError(f"“{name}” is {kind}, not a recording; attach an audio file.")
+    try:
+        probe = await probe_file(src, head, time_limit=limits.tool_timeout_seconds)
+    except Unreadable as exc:
+        log.info("ffprobe could not read %s: %s", name, exc)
+        raise AudioError(_damaged(name, sniff(head))) from None
+    if not probe.has_audio:
+        if probe.has_video:
+            raise AudioError(f"“{name}” is a video without a sound track; nothing to transcribe.")
+        raise AudioError(f"“{name}” has no sound in it that I can find; attach an audio recording.")
+    return probe
+
+
+def _check_duration(probe: Probe, name: str, limits: AudioLimits) -> float:
+    seconds = probe.seconds
+    if seconds is None or not math.isfinite(seconds):
+        raise AudioError(_damaged(name, probe.label))
+    if seconds < limits.min_duration_seconds:
+        raise AudioError(
+            f"“{name}” is only {seconds:.1f} s long; send a recording of at least "
+            f"{limits.min_duration_seconds:g} s."
+        )
+    if seconds > limits.max_duration_seconds:
+        raise AudioError(
+            f"“{name}” is {format_duration(seconds)} long; the limit is "
+            f"{format_duration(limits.max_duration_seconds)}. Trim it or split it and send "
+            "the parts."
+        )
+    return seconds
+
+
+async def _convert(
+    src: Path, scratch: Path, seconds: float, filename: str, limits: AudioLimits
+) -> tuple[Piece, ...]:
+    encoding = ENCODINGS[limits.convert_format]
+    time_limit = limits.tool_timeout_seconds
+    by_size = limits.upload_limit_bytes * 8 * _SIZE_MARGIN / encoding.bits_per_second
+    max_piece = min(limits.max_piece_seconds, by_size)
+    silences: list[Span] = []
+    if seconds > max_piece:
+        silences = await detect_silences(src, seconds, time_limit=time_limit)
+    spans = plan_pieces(seconds, silences, max_piece)
+    stem = _stem(filename)
+    many = len(spans) > 1
+    # Encoding is CPU-bound: one ffmpeg per core at most, however many pieces there are.
+    cores = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+
+    async def one(index: int, span: Span) -> Piece:
+        start, end = span
+        dst = scratch / f"piece{index:03d}.{encoding.extension}"
+        last = index == len(spans) - 1
+        async with cores:
+            await encode(
+                src,
+                dst,
+                encoding,
+                start=start,
+                # The last piece runs to the end of the stream, whatever the measurement missed.
+                length=None if last else end - start,
+                time_limit=time_limit,
+            )
+        data = await asyncio.to_thread(dst.read_bytes)
+        await asyncio.to_thread(dst.unlink)
+        label = f"{stem}.part{index + 1:02d}" if many else stem
+        return Piece(data, f"{label}.{encoding.extension}", encoding.mime, end - start)
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(one(i, span)) for i, span in enumerate(spans)]
+    pieces = tuple(task.result() for task in tasks)
+    _check_pieces(pieces, encoding, filename, limits)
+    return pieces
+
+
+def _check_pieces(
+    pieces: tuple[Piece, ...], encoding: Encoding, filename: str, limits: AudioLimits
+) -> None:
+    for piece in pieces:
+        if not piece.data:
+            raise AudioError(_damaged(display_name(filename), None))
+        if len(piece.data) > limits.upload_limit_bytes:
+            # Cannot happen with a sane bitrate; refuse rather than send a request that fails.
+            raise AudioError(
+                f"“{display_name(filename)}” did not shrink below the gateway's upload limit "
+                f"as {encoding.extension}; try a shorter recording."
+            )
+
+
+@asynccontextmanager
+async def _scratch(limits: AudioLimits) -> AsyncIterator[Path]:
+    holder = await asyncio.to_thread(
+        tempfile.TemporaryDirectory,
+        prefix="chatops-audio-",
+        dir=limits.temp_dir,
+        ignore_cleanup_errors=True,
+    )
+    try:
+        yield Path(holder.name)
+    finally:
+        # Shielded: a cancelled transcription still removes its files.
+        await asyncio.shield(asyncio.to_thread(holder.cleanup))
+
+
+def _source_format(probe: Probe) -> str:
+    container = probe.label if is_audio_container(probe.label) else None
+    return f"{container or probe.format_name.split(',')[0]}/{probe.codec}"
+
+
+def _damaged(name: str, label: str | None) -> str:
+    if is_audio_container(label):
+        return (
+            f"“{name}” looks like {label.upper() if label else 'audio'} but is damaged or "
+            "incomplete, so I can't read it. Try recording or exporting it again."
+        )
+    return f"“{name}” is not an audio recording I can read; attach an audio file."
+
+
+def _stem(filename: str) -> str:
+    # Gateways infer the format from the extension: keep the stem, we choose the extension.
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(filename).stem).strip("._")
+    return stem[:60] or "audio"
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.1f} MB"
