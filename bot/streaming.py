@@ -1,0 +1,379 @@
+"""Stream a reply into platform messages: coalesced edits under shared budgets, full final text."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TypeVar
+
+from bot.adapter import Adapter
+from bot.errors import PlatformRateLimited, UserFacingError
+from bot.events import Posted, Request
+from bot.ratelimit import Budgets, EditBudget
+from bot.splitting import Part, closing_fence, next_part
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EMPTY_REPLY = "(empty reply)"
+CUT_SHORT = "the bot stopped before this reply was finished"
+# How long the final text may take to get through platform 429s before we give up.
+FINAL_DEADLINE = 60.0
+# A reply waiting for spare budget looks again this often (pledges change as replies end).
+RECHECK = 1.0
+
+
+class StreamingReply:
+    """One reply, streamed into one or more platform messages.
+
+    `write` only appends; a single flusher task per reply sends the latest snapshot when the
+    message's edit interval and the shared budget allow, so frames in between are dropped,
+    never queued. The first text is posted at once; `finish` delivers the full final text of
+    every part. Past `limits.max_chars` the reply rolls over into a new message; a finished
+    part never changes again, and no message ever loses text it showed.
+
+    Budget policy: every open reply pledges the one write it will certainly need next (its
+    first post, then its final edit). Intermediate edits only spend tokens beyond all
+    pledges, so when many replies share a scarce budget each still gets a post and a final
+    edit promptly instead of the budget going to frames that will be overwritten anyway.
+    """
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        req: Request,
+        budgets: Budgets,
+        *,
+        final_deadline: float = FINAL_DEADLINE,
+    ) -> None:
+        self.adapter = adapter
+        self.req = req
+        self.limits = adapter.limits
+        self.posted: list[Posted] = []
+        self._edits = budgets.for_place(self.limits, req.place)
+        self._posts = budgets.for_posts(self.limits, req.place)
+        self._final_deadline = final_deadline
+        self._measure = self.limits.length
+        # Show at most this much of a message before its cut is known, so that the cut
+        # (at a paragraph/line/space boundary) never has to take back shown text.
+        self._headroom = min(400, max(1, self.limits.max_chars // 8))
+        self._chunks: list[str] = []
+        self._status = ""
+        self._wake = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._final: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        # The message being written: its Posted, where its part starts, what it shows.
+        self._current: Posted | None = None
+        self._offset = 0
+        self._opener = ""
+        self._shown = ""
+        self._shown_end = 0
+        self._last_write = -math.inf
+        # A post token acquired while waiting for our turn, not yet used.
+        self._token: EditBudget | None = None
+        self._pledge: EditBudget | None = None
+
+    # --- what callers use ----------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """Everything written so far."""
+        if len(self._chunks) > 1:
+            self._chunks[:] = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    @property
+    def done(self) -> bool:
+        return self._final is not None
+
+    def write(self, delta: str) -> None:
+        """Append text; never waits. Supersedes any progress status."""
+        if self._final is not None:
+            raise RuntimeError("write() after the reply ended")
+        if not delta:
+            return
+        self._chunks.append(delta)
+        self._status = ""
+        self._poke()
+
+    def progress(self, status: str) -> None:
+        """Show a status line (elapsed time, piece k of n) under the text; "" clears it."""
+        if self._final is not None or status == self._status:
+            return
+        self._status = status
+        self._poke()
+
+    async def finish(self, footer: str | None = None) -> list[Posted]:
+        """Deliver the full text (plus `footer`) of every part; returns every message posted."""
+        body = self._closed_text()
+        if footer:
+            body = _join(body, footer)
+        return await self._end(body)
+
+    async def interrupt(self, reason: str) -> list[Posted]:
+        """End with the partial text kept and a plain note saying it was interrupted and why."""
+        return await self._end(_join(self._closed_text(), f"⚠️ Interrupted: {_sentence(reason)}"))
+
+    async def cut_short(self, reason: str = CUT_SHORT) -> list[Posted]:
+        """End a reply whose work was cancelled (shutdown, timeout): keeps its text, says so."""
+        return await self._end(_join(self._closed_text(), f"⚠️ Cut short: {_sentence(reason)}"))
+
+    async def __aenter__(self) -> StreamingReply:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.finish()
+            return
+        try:
+            if isinstance(exc, asyncio.CancelledError):
+                await self.cut_short()
+            else:
+                await self.interrupt(_reason(exc))
+        except Exception:
+            # The original exception matters more; this one is only logged.
+            log.exception("could not finalize an interrupted reply in %s", self.req.place)
+
+    # --- the flusher ---------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        if self._task is None:
+            self._move_pledge(self._posts)
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+
+    async def _end(self, final: str) -> list[Posted]:
+        if self._final is None:
+            self._final = final if final.strip() else EMPTY_REPLY
+            self._ended.set()
+            self._poke()
+        assert self._task is not None
+        # Shielded: if our caller is cancelled meanwhile, the final text still goes out.
+        await asyncio.shield(self._task)
+        return list(self.posted)
+
+    async def _run(self) -> None:
+        try:
+            try:
+                await self._stream()
+            except TimeoutError:
+                log.error("a reply in %s could not roll over past rate limits", self.req.place)
+                await self._ended.wait()
+            assert self._final is not None
+            await self._deliver(self._final)
+        finally:
+            self._move_pledge(None)
+
+    async def _stream(self) -> None:
+        """Until the reply ends: post the first text at once, then the latest snapshot."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._ended.is_set():
+                return
+            if self._current is None:
+                if self._token is None:
+                    await self._posts.acquire()
+                    self._token = self._posts
+                if self._ended.is_set():
+                    return  # the final text goes out with this post: no edit needed
+                await self._roll_over(self.text)
+                shown, end = self._snapshot(self.text)
+                if shown.strip():
+                    await self._post(shown, end)
+                continue
+            pause = self._last_write + self.limits.edit_interval - loop.time()
+            if pause > 0 and await self._ends_within(pause):
+                return
+            text = self.text
+            if self._overflows(text):
+                await self._roll_over(text)
+                self._wake.set()
+                continue
+            if self._snapshot(text)[0] == self._shown:
+                continue
+            # Only spare budget: the tokens pledged to every open reply's next sure write stay.
+            while not self._edits.try_acquire(reserve=self._edits.pledged):
+                wait = RECHECK
+                if not self._edits.waiting:
+                    wait = min(self._edits.delay(self._edits.pledged + 1), RECHECK)
+                if await self._ends_within(max(wait, 0.01)):
+                    return
+            shown, end = self._snapshot(self.text)
+            await self._edit(shown, end, required=False)
+
+    async def _deliver(self, final: str) -> None:
+        """Every remaining part in full, retried through 429s for up to the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._final_deadline
+        try:
+            await self._roll_over(final, deadline)
+            shown = self._opener + final[self._offset :]
+            if self._current is None:
+                if shown.strip() or not self.posted:
+                    await self._post(shown or EMPTY_REPLY, len(final), deadline)
+            elif shown != self._shown:
+                await self._edit(shown, len(final), required=True, deadline=deadline)
+        except TimeoutError:
+            log.error(
+                "final text of a reply in %s not delivered within %.0f s of platform rate limits",
+                self.req.place,
+                self._final_deadline,
+            )
+
+    async def _ends_within(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._ended.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # --- layout --------------------------------------------------------------------------
+
+    def _overflows(self, source: str) -> bool:
+        return self._measure(self._opener + source[self._offset :]) > self.limits.max_chars
+
+    async def _roll_over(self, source: str, deadline: float | None = None) -> None:
+        """While the current part overflows: finish it at a boundary, start the next one."""
+        while self._overflows(source):
+            part = next_part(
+                source,
+                self._offset,
+                self.limits.max_chars,
+                opener=self._opener,
+                min_end=self._shown_end if self._current is not None else None,
+                length=self._measure,
+            )
+            if self._current is None:
+                await self._post(part.text, part.end, deadline)
+            else:
+                await self._edit(part.text, part.end, required=True, deadline=deadline)
+            self._next_message(part)
+
+    def _next_message(self, part: Part) -> None:
+        self._current = None
+        self._offset = part.end
+        self._opener = part.reopen
+        self._shown = ""
+        self._shown_end = part.end
+        self._move_pledge(self._posts)
+
+    def _snapshot(self, source: str) -> tuple[str, int]:
+        """What the current message should show now, and how far into `source` it reaches."""
+        body = self._opener + source[self._offset :]
+        end = len(source)
+        soft = self.limits.max_chars - self._headroom
+        if self._measure(body) > soft:
+            if self._shown_end > self._offset:
+                end = self._shown_end  # hold until the cut is known
+            else:
+                part = next_part(
+                    source, self._offset, soft, opener=self._opener, length=self._measure
+                )
+                end = part.end
+            body = self._opener + source[self._offset : end]
+        if self._status:
+            with_status = _join(body, self._status)
+            if self._measure(with_status) <= self.limits.max_chars:
+                return with_status, end
+        return body, end
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def _post(self, text: str, end: int, deadline: float | None = None) -> None:
+        posted = await self._required(
+            lambda: self.adapter.reply(self.req, text), self._posts, deadline
+        )
+        self.posted.append(posted)
+        self._current = posted
+        self._shown, self._shown_end = text, end
+        self._last_write = asyncio.get_running_loop().time()
+        self._move_pledge(self._edits)
+
+    async def _edit(
+        self, text: str, end: int, *, required: bool, deadline: float | None = None
+    ) -> None:
+        current = self._current
+        assert current is not None
+        if required:
+            await self._required(lambda: self.adapter.edit(current, text), self._edits, deadline)
+        else:
+            # The token was taken by try_acquire; a failed frame is simply dropped.
+            try:
+                await self.adapter.edit(current, text)
+            except PlatformRateLimited as e:
+                self._edits.penalize(e.retry_after)
+                return
+            except Exception:
+                log.warning("intermediate edit failed in %s", self.req.place, exc_info=True)
+                return
+        self._shown, self._shown_end = text, end
+        self._last_write = asyncio.get_running_loop().time()
+
+    async def _required(
+        self, call: Callable[[], Awaitable[T]], budget: EditBudget, deadline: float | None
+    ) -> T:
+        """A write that must happen: wait for the budget, retry 429s after their Retry-After."""
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self._final_deadline
+        while True:
+            if self._token is budget:
+                self._token = None
+            else:
+                async with asyncio.timeout_at(deadline):
+                    await budget.acquire()
+            try:
+                return await call()
+            except PlatformRateLimited as e:
+                # The penalty makes the next acquire wait out Retry-After for the whole scope.
+                budget.penalize(e.retry_after)
+                if loop.time() + e.retry_after > deadline:
+                    raise TimeoutError from e
+                log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
+
+    def _move_pledge(self, budget: EditBudget | None) -> None:
+        if self._pledge is not None:
+            self._pledge.unpledge()
+        self._pledge = budget
+        if budget is not None:
+            budget.pledge()
+
+    def _closed_text(self) -> str:
+        text = self.text
+        return text + closing_fence(text)
+
+
+def _join(body: str, line: str) -> str:
+    if not body:
+        return line
+    return body + ("\n" if body.endswith("\n") else "\n\n") + line
+
+
+def _sentence(reason: str) -> str:
+    reason = reason.strip() or "unknown reason"
+    return reason if reason[-1] in ".!?…" else reason + "."
+
+
+def _reason(exc: BaseException) -> str:
+    """A sentence for the user: the error's own user-facing text, never a traceback."""
+    if isinstance(exc, UserFacingError):
+        return exc.message
+    user_message = getattr(exc, "user_message", None)
+    if callable(user_message):
+        text = user_message()
+        if isinstance(text, str) and text:
+            return text
+    return "something went wrong on our side"
