@@ -32,15 +32,19 @@ __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
 log = logging.getLogger(__name__)
 
-# Discord allows about 5 message creates and 5 edits per 5 s in each channel (separate
-# buckets). The shared budget is per channel; discord.py's own bucket handling (it sleeps
-# when X-RateLimit-Remaining hits 0 and retries 429s) is only the backstop.
+# Discord allows about 5 message creates and 5 edits per 5 s in each channel, in separate
+# buckets: two budgets per channel, each at most 5 writes in any 5 s. discord.py's own
+# bucket handling (it sleeps when X-RateLimit-Remaining hits 0, retries 429s) is only the
+# backstop. Threads share their parent's budgets (conservative: Discord counts them apart).
 DISCORD_LIMITS = Limits(
     max_chars=2000,
     edit_interval=1.0,
     budget_per_second=1.0,
     budget_burst=5,
     budget_scope="channel",
+    post_per_second=1.0,
+    post_burst=5,
+    post_scope="channel",
 )
 # A RateLimited error instead of a silent sleep when discord.py would wait longer than this
 # (30 s is the smallest value it accepts); the streamer then drops frames instead.
@@ -85,12 +89,14 @@ class DiscordAdapter:
         models: ModelsSource | None = None,
         interaction_ttl: float = INTERACTION_TTL,
         typing: bool = True,
+        guild_ready_timeout: float = 2.0,
     ) -> None:
         self.settings = settings
         self.commands: Mapping[str, Command] = commands or {}
         self.models = models
         self.interaction_ttl = interaction_ttl
         self.typing = typing
+        self.guild_ready_timeout = guild_ready_timeout
         self.poster = Poster()
         self.client: discord.Client | None = None
         self.invite_url: str | None = None
@@ -108,6 +114,8 @@ class DiscordAdapter:
             "allowed_mentions": NO_PINGS,
             "max_ratelimit_timeout": MAX_RATELIMIT_SLEEP,
             "chunk_guilds_at_startup": False,
+            # How long READY waits for more GUILD_CREATEs before on_ready.
+            "guild_ready_timeout": self.guild_ready_timeout,
         }
         count = self.settings.shard_count
         if count is None:
