@@ -58,7 +58,13 @@ class Dispatcher:
             task.add_done_callback(self._inflight.discard)
             # Shielded so an adapter cancelling its listener does not cut a reply short;
             # shutdown goes through drain() instead.
-            await asyncio.shield(task)
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and current is not None and not current.cancelling():
+                    return  # drain() cut the request short; it is already finalized
+                raise
 
         return handle
 

@@ -1,0 +1,54 @@
+"""A running core for tests: fake gateway over HTTP, real SQLite file, memory adapter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.commands.table import command_table
+from bot.config import Config
+from bot.dispatch import Dispatcher
+from bot.events import Limits, Request
+from bot.gateway import Gateway
+from bot.ratelimit import Budgets
+from bot.secret import Secret
+from bot.services import Services
+from storage.sqlite import SqliteStore
+from tests.fake_gateway import FakeGateway
+from tests.memory_adapter import MemoryAdapter
+
+LIMITS = Limits(max_chars=400, edit_interval=0.01, budget_per_second=500.0, budget_burst=50)
+
+
+@dataclass(slots=True)
+class Core:
+    gateway: FakeGateway
+    store: SqliteStore
+    adapter: MemoryAdapter
+    dispatcher: Dispatcher
+    services: Services
+
+    async def send(self, req: Request) -> None:
+        await self.dispatcher.handler_for(self.adapter)(req)
+
+
+@asynccontextmanager
+async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
+    async with FakeGateway() as fake:
+        settings = Config(
+            api_key=Secret(fake.api_key),
+            base_url=fake.base_url,
+            db_path=tmp_path / "chatops.db",
+            **config,  # type: ignore[arg-type]
+        )
+        store = await SqliteStore.open(settings.db_path)
+        gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
+        services = Services(settings, gateway, store, Budgets())
+        adapter = MemoryAdapter(limits=LIMITS)
+        try:
+            yield Core(fake, store, adapter, Dispatcher(services, command_table()), services)
+        finally:
+            await gateway.aclose()
+            await store.close()

@@ -1,0 +1,60 @@
+"""Configuration: defaults, validation, and secrets kept out of repr."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config
+from bot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_and_key() -> None:
+    config = Config.from_env({"WEELINKING_API_KEY": "sk-secret-123"})
+    assert config.base_url == "https://api.weelinking.com/v1"
+    assert config.image_model == "gpt-image-1"
+    assert config.transcribe_model == "whisper-1"
+    assert config.api_key.reveal() == "sk-secret-123"
+    assert "sk-secret-123" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "WEELINKING_API_KEY"),
+        ({"WEELINKING_BASE_URL": "ftp://x"}, "WEELINKING_BASE_URL"),
+        ({"CHATOPS_MAX_REPLY_TOKENS": "lots"}, "CHATOPS_MAX_REPLY_TOKENS"),
+        ({"CHATOPS_MAX_REPLY_TOKENS": "-5"}, "CHATOPS_MAX_REPLY_TOKENS"),
+        ({"CHATOPS_DEFAULT_MODEL": "gpt 4o"}, "CHATOPS_DEFAULT_MODEL"),
+        ({"CHATOPS_LOG_LEVEL": "LOUD"}, "CHATOPS_LOG_LEVEL"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    base = {"WEELINKING_API_KEY": "k"} if variable != "WEELINKING_API_KEY" else {}
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(base | env)
+    assert caught.value.variable == variable
+
+
+def test_start_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
+    env |= {"WEELINKING_API_KEY": "sk-do-not-print", "WEELINKING_BASE_URL": "nonsense"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        cwd=tmp_path,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "WEELINKING_BASE_URL" in lines[0]
+    assert "sk-do-not-print" not in done.stderr + done.stdout
