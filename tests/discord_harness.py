@@ -9,6 +9,7 @@ from pathlib import Path
 
 from adapters.discord import DiscordAdapter
 from adapters.discord_commands import ModelsSource
+from adapters.discord_origin import INTERACTION_TTL
 from adapters.discord_settings import DiscordSettings
 from bot.adapter import Handler
 from bot.commands import Command
@@ -34,9 +35,12 @@ async def running(
 ) -> AsyncIterator[DiscordAdapter]:
     """The adapter connected to `fake` (gateway READY seen), stopped on exit."""
     settings = settings_for(fake, state_dir, **dict(env or {}))
-    kwargs = {} if interaction_ttl is None else {"interaction_ttl": interaction_ttl}
     adapter = DiscordAdapter(
-        settings, commands=commands, models=models, guild_ready_timeout=0.1, **kwargs
+        settings,
+        commands=commands,
+        models=models,
+        guild_ready_timeout=0.1,
+        interaction_ttl=INTERACTION_TTL if interaction_ttl is None else interaction_ttl,
     )
     task = asyncio.create_task(adapter.run(handler))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -34,9 +35,16 @@ class Inbox:
         self.adapter: DiscordAdapter | None = None
         self.answer = answer
         self.errors: list[BaseException] = []
+        self._arrived = asyncio.Condition()
+
+    async def wait(self, count: int) -> None:
+        async with asyncio.timeout(5), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.requests) >= count)
 
     async def __call__(self, req: Request) -> None:
         self.requests.append(req)
+        async with self._arrived:
+            self._arrived.notify_all()
         if self.answer is None or self.adapter is None:
             return
         try:
@@ -47,9 +55,9 @@ class Inbox:
 
 
 @pytest.fixture
-async def fake() -> FakeDiscord:
+async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fd:
-        yield fd  # type: ignore[misc]
+        yield fd
 
 
 async def test_gateway_handshake_identifies_with_intents_and_heartbeats(
@@ -94,9 +102,7 @@ async def test_unaddressed_messages_and_bots_are_ignored(fake: FakeDiscord, tmp_
         await fake.send_message("from a bot", author=OTHER_BOT_ID, mention_bot=True)
         await fake.send_message("from ourselves", author=BOT_ID, mention_bot=True)
         marker = await fake.send_message("the marker", mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
     assert [r.event_id for r in inbox.requests] == [f"discord:m{marker.id}"]
 
 
@@ -105,9 +111,7 @@ async def test_configured_bots_are_answered(fake: FakeDiscord, tmp_path: Path) -
     env = {"DISCORD_ALLOW_BOTS": str(OTHER_BOT_ID)}
     async with running(fake, inbox, tmp_path, env=env):
         await fake.send_message("from a bot", author=OTHER_BOT_ID, mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
     assert inbox.requests[0].user.id == str(OTHER_BOT_ID)
 
 
@@ -117,9 +121,7 @@ async def test_admins_come_from_guild_permissions(fake: FakeDiscord, tmp_path: P
     async with running(fake, inbox, tmp_path):
         await fake.send_message("as a manager", mention_bot=True)
         await fake.send_message("as the owner", author=OWNER_ID, mention_bot=True)
-        async with asyncio.timeout(5):
-            while len(inbox.requests) < 2:
-                await asyncio.sleep(0.02)
+        await inbox.wait(2)
     assert all(r.user.is_admin for r in inbox.requests)
 
 
@@ -135,9 +137,7 @@ async def test_reply_to_bot_is_a_request_and_history_follows_the_chain(
         (answer,) = fake.replies_to(first.id)
         inbox.answer = None
         await fake.send_message("and then?", reply_to=answer.id)
-        async with asyncio.timeout(5):
-            while len(inbox.requests) < 2:
-                await asyncio.sleep(0.02)
+        await inbox.wait(2)
         turns = await adapter.history(inbox.requests[1])
     assert [(t.role, t.text) for t in turns] == [
         ("user", "look at this"),
@@ -152,9 +152,7 @@ async def test_thread_history_is_the_thread(fake: FakeDiscord, tmp_path: Path) -
     async with running(fake, inbox, tmp_path) as adapter:
         await fake.send_message("earlier in the thread", channel_id=THREAD_ID)
         await fake.send_message("what did I say?", channel_id=THREAD_ID, mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         turns = await adapter.history(inbox.requests[0])
     req = inbox.requests[0]
     assert req.place.channel == str(CHANNEL_ID) and req.place.thread == str(THREAD_ID)
@@ -171,9 +169,7 @@ async def test_voice_message_becomes_audio_attachment_and_downloads(
             "voice-message.ogg", audio, "audio/ogg", duration=3.5, waveform=bytes(range(32))
         )
         await fake.send_message("", attachments=[voice], flags=VOICE_FLAG)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         (att,) = inbox.requests[0].attachments
         data = await adapter.download(att, 1_000_000)
         with pytest.raises(TooLarge):
@@ -197,9 +193,7 @@ async def test_download_counts_bytes_when_the_declared_size_lies(
             "a.bin", bytes(300_000), "application/octet-stream", declared_size=10
         )
         await fake.send_message("file", mention_bot=True, attachments=[liar])
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         (att,) = inbox.requests[0].attachments
         with pytest.raises(TooLarge):
             await adapter.download(att, 100_000)
@@ -231,9 +225,7 @@ async def test_a_long_rate_limit_surfaces_as_platform_rate_limited(tmp_path: Pat
     async with FakeDiscord(create_limit=1, window=60.0) as fake:
         async with running(fake, inbox, tmp_path) as adapter:
             await fake.send_message("hi", mention_bot=True)
-            async with asyncio.timeout(5):
-                while not inbox.requests:
-                    await asyncio.sleep(0.02)
+            await inbox.wait(1)
             req = inbox.requests[0]
             await adapter.reply(req, "first")
             with pytest.raises(PlatformRateLimited) as caught:
@@ -248,9 +240,7 @@ async def test_a_raw_429_becomes_platform_rate_limited(fake: FakeDiscord, tmp_pa
     inbox = Inbox(None)
     async with running(fake, inbox, tmp_path) as adapter:
         await fake.send_message("hi", mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         # A 429 without `Via` (a proxy's, not Discord's) is not retried by discord.py.
         fake.failures[("POST", f"/channels/{CHANNEL_ID}/messages")] = (429, 0, "slow down")
         with pytest.raises(PlatformRateLimited):
@@ -261,9 +251,7 @@ async def test_missing_permissions_are_explained_in_a_dm(fake: FakeDiscord, tmp_
     inbox = Inbox(None)
     async with running(fake, inbox, tmp_path) as adapter:
         await fake.send_message("hi", mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         fake.failures[("POST", f"/channels/{CHANNEL_ID}/messages")] = (
             403,
             50013,
@@ -282,9 +270,7 @@ async def test_editing_a_deleted_reply_is_dropped_quietly(
     inbox = Inbox(None)
     async with running(fake, inbox, tmp_path) as adapter:
         await fake.send_message("hi", mention_bot=True)
-        async with asyncio.timeout(5):
-            while not inbox.requests:
-                await asyncio.sleep(0.02)
+        await inbox.wait(1)
         posted = await adapter.reply(inbox.requests[0], "hello")
         fake.messages[int(posted.id)].deleted = True
         await adapter.edit(posted, "hello again")  # no exception: nothing left to update
