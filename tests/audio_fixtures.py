@@ -195,7 +195,8 @@ async def ffprobe_bytes(data: bytes) -> ProbedAudio:
         codec=audio[0]["codec_name"],
         sample_rate=int(audio[0]["sample_rate"]),
         channels=int(audio[0]["channels"]),
-        seconds=float(info["format"]["duration"]),
+        # The sound's own length: a video track may run longer.
+        seconds=float(audio[0].get("duration", info["format"]["duration"])),
     )
 
 
@@ -229,3 +230,14 @@ def _parallel(cmds: list[list[str]]) -> None:
         _, err = proc.communicate(timeout=120)
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd[0]} failed: {err.decode(errors='replace')}")
+
+
+def opus_input_rate(data: bytes) -> int:
+    """The input sample rate in an Ogg/Opus OpusHead (ffprobe always reports 48 kHz)."""
+    at = data.index(b"OpusHead")
+    return int.from_bytes(data[at + 12 : at + 16], "little")
+
+
+def png_like() -> bytes:
+    """The start of a PNG image: an attachment that is plainly not audio."""
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200)
