@@ -190,13 +190,15 @@ def _fit(text: str, start: int, room: int, opener: str, length: Length) -> int:
 def _choose(text: str, start: int, hi: int, floor: int, opener: str, *, soft: bool) -> int:
     """Best cut in (floor, hi]: paragraph, line, sentence, space, else the last grapheme edge."""
     if soft:
-        # Prefer a boundary in the second half of the room; only then settle for an early one.
-        for lower in (start + (hi - start) // 2, start):
-            cut = _best_boundary(text, start, hi, lower, opener)
+        # Prefer a boundary in the second half of the room (a code block may start from a
+        # quarter on, so it is not split needlessly); only then settle for an early one.
+        half, quarter = start + (hi - start) // 2, start + (hi - start) // 4
+        for lower, fence_lower in ((half, quarter), (start, start)):
+            cut = _best_boundary(text, start, hi, lower, fence_lower, opener)
             if cut is not None:
                 return cut
     else:
-        cut = _best_boundary(text, start, hi, floor, opener)
+        cut = _best_boundary(text, start, hi, floor, floor, opener)
         if cut is not None:
             return cut
     cut = hi
@@ -209,15 +211,28 @@ def _choose(text: str, start: int, hi: int, floor: int, opener: str, *, soft: bo
     return cut
 
 
-def _best_boundary(text: str, start: int, hi: int, lower: int, opener: str) -> int | None:
-    before_fence = _before_fence(opener)
-    for find in (_after("\n\n"), before_fence, _after("\n"), _after_cjk, _after(" ")):
+def _best_boundary(
+    text: str, start: int, hi: int, lower: int, fence_lower: int, opener: str
+) -> int | None:
+    classes = (
+        (_after("\n\n"), lower),
+        (_before_fence(opener), fence_lower),
+        (_after("\n"), lower),
+        (_after_cjk, lower),
+        (_after(" "), lower),
+    )
+    for find, above in classes:
         cut = find(text, start, hi)
-        while cut is not None and cut > lower:
-            if cut > start and is_boundary(text, cut) and _fence_safe(text, cut):
+        while cut is not None and cut > above:
+            if (
+                cut > start
+                and is_boundary(text, cut)
+                and _fence_safe(text, cut)
+                and not _closes_next(text, start, cut, opener)
+            ):
                 return cut
             cut = find(text, start, cut - 1)
-        # Not found above `lower` in this class: try the next class.
+        # None above `above` in this class: try the next class.
     return None
 
 
@@ -258,6 +273,15 @@ def _fence_safe(text: str, cut: int) -> bool:
     if line_start == cut:
         return True
     return _FENCE_LINE.match(text, line_start, line_end) is None
+
+
+def _closes_next(text: str, start: int, cut: int, opener: str) -> bool:
+    """A cut just before the fence line that closes the open block would leave the next
+    part an empty reopened block."""
+    m = _FENCE_LINE.match(text, cut)
+    if m is None or m.group(2).strip():
+        return False
+    return bool(open_fence(text, start, cut, opener))
 
 
 def _next_grapheme(text: str, start: int) -> int:
