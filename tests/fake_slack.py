@@ -147,6 +147,7 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acked: dict[str, asyncio.Event] = {}
         self._connected = asyncio.Event()
+        self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -324,6 +325,13 @@ class FakeSlack:
 
     # --- Socket Mode -----------------------------------------------------------------------
 
+    async def wait_until(self, check: Callable[[], bool], within: float = 10.0) -> None:
+        """Wait (bounded) until `check()` holds, re-checking after every recorded change."""
+        async with asyncio.timeout(within):
+            while not check():
+                self._activity.clear()
+                await self._activity.wait()
+
     async def wait_connected(self, within: float = 5.0) -> None:
         async with asyncio.timeout(within):
             await self._connected.wait()
@@ -420,7 +428,10 @@ class FakeSlack:
         )
         if handler is None:
             return _fail("unknown_method")
-        return handler(args)
+        try:
+            return handler(args)
+        finally:
+            self._activity.set()
 
     def _limited(
         self, method: str, buckets: dict[str, Bucket], key: str, rate: float, burst: float
@@ -619,6 +630,7 @@ class FakeSlack:
 
     async def _respond(self, request: web.Request) -> web.Response:
         self.responses.append((request.match_info["id"], await request.json()))
+        self._activity.set()
         return web.Response(text="ok")
 
 

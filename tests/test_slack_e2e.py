@@ -1,9 +1,9 @@
-"""End to end: fake Slack ↔ Slack adapter ↔ the core (dispatcher, commands, store) ↔ fake gateway."""
+"""End to end: fake Slack ↔ Slack adapter ↔ core (dispatcher, commands, store) ↔ fake gateway."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +60,6 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             await store.close()
 
 
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait (bounded) until `check()` holds; the fakes record asynchronously."""
-    async with asyncio.timeout(within):
-        while not check():
-            await asyncio.sleep(0.02)
-
-
 async def mention(slack: FakeSlack, channel: str, text: str, **kw: object) -> str:
     msg = slack.user_message(channel, f"<@{BOT_USER}> {text}", **kw)  # type: ignore[arg-type]
     eid = await slack.send("events_api", slack.event_callback({**msg, "type": "app_mention"}))
@@ -84,7 +77,7 @@ async def test_mention_reply_streams_into_thread_and_ends_with_full_text(stack: 
     gw.chunk_delay = 0.04
     ts = await mention(slack, "C1", "explain")
     want = to_mrkdwn(REPLY)
-    await until(lambda: thread_texts(slack, "C1", ts) == [want])
+    await slack.wait_until(lambda: thread_texts(slack, "C1", ts) == [want])
     writes = [w for w in slack.writes if w.channel == "C1"]
     assert writes[0].method == "chat.postMessage" and writes[0].thread_ts == ts
     assert len(writes) >= 2 and all(w.method == "chat.update" for w in writes[1:])
@@ -105,14 +98,14 @@ async def test_thirty_conversations_in_one_workspace_draw_no_429(stack: Stack) -
             thread_texts(slack, c, t) == [want] for c, t in zip(channels, threads, strict=True)
         )
 
-    await until(complete, within=30)
+    await slack.wait_until(complete, within=30)
     assert slack.rate_limited == {}
 
 
 async def test_image_uploaded_into_thread(stack: Stack) -> None:
     slack = stack.slack
     ts = await mention(slack, "C1", "image a red fox")
-    await until(lambda: any(m.get("files") for m in slack.thread("C1", ts)))
+    await slack.wait_until(lambda: any(m.get("files") for m in slack.thread("C1", ts)))
     (msg,) = [m for m in slack.thread("C1", ts) if m.get("files")]
     file_id = msg["files"][0]["id"]
     assert slack.uploads[file_id].startswith(b"\x89PNG")
@@ -129,7 +122,7 @@ async def test_audio_clip_becomes_transcript(stack: Stack) -> None:
     msg = slack.user_message("C1", "", files=[clip])
     eid = await slack.send("events_api", slack.event_callback({**msg, "channel_type": "im"}))
     await slack.wait_ack(eid)
-    await until(
+    await slack.wait_until(
         lambda: any("hello from the clip" in t for t in thread_texts(slack, "C1", msg["ts"]))
     )
 
@@ -151,4 +144,4 @@ async def test_every_slash_command_acked_within_3s_and_answered(stack: Stack) ->
             posted = any(w.channel == channel for w in slack.writes)
             return posted or len(slack.responses) > before
 
-        await until(answered)
+        await slack.wait_until(answered)
