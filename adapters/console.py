@@ -95,7 +95,14 @@ class ConsoleAdapter:
                 continue
             number += 1
             req = parse_line(line.strip(), number, self._user)
-            await handle(req)
+            handling = asyncio.create_task(handle(req))
+            try:
+                await asyncio.shield(handling)
+            except asyncio.CancelledError:
+                # Shutdown: the dispatcher finalizes this reply; print it before leaving.
+                await handling
+                self._conclude(req)
+                raise
             self._conclude(req)
 
     # Requests are handled one at a time so each line sees the previous answer as context.

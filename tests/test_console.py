@@ -1,0 +1,101 @@
+"""`chatops console` as a real subprocess against the fake gateway, with piped stdin/stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from tests.fake_gateway import FakeGateway
+
+
+def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
+    return env | {
+        "WEELINKING_API_KEY": fake.api_key,
+        "WEELINKING_BASE_URL": fake.base_url,
+        "CHATOPS_DB": str(db),
+        "CHATOPS_SHUTDOWN_GRACE": "0.5",
+    }
+
+
+async def _console(fake: FakeGateway, db: Path, cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "console",
+        cwd=cwd,
+        env=_env(fake, db),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+def _ledger(db: Path) -> list[tuple[str, str, int, int, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT command, model, tokens_in, images, status FROM ledger ORDER BY id"
+        ).fetchall()
+
+
+async def test_piped_session_prints_plain_replies_and_records_ledger(tmp_path: Path) -> None:
+    db = tmp_path / "console.db"
+    async with FakeGateway() as fake:
+        proc = await _console(fake, db, tmp_path)
+        script = "hello there\n/image a small orange square\n/models deepseek\n/nonsense\n"
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate(script.encode())
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "\x1b" not in text  # no terminal control codes when piped
+    assert "You said: hello there" in text
+    assert "image-1.png saved to" in text
+    assert "`deepseek-v3`" in text
+    assert "I don't know the command `nonsense`" in text
+    # The second turn saw the first as context: the console keeps its session's turns.
+    rows = _ledger(db)
+    assert [(r[0], r[4]) for r in rows] == [("ask", "ok"), ("image", "ok")]
+    assert rows[1][3] == 1
+    saved = list((db.parent / "uploads").iterdir())
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"\x89PNG")
+
+
+async def test_session_turns_are_context(tmp_path: Path) -> None:
+    db = tmp_path / "console.db"
+    async with FakeGateway() as fake:
+        proc = await _console(fake, db, tmp_path)
+        async with asyncio.timeout(60):
+            await proc.communicate(b"my name is Ada\nwhat is my name?\n")
+        chats = [r.json for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert [m["content"] for m in chats[1]["messages"]] == [
+        "my name is Ada",
+        "You said: my name is Ada",
+        "what is my name?",
+    ]
+
+
+async def test_sigterm_finishes_the_reply_with_its_text_and_exits_0(tmp_path: Path) -> None:
+    db = tmp_path / "console.db"
+    async with FakeGateway(chunk_delay=0.05) as fake:
+        fake.chunks = [f"w{i} " for i in range(400)]
+        proc = await _console(fake, db, tmp_path)
+        assert proc.stdin is not None
+        proc.stdin.write(b"tell me a long story\n")
+        await proc.stdin.drain()
+        async with asyncio.timeout(30):
+            while not fake.active_streams:  # noqa: ASYNC110 - the fake exposes a counter only
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert text.startswith("w0 w1") and "stopped before this reply was finished" in text
+    [row] = _ledger(db)
+    assert row[0] == "ask" and row[4] == "cancelled"
