@@ -95,7 +95,7 @@ class ConsoleAdapter:
                 continue
             number += 1
             req = parse_line(line.strip(), number, self._user)
-            handling = asyncio.create_task(handle(req))
+            handling: asyncio.Future[None] = asyncio.ensure_future(handle(req))
             try:
                 await asyncio.shield(handling)
             except asyncio.CancelledError:
