@@ -89,6 +89,8 @@ class ConsoleAdapter:
         self._ids = itertools.count(1)
 
     async def run(self, handle: Handler) -> None:
+        if self._live:
+            self._write("chatops console: type a question, /help for commands, Ctrl-D to quit.\n")
         number = 0
         async for line in self._lines():
             if not line.strip():

@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO: noise in a chat console and in production logs.
+    logging.getLogger("httpx").setLevel(
+        max(logging.WARNING, logging.getLevelName(config.log_level))
+    )
     return asyncio.run(serve(config, console_only=args.action == "console"))
 
 
