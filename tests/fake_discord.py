@@ -90,6 +90,7 @@ class FakeInteraction:
     payload: dict[str, Any]
     callback_type: int | None = None
     callback_flags: int = 0
+    callback_data: dict[str, Any] = field(default_factory=dict)
     callback_at: float | None = None
     original_id: int | None = None
     followups: list[int] = field(default_factory=list)
@@ -142,7 +143,7 @@ class FakeDiscord:
         # Forced failures: (method, path prefix) → (status, code, message).
         self.failures: dict[tuple[str, str], tuple[int, int, str]] = {}
         self.ready = asyncio.Event()
-        self._windows: dict[tuple[str, int], Window] = {}
+        self._windows: dict[tuple[str, int | str], Window] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._changed = asyncio.Condition()
@@ -535,14 +536,15 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ rate limits
 
-    def _limit(self, kind: str, channel_id: int) -> tuple[web.Response | None, dict[str, str]]:
-        """Discord-style per-channel buckets: a 429 with real headers and body when over."""
+    def _limit(self, kind: str, scope: int | str) -> tuple[web.Response | None, dict[str, str]]:
+        """Discord-style buckets (per channel; per interaction token for follow-ups): a 429
+        with real headers and body when over."""
         limit = self.create_limit if kind == "create" else self.edit_limit
         now = time.monotonic()
-        win = self._windows.get((kind, channel_id))
+        win = self._windows.get((kind, scope))
         if win is None or now - win.started >= win.seconds:
             win = Window(limit, self.window, started=now)
-            self._windows[(kind, channel_id)] = win
+            self._windows[(kind, scope)] = win
         reset_after = max(win.started + win.seconds - now, 0.0)
         headers = {
             "X-RateLimit-Limit": str(limit),
@@ -778,6 +780,7 @@ class FakeDiscord:
             fi.callback_type = int(body["type"])
             data = body.get("data") or {}
             fi.callback_flags = int(data.get("flags") or 0)
+            fi.callback_data = data
             fi.callback_at = time.monotonic()
             resource: dict[str, Any] = {"type": fi.callback_type}
             if fi.callback_type in (4, 5):
@@ -815,7 +818,7 @@ class FakeDiscord:
         if fi.callback_type is None:
             return self._error(404, 10015, "Unknown Webhook")
         if len(parts) == 3 and method == "POST":
-            limited, headers = self._limit("create", fi.channel_id)
+            limited, headers = self._limit("create", fi.token)
             if limited is not None:
                 return limited
             body, files = await self._read_message_body(request)
@@ -851,7 +854,7 @@ class FakeDiscord:
                 msg.deleted = True
                 return web.Response(status=204)
             if method == "PATCH":
-                limited, headers = self._limit("edit", fi.channel_id)
+                limited, headers = self._limit("edit", fi.token)
                 if limited is not None:
                     return limited
                 body, files = await self._read_message_body(request)
