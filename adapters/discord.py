@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +90,8 @@ class DiscordAdapter:
         interaction_ttl: float = INTERACTION_TTL,
         typing: bool = True,
         guild_ready_timeout: float = 2.0,
+        limits: Limits = DISCORD_LIMITS,
+        first_delivery: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self.commands: Mapping[str, Command] = commands or {}
@@ -97,6 +99,10 @@ class DiscordAdapter:
         self.interaction_ttl = interaction_ttl
         self.typing = typing
         self.guild_ready_timeout = guild_ready_timeout
+        # Tests and the benchmark scale time down with a faster fake; production keeps Discord's.
+        self.limits = limits
+        # Store.first_delivery: a resumed or re-sharded session must not answer twice.
+        self.first_delivery = first_delivery
         self.poster = Poster()
         self.client: discord.Client | None = None
         self.invite_url: str | None = None
@@ -226,6 +232,9 @@ class DiscordAdapter:
         if handle is None:
             return
         try:
+            if self.first_delivery is not None and not await self.first_delivery(req.event_id):
+                log.info("discord: %s already handled; redelivery ignored", req.event_id)
+                return
             async with self._typing(typing_in):
                 await handle(req)
         except Exception:

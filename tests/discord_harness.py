@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from adapters.discord import DiscordAdapter
+from adapters.discord import DISCORD_LIMITS, DiscordAdapter
 from adapters.discord_commands import ModelsSource
 from adapters.discord_origin import INTERACTION_TTL
 from adapters.discord_settings import DiscordSettings
 from bot.adapter import Handler
 from bot.commands import Command
+from bot.events import Limits
 from tests.fake_discord import FakeDiscord
 
 
@@ -25,13 +26,16 @@ def settings_for(fake: FakeDiscord, state_dir: Path, **env: str) -> DiscordSetti
 @contextlib.asynccontextmanager
 async def running(
     fake: FakeDiscord,
-    handler: Handler,
+    handler: Handler | None,
     state_dir: Path,
     *,
     commands: Mapping[str, Command] | None = None,
     models: ModelsSource | None = None,
     interaction_ttl: float | None = None,
     env: Mapping[str, str] | None = None,
+    limits: Limits = DISCORD_LIMITS,
+    first_delivery: Callable[[str], Awaitable[bool]] | None = None,
+    wire: Callable[[DiscordAdapter], Handler] | None = None,
 ) -> AsyncIterator[DiscordAdapter]:
     """The adapter connected to `fake` (gateway READY seen), stopped on exit."""
     settings = settings_for(fake, state_dir, **dict(env or {}))
@@ -41,8 +45,13 @@ async def running(
         models=models,
         guild_ready_timeout=0.1,
         interaction_ttl=INTERACTION_TTL if interaction_ttl is None else interaction_ttl,
+        limits=limits,
+        first_delivery=first_delivery,
     )
-    task = asyncio.create_task(adapter.run(handler))
+    # wire: builds the handler from the adapter (Dispatcher.handler_for) instead.
+    handle = wire(adapter) if wire is not None else handler
+    assert handle is not None
+    task = asyncio.create_task(adapter.run(handle))
     try:
         async with asyncio.timeout(15):
             ready = asyncio.create_task(adapter.ready.wait())
