@@ -1,0 +1,169 @@
+"""Benchmark: streamed Slack replies under Slack's real limits, for 1, 10 and 50 conversations.
+
+The whole service runs against the fakes: fake Slack (chat.update ~50/min per workspace,
+chat.postMessage ~1/s per channel, 429 + Retry-After beyond) ↔ Slack adapter ↔ dispatcher and
+StreamingReply ↔ fake gateway streaming 300 tokens at 40 tokens/s. One conversation per
+channel, all in one workspace, all started at once.
+
+Run: .venv/bin/python -m bench.bench_slack
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.slack import SlackAdapter
+from adapters.slack_settings import SlackSettings
+from bot.commands.table import command_table
+from bot.config import Config
+from bot.dispatch import Dispatcher
+from bot.gateway import Gateway
+from bot.ratelimit import Budgets
+from bot.secret import Secret
+from bot.services import Services
+from storage.sqlite import SqliteStore
+from tests.fake_gateway import FakeGateway
+from tests.fake_slack import BOT_USER, FakeSlack, running
+
+TOKENS = 300
+TOKENS_PER_SECOND = 40.0
+LEVELS = (1, 10, 50)
+LEVEL_TIMEOUT = 120.0
+SAMPLE_EVERY = 0.02
+_TOKEN = re.compile(r"\bt(\d+)\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    conversations: int
+    first_p50: float
+    first_p95: float
+    stale_p95: float
+    rate_limited: int
+    writes_per_reply: float
+    backwards: int
+    all_complete: float
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
+
+
+def visible_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+async def level(conversations: int) -> Figures:
+    chunks = [f"t{k} " for k in range(TOKENS)]
+    delay = 1 / TOKENS_PER_SECOND
+    with tempfile.TemporaryDirectory() as tmp:
+        async with FakeSlack() as slack, FakeGateway(chunk_delay=delay) as fake_gw:
+            fake_gw.chunks = chunks
+            config = Config(
+                api_key=Secret(fake_gw.api_key),
+                base_url=fake_gw.base_url,
+                db_path=Path(tmp) / "bench.db",
+                max_reply_tokens=TOKENS + 50,
+            )
+            store = await SqliteStore.open(config.db_path)
+            gateway = Gateway(config.base_url, config.api_key)
+            dispatcher = Dispatcher(Services(config, gateway, store, Budgets()), command_table())
+            settings = SlackSettings.from_env(slack.env())
+            assert settings is not None
+            adapter = SlackAdapter(settings, store.first_delivery)
+            channels = [f"C{n:03d}" for n in range(conversations)]
+            try:
+                async with running(adapter, dispatcher.handler_for(adapter)):
+                    start = time.monotonic()
+                    for channel in channels:
+                        msg = slack.user_message(channel, f"<@{BOT_USER}> go {channel}")
+                        event = slack.event_callback({**msg, "type": "app_mention"})
+                        await slack.send("events_api", event)
+
+                    def complete() -> bool:
+                        done = {w.channel for w in slack.writes if visible_tokens(w.text) == TOKENS}
+                        return len(done) == conversations
+
+                    await slack.wait_until(complete, within=LEVEL_TIMEOUT)
+                    ended = max(
+                        min(
+                            w.at
+                            for w in slack.writes
+                            if w.channel == c and visible_tokens(w.text) == TOKENS
+                        )
+                        for c in channels
+                    )
+                    await adapter.drained()
+            finally:
+                await gateway.aclose()
+                await store.close()
+
+        # Token k of a conversation left the gateway at (request arrival + (k+1) * delay).
+        began: dict[str, float] = {}
+        for req in fake_gw.requests:
+            if req.path.endswith("/chat/completions"):
+                text = str(req.json["messages"][-1]["content"])
+                began[text.rsplit(" ", 1)[-1]] = req.at
+        writes = defaultdict(list)
+        for w in slack.writes:
+            writes[w.channel].append((w.at, visible_tokens(w.text)))
+
+        firsts: list[float] = []
+        stale: list[float] = []
+        backwards = 0
+        for channel in channels:
+            t0 = began[channel]
+            emit = [t0 + (k + 1) * delay for k in range(TOKENS)]
+            seen = writes[channel]
+            firsts.append(seen[0][0] - emit[0])
+            backwards += sum(1 for a, b in itertools.pairwise(seen) if b[1] < a[1])
+            t, i, shown = emit[0], 0, 0
+            while t <= emit[-1]:
+                while i < len(seen) and seen[i][0] <= t:
+                    shown = max(shown, seen[i][1])
+                    i += 1
+                emitted = int((t - t0) / delay)
+                stale.append(t - emit[shown] if shown < min(emitted, TOKENS) else 0.0)
+                t += SAMPLE_EVERY
+        return Figures(
+            conversations=conversations,
+            first_p50=statistics.median(firsts),
+            first_p95=pct(firsts, 0.95),
+            stale_p95=pct(stale, 0.95),
+            rate_limited=sum(slack.rate_limited.values()),
+            writes_per_reply=len(slack.writes) / conversations,
+            backwards=backwards,
+            all_complete=ended - start,
+        )
+
+
+async def main() -> None:
+    print(
+        f"Slack streaming: {TOKENS}-token replies at {TOKENS_PER_SECOND:g} tokens/s "
+        f"(stream {TOKENS / TOKENS_PER_SECOND:.1f} s), one conversation per channel, one workspace"
+    )
+    header = (
+        f"{'convs':>5} {'first p50':>10} {'first p95':>10} {'stale p95':>10} "
+        f"{'429s':>5} {'writes/reply':>12} {'backwards':>9} {'all done':>9}"
+    )
+    print(header)
+    for n in LEVELS:
+        f = await level(n)
+        print(
+            f"{f.conversations:>5} {f.first_p50:>9.3f}s {f.first_p95:>9.3f}s {f.stale_p95:>9.2f}s "
+            f"{f.rate_limited:>5} {f.writes_per_reply:>12.1f} {f.backwards:>9} "
+            f"{f.all_complete:>8.2f}s"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
