@@ -1,0 +1,116 @@
+"""`transcribe`: voice notes and audio files to text in the thread, charged by measured seconds."""
+
+from __future__ import annotations
+
+import re
+
+from bot.audio import (
+    AudioError,
+    AudioLimits,
+    PreparedAudio,
+    display_name,
+    format_duration,
+    prepare_audio,
+    transcribe_prepared,
+)
+from bot.commands import Command
+from bot.context import Context
+from bot.errors import TooLarge, UserFacingError
+from bot.events import Attachment
+from bot.gateway import GatewayError
+from storage.base import Amounts
+
+USAGE = "transcribe [language, e.g. de] (with an audio file or voice note attached)"
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+
+
+def transcribe_command(limits: AudioLimits) -> Command:
+    """The command, bound to the audio limits read from the environment at start-up."""
+
+    async def run(ctx: Context) -> None:
+        await run_transcribe(ctx, limits)
+
+    return Command(
+        name="transcribe",
+        summary="Transcribe an attached voice note or audio file into this thread.",
+        usage=USAGE,
+        run=run,
+    )
+
+
+TRANSCRIBE = transcribe_command(AudioLimits())
+
+
+async def run_transcribe(ctx: Context, limits: AudioLimits) -> None:
+    req = ctx.req
+    # The dispatcher routes a bare voice note (no text, no command) here by itself; that
+    # path follows the channel's auto-transcribe setting, an explicit request always runs.
+    automatic = req.command is None and not req.text.strip()
+    if automatic and not (await ctx.settings()).auto_transcribe:
+        return
+    audio = [a for a in req.attachments if a.kind == "audio"]
+    # Asked explicitly, any attachment is worth a look: platforms mislabel audio as files.
+    chosen = audio or ([] if automatic else list(req.attachments))
+    if not chosen:
+        raise UserFacingError(f"Attach a voice note or audio file to transcribe. Usage: `{USAGE}`")
+    first = ctx.args.split()[0].lower() if ctx.args.split() else ""
+    language = first if _LANGUAGE.match(first) else None
+    for attachment in chosen:
+        await _transcribe_one(ctx, attachment, limits, language, named=len(chosen) > 1)
+
+
+async def _transcribe_one(
+    ctx: Context, attachment: Attachment, limits: AudioLimits, language: str | None, *, named: bool
+) -> None:
+    prepared = await _download_and_prepare(ctx, attachment, limits)
+    model = ctx.services.config.transcribe_model
+    seconds = prepared.duration_seconds
+    length = format_duration(seconds)
+    name = display_name(attachment.filename)
+    # Reserved (and so charged) only now: bad files, refusals and downloads cost nothing.
+    async with (
+        ctx.metered(model, Amounts(requests=1, audio_seconds=seconds)) as meter,
+        ctx.stream() as reply,
+    ):
+        reply.progress(f"🎙️ Transcribing {name} ({length})…")
+
+        def on_progress(done: int, total: int) -> None:
+            if total > 1:
+                piece = min(done + 1, total)
+                reply.progress(f"🎙️ Transcribing {name} ({length}), piece {piece} of {total}…")
+
+        try:
+            text = await transcribe_prepared(
+                ctx.services.gateway,
+                model,
+                prepared,
+                concurrency=limits.concurrency,
+                on_progress=on_progress,
+                language=language,
+            )
+        except GatewayError as err:
+            meter.failed("error")
+            await reply.interrupt(err.user_message())
+            return
+        source = f" · {name}" if named else ""
+        heading = f"🎙️ **{ctx.req.user.name}** · {length}{source}"
+        reply.write(f"{heading}\n{text or '_(no speech found)_'}")
+
+
+async def _download_and_prepare(
+    ctx: Context, attachment: Attachment, limits: AudioLimits
+) -> PreparedAudio:
+    name = display_name(attachment.filename)
+    cap = limits.max_download_bytes
+    too_large = AudioError(
+        f"“{name}” is larger than {cap / 1e6:g} MB, the most I transcribe; "
+        "send a shorter or more compressed recording."
+    )
+    # The platform's declared size first, so an oversized file is never fetched at all.
+    if attachment.size > cap:
+        raise too_large
+    try:
+        data = await ctx.download(attachment, cap)
+    except TooLarge:
+        raise too_large from None
+    return await prepare_audio(data, attachment.filename, limits=limits)
