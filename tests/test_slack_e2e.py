@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,13 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with FakeSlack() as slack, FakeGateway() as fake_gw:
+    async with build_stack(tmp_path) as built:
+        yield built
+
+
+@asynccontextmanager
+async def build_stack(tmp_path: Path, **limits: float) -> AsyncIterator[Stack]:
+    async with FakeSlack(**limits) as slack, FakeGateway() as fake_gw:
         config = Config(
             api_key=Secret(fake_gw.api_key), base_url=fake_gw.base_url, db_path=tmp_path / "db"
         )
@@ -145,3 +152,36 @@ async def test_every_slash_command_acked_within_3s_and_answered(stack: Stack) ->
             return posted or len(slack.responses) > before
 
         await slack.wait_until(answered)
+
+
+async def test_slash_command_where_bot_is_not_a_member_says_how_to_fix(stack: Stack) -> None:
+    slack, gw = stack.slack, stack.gateway
+    gw.reply = "never shown"
+    slack.not_member.add("CPRIV")
+    eid = await slack.send("slash_commands", slack.slash_payload("/ask", "hi", channel="CPRIV"))
+    await slack.wait_ack(eid, within=3.0)
+    await slack.wait_until(lambda: bool(slack.responses))
+    (_, body), *_ = slack.responses
+    assert body["response_type"] == "ephemeral" and "/invite" in body["text"]
+    assert not [w for w in slack.writes if w.channel == "CPRIV"]
+
+
+async def test_unexpected_429s_are_waited_out_and_the_full_text_still_lands(
+    tmp_path: Path,
+) -> None:
+    # A workspace far stricter than Slack's published tier: the fake answers 429s, the
+    # adapter surfaces them, the streamer waits out Retry-After and still finishes.
+    async with build_stack(tmp_path, update_rate=2.0, update_burst=2) as built:
+        slack, gw = built.slack, built.gateway
+        gw.chunks = [f"w{i} " for i in range(40)]
+        gw.chunk_delay = 0.03
+        channels = [f"C{n}" for n in range(4)]
+        threads = await asyncio.gather(*(mention(slack, c, "go") for c in channels))
+        want = to_mrkdwn("".join(gw.chunks))
+
+        def complete() -> bool:
+            pairs = zip(channels, threads, strict=True)
+            return all(thread_texts(slack, c, t) == [want] for c, t in pairs)
+
+        await slack.wait_until(complete, within=30)
+        assert slack.rate_limited["chat.update"] > 0
