@@ -36,8 +36,8 @@ class StreamingReply:
     every part. Past `limits.max_chars` the reply rolls over into a new message; a finished
     part never changes again, and no message ever loses text it showed.
 
-    Budget policy: every open reply pledges the one write it will certainly need next (its
-    first post, then its final edit). Intermediate edits only spend tokens beyond all
+    Budget policy: every open reply pledges the writes it will certainly still need (its
+    post until posted, and its final edit). Intermediate edits only spend tokens beyond all
     pledges, so when many replies share a scarce budget each still gets a post and a final
     edit promptly instead of the budget going to frames that will be overwritten anyway.
     """
@@ -76,7 +76,8 @@ class StreamingReply:
         self._last_write = -math.inf
         # A post token acquired while waiting for our turn, not yet used.
         self._token: EditBudget | None = None
-        self._pledge: EditBudget | None = None
+        self._pledged_post = False
+        self._pledged_edit = False
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class StreamingReply:
 
     def _poke(self) -> None:
         if self._task is None:
-            self._move_pledge(self._posts)
+            self._pledge(post=True, edit=True)
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
 
@@ -172,7 +173,7 @@ class StreamingReply:
             assert self._final is not None
             await self._deliver(self._final)
         finally:
-            self._move_pledge(None)
+            self._pledge(post=False, edit=False)
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -268,7 +269,7 @@ class StreamingReply:
         self._opener = part.reopen
         self._shown = ""
         self._shown_end = part.end
-        self._move_pledge(self._posts)
+        self._pledge(post=True, edit=True)
 
     def _snapshot(self, source: str) -> tuple[str, int]:
         """What the current message should show now, and how far into `source` it reaches."""
@@ -276,13 +277,13 @@ class StreamingReply:
         end = len(source)
         soft = self.limits.max_chars - self._headroom
         if self._measure(body) > soft:
-            if self._shown_end > self._offset:
-                end = self._shown_end  # hold until the cut is known
-            else:
-                part = next_part(
-                    source, self._offset, soft, opener=self._opener, length=self._measure
-                )
-                end = part.end
+            # Near the limit, show only up to a boundary within the soft limit: the cut
+            # still to come then has room to fall at a good boundary after everything shown.
+            held = self._shown_end if self._shown_end > self._offset else None
+            part = next_part(
+                source, self._offset, soft, opener=self._opener, min_end=held, length=self._measure
+            )
+            end = max(part.end, self._shown_end)
             body = self._opener + source[self._offset : end]
         if self._status:
             with_status = _join(body, self._status)
@@ -300,7 +301,7 @@ class StreamingReply:
         self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
-        self._move_pledge(self._edits)
+        self._pledge(post=False, edit=True)
 
     async def _edit(
         self, text: str, end: int, *, required: bool, deadline: float | None = None
@@ -344,12 +345,18 @@ class StreamingReply:
                     raise TimeoutError from e
                 log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
 
-    def _move_pledge(self, budget: EditBudget | None) -> None:
-        if self._pledge is not None:
-            self._pledge.unpledge()
-        self._pledge = budget
-        if budget is not None:
-            budget.pledge()
+    def _pledge(self, *, post: bool, edit: bool) -> None:
+        """Declare the writes this reply will certainly still need (see the class doc).
+
+        From the start a reply pledges its post and its final edit (a reply whose stream ends
+        before its post needs no edit, but that is not known in advance).
+        """
+        if post != self._pledged_post:
+            (self._posts.pledge if post else self._posts.unpledge)()
+            self._pledged_post = post
+        if edit != self._pledged_edit:
+            (self._edits.pledge if edit else self._edits.unpledge)()
+            self._pledged_edit = edit
 
     def _closed_text(self) -> str:
         text = self.text
