@@ -30,6 +30,7 @@ from adapters.slack_events import (
     Origin,
     classify_message,
     event_request,
+    is_bare_clip,
     is_from_other_bot,
     shortcut_request,
     slash_request,
@@ -280,7 +281,11 @@ class SlackAdapter:
         if kind is None:
             return
         channel, thread = str(event.get("channel", "")), str(event.get("thread_ts") or "")
-        if kind == "thread" and not await self._bot_in_thread(channel, thread, me):
+        if (
+            kind == "thread"
+            and not is_bare_clip(event)
+            and not await self._bot_in_thread(channel, thread, me)
+        ):
             return
         if not await self._first(str(body.get("event_id", ""))):
             return

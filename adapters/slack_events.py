@@ -20,7 +20,7 @@ _SPOKEN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "bot_messa
 # Slack's own recorded clips; their mime type is sometimes video/* even for audio-only clips.
 _CLIP_SUBTYPES = frozenset({"slack_audio", "slack_video"})
 
-MessageKind = Literal["dm", "thread"]
+MessageKind = Literal["dm", "thread", "clip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,10 @@ def attachments(files: Sequence[Mapping[str, Any]] | None) -> tuple[Attachment, 
 def classify_message(
     event: Mapping[str, Any], me: Identity, *, allow_bots: bool
 ) -> MessageKind | None:
-    """Whether a `message` event is for us: a DM, a thread reply, or nothing (None).
+    """Whether a `message` event is for us: a DM, a thread reply, a bare audio clip, or not.
 
-    Mentions arrive twice (app_mention and message); only the app_mention is used.
+    Mentions arrive twice (app_mention and message); only the app_mention is used. A clip
+    recorded in Slack with no text goes to the core, whose auto-transcribe setting decides.
     """
     subtype = event.get("subtype")
     if subtype not in _SPOKEN_SUBTYPES:
@@ -97,7 +98,14 @@ def classify_message(
     thread_ts = event.get("thread_ts")
     if thread_ts and thread_ts != event.get("ts"):
         return "thread"
-    return None
+    return "clip" if is_bare_clip(event) else None
+
+
+def is_bare_clip(event: Mapping[str, Any]) -> bool:
+    """An audio clip recorded in Slack, sent without any text."""
+    files: Sequence[Mapping[str, Any]] = event.get("files") or ()
+    text = str(event.get("text") or "").strip()
+    return not text and any(f.get("subtype") == "slack_audio" for f in files)
 
 
 def is_from_other_bot(event: Mapping[str, Any], me: Identity) -> bool:
