@@ -115,6 +115,10 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ connection
 
     def _make_client(self) -> discord.Client:
+        # The bot never joins voice channels (voice *messages* are plain attachments), so
+        # discord.py's start-up warnings about missing voice libraries are noise.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         options: dict[str, Any] = {
             "intents": _intents(),
             "allowed_mentions": NO_PINGS,
