@@ -78,6 +78,8 @@ _STATUS_UNAVAILABLE = (
     | AUTH_CODES
 )
 _SERVER_ERROR_PAUSE = 1.0
+# Longer than the dispatcher's default drain (20 s grace + 10 s to finalize).
+SHUTDOWN_WAIT = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +155,14 @@ class SlackAdapter:
             else:
                 await self._serve_socket(app)
         finally:
+            # No new events now; replies in flight still need the Web API while the
+            # dispatcher drains them, so the session closes only after they end (bounded).
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_WAIT)
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
-                await asyncio.wait(self._tasks, timeout=5)
+                await asyncio.wait(set(self._tasks), timeout=5)
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -273,9 +279,11 @@ class SlackAdapter:
         me = await self.identity()
         self._remember_inbound(event)
         if event.get("subtype") in ("message_changed", "message_deleted"):
-            thread = (event.get("message") or event.get("previous_message") or {}).get("thread_ts")
-            if thread:
-                self.history_cache.forget(str(event.get("channel", "")), str(thread))
+            changed: JSON = event.get("message") or event.get("previous_message") or {}
+            # Our own streamed edits come back as message_changed; the cache has them already.
+            own = changed.get("user") == me.user_id or changed.get("bot_id") == me.bot_id
+            if changed.get("thread_ts") and not own:
+                self.history_cache.forget(str(event.get("channel", "")), str(changed["thread_ts"]))
             return
         kind = classify_message(event, me, allow_bots=self.settings.allow_bots)
         if kind is None:

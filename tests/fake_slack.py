@@ -336,6 +336,12 @@ class FakeSlack:
         async with asyncio.timeout(within):
             await self._connected.wait()
 
+    async def drop_connections(self) -> None:
+        """Close every Socket Mode connection the way Slack does when it rotates them."""
+        self._connected.clear()
+        for ws in list(self._sockets):
+            await ws.close(message=b"refresh_requested")
+
     async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0) -> str:
         """Send an envelope over the socket; returns its envelope_id (see `wait_ack`)."""
         await self.wait_connected()

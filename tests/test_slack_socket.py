@@ -320,3 +320,18 @@ async def test_429_surfaces_with_retry_after_and_no_hidden_retry(slack: FakeSlac
     assert len([c for c in slack.calls if c[1] == "chat.update"]) == 3
     assert slack.messages["C1"][posted.id]["text"] == "v2"
     await adapter.aclose()
+
+
+async def test_socket_reconnects_after_slack_closes_it(
+    slack: FakeSlack, live: tuple[SlackAdapter, Inbox]
+) -> None:
+    _, inbox = live
+    await slack.drop_connections()
+    await slack.wait_connected(within=10.0)
+    await deliver(
+        slack, {**slack.user_message("C1", f"<@{BOT_USER}> back?"), "type": "app_mention"}
+    )
+    (req,) = await inbox.wait_for(1)
+    assert req.text == "back?"
+    opened = [c for c in slack.calls if c[1] == "apps.connections.open"]
+    assert len(opened) == 2
