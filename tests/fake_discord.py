@@ -892,7 +892,7 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identifies.append(msg["d"])
-                    await self._ready(ws)
+                    await self._ready(ws, msg["d"].get("shard"))
                 elif op == 6:
                     # No session to resume here: ask for a fresh IDENTIFY.
                     await ws.send_str(json.dumps({"op": 9, "d": False}))
@@ -900,7 +900,7 @@ class FakeDiscord:
             self._sockets.remove(ws)
         return ws
 
-    async def _ready(self, ws: web.WebSocketResponse) -> None:
+    async def _ready(self, ws: web.WebSocketResponse, shard: list[int] | None) -> None:
         self._seq += 1
         ready = {
             "v": 10,
@@ -912,6 +912,8 @@ class FakeDiscord:
             "private_channels": [],
             "relationships": [],
         }
+        if shard is not None:
+            ready["shard"] = shard
         await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
         self._seq += 1
         await ws.send_str(

@@ -275,3 +275,29 @@ async def test_editing_a_deleted_reply_is_dropped_quietly(
         fake.messages[int(posted.id)].deleted = True
         await adapter.edit(posted, "hello again")  # no exception: nothing left to update
         assert fake.messages[int(posted.id)].content == "hello"
+
+
+@pytest.mark.parametrize("shards", ["1", "auto"])
+async def test_sharded_clients_connect_through_the_same_seams(
+    fake: FakeDiscord, tmp_path: Path, shards: str
+) -> None:
+    inbox = Inbox("sharded hello")
+    env = {"DISCORD_SHARD_COUNT": shards}
+    async with running(fake, inbox, tmp_path, env=env) as adapter:
+        inbox.adapter = adapter
+        sent = await fake.send_message("hi", mention_bot=True)
+        await fake.wait_until(lambda: any(m.edits for m in fake.replies_to(sent.id)))
+    assert fake.identifies[0]["shard"] == [0, 1]
+    asked_gateway = any(path == "/gateway/bot" for _, _, path, _ in fake.calls)
+    assert asked_gateway == (shards == "auto")
+
+
+async def test_a_deleted_channel_is_reported_not_retried(fake: FakeDiscord, tmp_path: Path) -> None:
+    inbox = Inbox(None)
+    async with running(fake, inbox, tmp_path) as adapter:
+        await fake.send_message("hi", mention_bot=True)
+        await inbox.wait(1)
+        fake.failures[("POST", f"/channels/{CHANNEL_ID}/messages")] = (404, 10003, "Unknown")
+        with pytest.raises(UserFacingError) as caught:
+            await adapter.reply(inbox.requests[0], "hello")
+    assert "no longer exists" in caught.value.message

@@ -246,3 +246,22 @@ async def test_an_image_over_the_upload_limit_is_re_encoded(tmp_path: Path) -> N
         (name, sent), *_ = fake.messages[int(posted.id)].files
     assert name == "noise.jpg" and len(sent) <= limit
     assert sent[:2] == b"\xff\xd8", "a JPEG"
+
+
+async def test_an_invalidated_interaction_token_falls_back_to_messages(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    answering = Answering()
+    async with running(fake, answering, tmp_path, commands=full_table()) as adapter:
+        answering.adapter = adapter
+        fi = await fake.send_interaction("ask", [{"name": "prompt", "type": 3, "value": "x"}])
+        await answering.wait(1)
+        # Discord refuses the token early (e.g. the interaction was deleted): 50027.
+        fake.failures[("POST", f"/webhooks/{fi.payload['application_id']}/{fi.token}")] = (
+            401,
+            50027,
+            "Invalid Webhook Token",
+        )
+        later = await adapter.reply(answering.requests[0], "after the token died")
+    message = fake.messages[int(later.id)]
+    assert message.webhook_id is None and message.reference == fi.original_id
