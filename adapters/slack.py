@@ -72,6 +72,8 @@ LIMITS = Limits(
     length=mrkdwn_length,
 )
 STATUS_TEXT = "is thinking…"
+# A status is a nicety: never hold a request up for long waiting on it.
+STATUS_TIMEOUT = 2.0
 # Errors after which assistant.threads.setStatus is not tried again in this process.
 _STATUS_UNAVAILABLE = (
     frozenset({"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"})
@@ -107,6 +109,7 @@ class SlackAdapter:
         self._anchors: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._status_available = settings.assistant_status
+        self._status_shown: set[tuple[str, str]] = set()
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
@@ -316,9 +319,17 @@ class SlackAdapter:
         await self._handle(req, handle)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
-        if req.place.thread:
-            self._spawn(self._set_status(req.place.channel, req.place.thread))
-        await handle(req)
+        key = (req.place.channel, req.place.thread) if req.place.thread else None
+        # Set before the core starts, so it cannot land after (and outlive) the first reply.
+        if key and await self._set_status(*key, STATUS_TEXT):
+            self._status_shown.add(key)
+        try:
+            await handle(req)
+        finally:
+            # A public post clears the status; anything else (ephemeral only, nothing) must.
+            if key in self._status_shown:
+                self._status_shown.discard(key)
+                await self._set_status(*key, "")
 
     def _remember_inbound(self, event: JSON) -> None:
         thread = event.get("thread_ts") or event.get("ts")
@@ -360,22 +371,27 @@ class SlackAdapter:
             self._users.popitem(last=False)
         return user
 
-    async def _set_status(self, channel: str, thread: str) -> None:
-        """The assistant thread status ("is thinking…"), where the app and thread allow it."""
+    async def _set_status(self, channel: str, thread: str, status: str) -> bool:
+        """The thread status ("is thinking…"; "" clears it) where Slack allows it; True if set."""
         if not self._status_available:
-            return
+            return False
         client = await self._client()
         try:
-            await client.assistant_threads_setStatus(
-                channel_id=channel, thread_ts=thread, status=STATUS_TEXT
-            )
+            async with asyncio.timeout(STATUS_TIMEOUT):
+                await client.assistant_threads_setStatus(
+                    channel_id=channel, thread_ts=thread, status=status
+                )
+            return True
         except SlackApiError as err:
             code = code_of(err)
             if code in _STATUS_UNAVAILABLE:
-                log.info("slack: assistant status unavailable (%s); not trying again", code)
+                log.info("slack: thread status unavailable (%s); not trying again", code)
                 self._status_available = False
             else:
-                log.debug("slack: no assistant status in %s/%s: %s", channel, thread, code)
+                log.debug("slack: no thread status in %s/%s: %s", channel, thread, code)
+        except TimeoutError:
+            log.debug("slack: setting the thread status timed out")
+        return False
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -415,6 +431,7 @@ class SlackAdapter:
             while len(self._anchors) > 1024:
                 self._anchors.popitem(last=False)
         root = thread or ts
+        self._status_shown.discard((channel, root))
         self._mark_active(channel, root)
         self.history_cache.note(
             channel, root, {"ts": ts, "user": (await self.identity()).user_id, "text": text}

@@ -100,6 +100,8 @@ async def test_mention_reply_streams_into_thread_and_ends_with_full_text(stack: 
     writes = [w for w in slack.writes if w.channel == "C1"]
     assert writes[0].method == "chat.postMessage" and writes[0].thread_ts == ts
     assert len(writes) >= 2 and all(w.method == "chat.update" for w in writes[1:])
+    # Shown while waiting; the first post cleared it, so no explicit clear is sent.
+    assert [s["status"] for s in slack.statuses] == ["is thinking…"]
     assert sum(slack.rate_limited.values()) == 0
 
 
