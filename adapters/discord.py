@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +92,7 @@ class DiscordAdapter:
         guild_ready_timeout: float = 2.0,
         limits: Limits = DISCORD_LIMITS,
         first_delivery: Callable[[str], Awaitable[bool]] | None = None,
+        drain_timeout: float = 60.0,
     ) -> None:
         self.settings = settings
         self.commands: Mapping[str, Command] = commands or {}
@@ -109,7 +110,9 @@ class DiscordAdapter:
         self.synced_commands: bool | None = None
         self.ready = asyncio.Event()
         self._handle: Handler | None = None
-        self._tasks: asyncio.TaskGroup | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._accepting = False
+        self.drain_timeout = drain_timeout
         self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ connection
@@ -160,8 +163,8 @@ class DiscordAdapter:
 
         client.event(on_message)
         client.event(on_ready)
-        async with client, aiohttp.ClientSession() as session, asyncio.TaskGroup() as tasks:
-            self._session, self._tasks = session, tasks
+        async with client, aiohttp.ClientSession() as session:
+            self._session, self._accepting = session, True
             try:
                 await client.login(self.settings.token.reveal())
                 app_id = client.application_id or self.me_id
@@ -178,13 +181,19 @@ class DiscordAdapter:
                 )
                 raise
             finally:
-                self._tasks = None
+                # Take no new events, but keep the HTTP session open until the answers in
+                # flight are delivered (the dispatcher's drain bounds how long they take).
+                self._accepting = False
+                if self._inflight:
+                    await asyncio.wait(set(self._inflight), timeout=self.drain_timeout)
 
-    def _spawn(self, coro: Any) -> None:
-        if self._tasks is None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if not self._accepting:
             coro.close()
             return
-        self._tasks.create_task(coro)
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     # ------------------------------------------------------------------ inbound
 

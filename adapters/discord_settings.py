@@ -115,7 +115,9 @@ class DiscordSettings:
             raise ConfigError(
                 "DISCORD_SHARD_IDS", f"ids must be below DISCORD_SHARD_COUNT={shard_count}"
             )
-        state = env.get("CHATOPS_DATA_DIR", "").strip() or "data"
+        # Next to the database unless told otherwise: the command hash is service state.
+        db = env.get("CHATOPS_DB", "").strip()
+        state = env.get("CHATOPS_DATA_DIR", "").strip() or (str(Path(db).parent) if db else "data")
         return cls(
             token=Secret(token),
             api_base=api_base,

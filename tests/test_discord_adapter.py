@@ -12,7 +12,7 @@ import pytest
 from adapters.discord import DiscordAdapter
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
 from bot.events import Request
-from tests.discord_harness import running
+from tests.discord_harness import running, settings_for
 from tests.fake_discord import (
     BOT_ID,
     CHANNEL_ID,
@@ -301,3 +301,32 @@ async def test_a_deleted_channel_is_reported_not_retried(fake: FakeDiscord, tmp_
         with pytest.raises(UserFacingError) as caught:
             await adapter.reply(inbox.requests[0], "hello")
     assert "no longer exists" in caught.value.message
+
+
+async def test_an_answer_in_flight_at_shutdown_is_still_delivered(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+    adapter_box: list[DiscordAdapter] = []
+
+    async def slow(req: Request) -> None:
+        arrived.set()
+        await release.wait()
+        await adapter_box[0].reply(req, "finished after shutdown began")
+
+    settings = settings_for(fake, tmp_path)
+    adapter = DiscordAdapter(settings, guild_ready_timeout=0.1)
+    adapter_box.append(adapter)
+    task = asyncio.create_task(adapter.run(slow))
+    async with asyncio.timeout(10):
+        await adapter.ready.wait()
+        sent = await fake.send_message("hi", mention_bot=True)
+        await arrived.wait()
+        task.cancel()
+        await asyncio.sleep(0.1)
+        assert not task.done(), "run() waits for the answer in flight"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [m.content for m in fake.replies_to(sent.id)] == ["finished after shutdown began"]
