@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from adapters.slack_errors import SlackProblem
 from adapters.slack_settings import SlackSettings
 from bot.errors import PlatformRateLimited
 from bot.events import Request
+from storage.sqlite import SqliteStore
 from tests.fake_slack import BOT_ID, BOT_USER, TEAM, FakeSlack, SeenOnce, running
 
 
@@ -335,3 +337,24 @@ async def test_socket_reconnects_after_slack_closes_it(
     assert req.text == "back?"
     opened = [c for c in slack.calls if c[1] == "apps.connections.open"]
     assert len(opened) == 2
+
+
+async def test_redelivery_after_restart_is_not_answered_again(
+    slack: FakeSlack, tmp_path: Path
+) -> None:
+    settings = SlackSettings.from_env(slack.env())
+    assert settings is not None
+    msg = {**slack.user_message("C1", f"<@{BOT_USER}> once"), "type": "app_mention"}
+    body = slack.event_callback(msg, event_id="EvRESTART")
+    seen: list[int] = []
+    for attempt in range(2):  # the second run is a restarted process with the same database
+        store = await SqliteStore.open(tmp_path / "chatops.db")
+        adapter, inbox = SlackAdapter(settings, store.first_delivery), Inbox()
+        try:
+            async with running(adapter, inbox):
+                await slack.wait_ack(await slack.send("events_api", body, retry_attempt=attempt))
+                await adapter.drained()
+        finally:
+            await store.close()
+        seen.append(len(inbox.requests))
+    assert seen == [1, 0]
