@@ -22,11 +22,13 @@ import re
 import resource
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.events import Limits, Posted, Request
+from bot.errors import PlatformRateLimited
+from bot.events import Limits, Place, Posted, Request
 from bot.ratelimit import Budgets
 from bot.streaming import StreamingReply
 from tests.memory_adapter import MemoryAdapter, make_request
@@ -52,23 +54,97 @@ class LeanAdapter(MemoryAdapter):
         self.traces: dict[str, Trace] = {}
         self.first_call: dict[str, asyncio.Future[float]] = {}
 
-    def _note(self, channel: str, text: str) -> None:
+    def _note(self, key: str, text: str) -> None:
         now = time.perf_counter()
-        self.traces.setdefault(channel, Trace()).calls.append((now, len(text)))
-        waiter = self.first_call.get(channel)
+        self.traces.setdefault(key, Trace()).calls.append((now, len(text)))
+        waiter = self.first_call.get(key)
         if waiter is not None and not waiter.done():
             waiter.set_result(now)
 
     async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
-        self._note(req.place.channel, text)
+        # One message per reply in these benchmarks: the request's key names both.
+        key = req.event_id or req.place.channel
+        self._note(key, text)
         if self.latency:
             await asyncio.sleep(self.latency)
-        return Posted(place=req.place, id=req.place.channel)
+        return Posted(place=req.place, id=key)
 
     async def edit(self, posted: Posted, text: str) -> None:
-        self._note(posted.place.channel, text)
+        self._note(posted.id, text)
         if self.latency:
             await asyncio.sleep(self.latency)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A platform's real write limits (what its fake enforces) and the Limits its adapter
+    declares (copied from adapters/slack.py and adapters/discord.py)."""
+
+    name: str
+    limits: Limits
+    # (scope, writes, seconds): "workspace" or "channel".
+    post_rule: tuple[str, int, float]
+    edit_rule: tuple[str, int, float]
+
+
+SLACK = Platform(
+    "Slack",
+    Limits(
+        max_chars=3500,
+        edit_interval=1.0,
+        budget_per_second=0.8,
+        budget_burst=50,
+        budget_scope="workspace",
+        post_per_second=0.9,
+        post_burst=2,
+        post_scope="channel",
+    ),
+    post_rule=("channel", 1, 1.0),  # chat.postMessage ~1/s per channel
+    edit_rule=("workspace", 50, 60.0),  # chat.update Tier 3, ~50/min per workspace
+)
+DISCORD = Platform(
+    "Discord",
+    Limits(
+        max_chars=2000,
+        edit_interval=1.0,
+        budget_per_second=1.0,
+        budget_burst=5,
+        post_per_second=1.0,
+        post_burst=5,
+    ),
+    post_rule=("channel", 5, 5.0),
+    edit_rule=("channel", 5, 5.0),
+)
+
+
+class EnforcingAdapter(LeanAdapter):
+    """Answers 429 whenever a write breaks the platform's sliding-window limits."""
+
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(platform.limits, latency=0.0)
+        self.platform = platform
+        self.refused = 0
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+
+    def _admit(self, kind: str, rule: tuple[str, int, float], place: Place) -> None:
+        scope, count, seconds = rule
+        key = (kind, place.workspace if scope == "workspace" else place.channel)
+        window = self._windows.setdefault(key, deque())
+        now = time.monotonic()
+        while window and window[0] <= now - seconds:
+            window.popleft()
+        if len(window) >= count:
+            self.refused += 1
+            raise PlatformRateLimited(window[0] + seconds - now)
+        window.append(now)
+
+    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+        self._admit("post", self.platform.post_rule, req.place)
+        return await super().reply(req, text, ephemeral=ephemeral)
+
+    async def edit(self, posted: Posted, text: str) -> None:
+        self._admit("edit", self.platform.edit_rule, posted.place)
+        await super().edit(posted, text)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -301,6 +377,74 @@ async def through_gateway(samples: int) -> None:
     )
 
 
+async def platform_run(platform: Platform, conversations: int, tokens: int, rate: float) -> str:
+    """`conversations` replies at once under the platform's real limits; one line of figures."""
+    adapter = EnforcingAdapter(platform)
+    budgets = Budgets()
+    loop = asyncio.get_running_loop()
+    traces: dict[str, Trace] = {}
+    spans: dict[str, tuple[float, float]] = {}
+    firsts: list[float] = []
+
+    async def one(k: int) -> None:
+        key = f"{platform.name}-{conversations}-{k}"
+        # Slack: one channel per conversation, one workspace; Discord: all in one channel.
+        channel = f"C{k}" if platform is SLACK else "C0"
+        trace = traces[key] = Trace()
+        waiter: asyncio.Future[float] = loop.create_future()
+        adapter.first_call[key] = waiter
+        req = make_request(channel=channel, workspace="W1", event_id=key)
+        start = loop.time()
+        length = 0
+        async with StreamingReply(adapter, req, budgets) as reply:
+            for i in range(tokens):
+                wait = start + i / rate - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                delta = f"t{i} "
+                reply.write(delta)
+                length += len(delta)
+                trace.writes.append((time.perf_counter(), length))
+            streamed = time.perf_counter()
+        spans[key] = (trace.writes[0][0], streamed)
+        firsts.append(await waiter - trace.writes[0][0])
+
+    started = time.perf_counter()
+    async with asyncio.timeout(180):
+        await asyncio.gather(*(one(k) for k in range(conversations)))
+    complete = time.perf_counter() - started
+    stale: list[float] = []
+    for key, trace in traces.items():
+        calls = adapter.traces[key].calls
+        begin, end = spans[key]
+        t = begin
+        while t < end:
+            shown = max((n for at, n in calls if at <= t), default=0)
+            unseen = next((at for at, n in trace.writes if n > shown), None)
+            stale.append(0.0 if unseen is None or unseen > t else t - unseen)
+            t += 0.1
+    writes = sum(len(adapter.traces[k].calls) for k in traces) / conversations
+    complete_ok = all(adapter.traces[k].calls[-1][1] >= t.writes[-1][1] for k, t in traces.items())
+    return (
+        f"  {platform.name:7s} {conversations:3d} conv: first text p50 {pct(firsts, 0.5):5.2f} s "
+        f"p95 {pct(firsts, 0.95):5.2f} s; staleness p95 {pct(stale, 0.95):5.2f} s; "
+        f"429s {adapter.refused}; writes/reply {writes:4.1f}; all complete in {complete:5.1f} s"
+        f"{'' if complete_ok else ' (SOME INCOMPLETE)'}"
+    )
+
+
+async def platforms(tokens: int, rate: float) -> None:
+    print(
+        f"Platform limits enforced in memory, {tokens}-token replies at {rate:g} tokens/s "
+        f"(streams take {tokens / rate:g} s; goals: Slack 50 within ~10 s, Discord 20 within "
+        "~18 s, 0 429s):"
+    )
+    runs = [(SLACK, n) for n in (1, 10, 50)] + [(DISCORD, n) for n in (1, 5, 20)]
+    # Each run has its own adapter and budgets, so they run side by side to save time.
+    for line in await asyncio.gather(*(platform_run(p, n, tokens, rate) for p, n in runs)):
+        print(line)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     await first_delta_latency(args.samples)
     print(
@@ -312,6 +456,8 @@ async def main_async(args: argparse.Namespace) -> None:
     for level in args.levels:
         await concurrent(level, args.rate, args.seconds, args.interval, args.latency)
     await through_gateway(args.gateway_samples)
+    if args.tokens:
+        await platforms(args.tokens, args.token_rate)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--interval", type=float, default=0.1, help="edit_interval, seconds")
     parser.add_argument("--latency", type=float, default=0.01, help="adapter round trip, s")
+    parser.add_argument("--tokens", type=int, default=300, help="0 skips the platform runs")
+    parser.add_argument("--token-rate", type=float, default=40.0)
     args = parser.parse_args(argv)
     asyncio.run(main_async(args))
 
