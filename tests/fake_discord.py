@@ -421,6 +421,15 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", payload)
         return msg
 
+    def open_dm(self, uid: int) -> int:
+        """The DM channel between the bot and `uid` (created on first use)."""
+        cid = self.dm_channels.setdefault(uid, self.next_id())
+        self.channels.setdefault(
+            cid,
+            {"id": str(cid), "type": 1, "recipients": [self.users[uid]], "last_message_id": None},
+        )
+        return cid
+
     def _author_of(self, mid: int) -> int | None:
         msg = self.messages.get(mid)
         return int(msg.author["id"]) if msg else None

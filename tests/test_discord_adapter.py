@@ -330,3 +330,16 @@ async def test_an_answer_in_flight_at_shutdown_is_still_delivered(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert [m.content for m in fake.replies_to(sent.id)] == ["finished after shutdown began"]
+
+
+async def test_direct_messages_need_no_mention(fake: FakeDiscord, tmp_path: Path) -> None:
+    inbox = Inbox("hello in private")
+    dm = fake.open_dm(MEMBER_ID)
+    async with running(fake, inbox, tmp_path) as adapter:
+        inbox.adapter = adapter
+        sent = await fake.send_message("just talking", channel_id=dm)
+        await fake.wait_until(lambda: any(m.edits for m in fake.replies_to(sent.id)))
+    (req,) = inbox.requests
+    assert req.text == "just talking" and req.place.workspace == "dm"
+    assert req.place.channel == str(dm) and not req.user.is_admin
+    assert fake.replies_to(sent.id)[0].content == "hello in private"
