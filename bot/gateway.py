@@ -20,6 +20,7 @@ from httpx_sse import EventSource
 from bot.errors import TooLarge
 from bot.gateway_errors import GatewayError, error_from_answer, error_from_event
 from bot.gateway_models import ModelInfo, vendor_for
+from bot.gateway_transport import TransportName, make_transport
 from bot.secret import Secret
 
 __all__ = [
@@ -141,6 +142,7 @@ class Gateway:
         max_connections: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        transport: TransportName | httpx.AsyncBaseTransport = "aiohttp",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
@@ -156,8 +158,13 @@ class Gateway:
             base_url=self.base_url + "/",
             headers={"Authorization": f"Bearer {api_key.reveal()}"},
             timeout=self._timeouts.http(self._timeouts.chat_read),
-            # Hundreds of concurrent streams are normal for a bot: the default of 100 would queue.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+            # Hundreds of concurrent streams are normal for a bot: httpx's default pool of 100
+            # connections would queue them (see gateway_transport for the choice of transport).
+            transport=(
+                make_transport(transport, max_connections)
+                if isinstance(transport, str)
+                else transport
+            ),
         )
         # Image URLs point at other hosts (CDNs): fetched by a client that holds no credentials.
         self._downloads: httpx.AsyncClient | None = None

@@ -221,6 +221,7 @@ class FakeGateway:
         self.downloads: list[Mapping[str, str]] = []  # headers of each /files/ request
         self.files: dict[str, bytes] = {}
         self.active_streams = 0  # SSE responses still being written
+        self.peak_streams = 0  # the most written at once
         self._stream_ended = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
@@ -242,13 +243,14 @@ class FakeGateway:
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/files/{name}", self._file)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A short shutdown: a test ending mid-stream should not wait for the handler to finish.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.2
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
         await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = server.sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -384,6 +386,7 @@ class FakeGateway:
         options = body.get("stream_options") or {}
         with_usage = bool(options.get("include_usage")) and not self.quirks.no_usage
         self.active_streams += 1
+        self.peak_streams = max(self.peak_streams, self.active_streams)
         try:
             return await self._stream(request, completion_id, model, pieces, usage, with_usage)
         except ConnectionResetError:

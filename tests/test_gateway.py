@@ -7,7 +7,8 @@ import dataclasses
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -48,13 +49,30 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+MakeGateway = Callable[..., Gateway]
+
+
+# Every test runs over both transports: aiohttp (the default) and httpx's own (the fallback).
+@pytest.fixture(params=["aiohttp", "httpcore"])
+async def make(request: pytest.FixtureRequest, sleeps: Sleeps) -> AsyncIterator[MakeGateway]:
+    made: list[Gateway] = []
+
+    def factory(base_url: str, key: str, **options: Any) -> Gateway:
+        options.setdefault("retry_base", 0.01)
+        options.setdefault("sleep", sleeps)
+        options["transport"] = request.param
+        gateway = Gateway(base_url, Secret(key), **options)
+        made.append(gateway)
+        return gateway
+
+    yield factory
+    for gateway in made:
+        await gateway.aclose()
+
+
 @pytest.fixture
-async def client(gw: FakeGateway, sleeps: Sleeps) -> AsyncIterator[Gateway]:
-    gateway = Gateway(
-        gw.base_url, Secret(gw.api_key), max_retries=MAX_RETRIES, retry_base=0.01, sleep=sleeps
-    )
-    yield gateway
-    await gateway.aclose()
+def client(gw: FakeGateway, make: MakeGateway) -> Gateway:
+    return make(gw.base_url, gw.api_key, max_retries=MAX_RETRIES)
 
 
 async def collect(gateway: Gateway, model: str = "gpt-4o") -> tuple[list[str], TokenUsage | None]:
@@ -229,15 +247,10 @@ async def test_connection_dropped_before_any_text_is_retried(
     assert len(sleeps.delays) == MAX_RETRIES
 
 
-async def test_read_timeout_between_chunks(gw: FakeGateway, sleeps: Sleeps) -> None:
+async def test_read_timeout_between_chunks(gw: FakeGateway, make: MakeGateway) -> None:
     gw.chunk_delay = 2.0
-    gateway = Gateway(
-        gw.base_url, Secret(gw.api_key), timeouts=Timeouts(chat_read=0.2), sleep=sleeps
-    )
-    try:
-        deltas, error = await collect_until_error(gateway)
-    finally:
-        await gateway.aclose()
+    gateway = make(gw.base_url, gw.api_key, timeouts=Timeouts(chat_read=0.2))
+    deltas, error = await collect_until_error(gateway)
     assert deltas == []
     assert (error.status, error.code) == (None, "timeout")
     assert len(gw.requests) == 1  # a slow model is not made slower by asking twice
@@ -255,6 +268,19 @@ async def test_leaving_a_slow_stream_early_releases_it(gw: FakeGateway, client: 
         gw.chunk_delay = 0
         deltas, _ = await collect(client)  # the client is still usable
     assert len(deltas) == 400
+
+
+async def test_more_concurrent_streams_than_an_http_pool_default(
+    gw: FakeGateway, client: Gateway
+) -> None:
+    gw.chunk_delay = 0.02
+    gw.reply = " ".join(["word"] * 100)  # 2 s per stream: they all overlap
+    async with asyncio.timeout(30):
+        replies = await asyncio.gather(
+            *(client.chat("gpt-4o", MESSAGES).read() for _ in range(150))
+        )
+    assert set(replies) == {gw.reply}
+    assert gw.peak_streams == 150  # httpx's default pool (100) would have queued 50 of them
 
 
 # ------------------------------------------------------------- HTTP error classes
@@ -338,12 +364,8 @@ async def test_unknown_model_is_model_not_found(gw: FakeGateway, client: Gateway
     assert len(gw.requests) == 1
 
 
-async def test_wrong_key(gw: FakeGateway, sleeps: Sleeps) -> None:
-    gateway = Gateway(gw.base_url, Secret("sk-wrong"), sleep=sleeps)
-    try:
-        _, error = await collect_until_error(gateway)
-    finally:
-        await gateway.aclose()
+async def test_wrong_key(gw: FakeGateway, make: MakeGateway) -> None:
+    _, error = await collect_until_error(make(gw.base_url, "sk-wrong"))
     assert (error.status, error.code) == (401, "invalid_api_key")
     assert error.user_message() == (
         "The gateway rejected the API key; an operator must set WEELINKING_API_KEY."
@@ -352,30 +374,25 @@ async def test_wrong_key(gw: FakeGateway, sleeps: Sleeps) -> None:
 
 
 async def test_wrong_base_url_is_not_called_an_unknown_model(
-    gw: FakeGateway, sleeps: Sleeps
+    gw: FakeGateway, make: MakeGateway
 ) -> None:
-    gateway = Gateway(gw.root_url, Secret(gw.api_key), sleep=sleeps)  # missing /v1
-    try:
-        _, error = await collect_until_error(gateway)
-    finally:
-        await gateway.aclose()
+    _, error = await collect_until_error(make(gw.root_url, gw.api_key))  # missing /v1
     assert (error.status, error.code) == (404, "invalid_request_error")
     assert "WEELINKING_BASE_URL" in error.message
 
 
-async def test_unreachable_gateway_is_retried_then_reported(sleeps: Sleeps) -> None:
+async def test_unreachable_gateway_is_retried_then_reported(
+    make: MakeGateway, sleeps: Sleeps
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # Nothing listens on the port any more: connections are refused.
-    gateway = Gateway(f"http://127.0.0.1:{port}/v1", Secret("k"), retry_base=0.01, sleep=sleeps)
-    try:
-        _, error = await collect_until_error(gateway)
-        with pytest.raises(GatewayError) as caught:
-            async with asyncio.timeout(10):
-                await gateway.models()
-    finally:
-        await gateway.aclose()
+    gateway = make(f"http://127.0.0.1:{port}/v1", "k")
+    _, error = await collect_until_error(gateway)
+    with pytest.raises(GatewayError) as caught:
+        async with asyncio.timeout(10):
+            await gateway.models()
     assert (error.status, error.code) == (None, "unreachable")
     assert caught.value.code == "unreachable"
     assert len(sleeps.delays) == 2 * 3
@@ -516,28 +533,23 @@ def test_vendor_for(model_id: str, owned_by: str, vendor: str) -> None:
     assert vendor_for(model_id, owned_by) == vendor
 
 
-async def test_model_list_is_cached_for_its_ttl(gw: FakeGateway, sleeps: Sleeps) -> None:
+async def test_model_list_is_cached_for_its_ttl(gw: FakeGateway, make: MakeGateway) -> None:
     now = [1000.0]
-    gateway = Gateway(
-        gw.base_url, Secret(gw.api_key), models_ttl=300, clock=lambda: now[0], sleep=sleeps
-    )
-    try:
-        async with asyncio.timeout(10):
-            first = await gateway.models()
-            await asyncio.gather(*(gateway.models() for _ in range(5)))
-            now[0] += 299
-            await gateway.models()
-            assert gw.paths() == ["/v1/models"]
-            gw.models.pop("gpt-4o")
-            now[0] += 2
-            second = await gateway.models()
-            assert gw.paths() == ["/v1/models"] * 2
-            # A failed refresh of a retryable kind serves the stale list.
-            now[0] += 301
-            gw.fail_next(503, "server_error", times=10)
-            stale = await gateway.models()
-    finally:
-        await gateway.aclose()
+    gateway = make(gw.base_url, gw.api_key, models_ttl=300, clock=lambda: now[0])
+    async with asyncio.timeout(10):
+        first = await gateway.models()
+        await asyncio.gather(*(gateway.models() for _ in range(5)))
+        now[0] += 299
+        await gateway.models()
+        assert gw.paths() == ["/v1/models"]
+        gw.models.pop("gpt-4o")
+        now[0] += 2
+        second = await gateway.models()
+        assert gw.paths() == ["/v1/models"] * 2
+        # A failed refresh of a retryable kind serves the stale list.
+        now[0] += 301
+        gw.fail_next(503, "server_error", times=10)
+        stale = await gateway.models()
     assert len(first) == len(second) + 1
     assert stale == second
 

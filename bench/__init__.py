@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print figures (run as modules, e.g. python -m bench.bench_gateway)."""
