@@ -19,6 +19,7 @@ from bot.audio_formats import HEAD_BYTES, accepted_format, describe, is_audio_co
 from bot.audio_limits import MB, AudioLimits
 from bot.audio_probe import Probe, Unreadable, probe_file
 from bot.audio_split import Span, plan_pieces
+from bot.audio_standby import Standby
 from bot.audio_tools import FFMPEG, ToolFailed, ToolMissing, ToolTimeout, run_tool, tools_on_path
 from bot.errors import UserFacingError
 
@@ -27,6 +28,7 @@ __all__ = [
     "AudioLimits",
     "Piece",
     "PreparedAudio",
+    "Standby",
     "check_ffmpeg",
     "format_duration",
     "prepare_audio",
@@ -79,11 +81,14 @@ class PreparedAudio:
     source_format: str
 
 
-async def prepare_audio(data: bytes, filename: str, *, limits: AudioLimits) -> PreparedAudio:
+async def prepare_audio(
+    data: bytes, filename: str, *, limits: AudioLimits, standby: Standby | None = None
+) -> PreparedAudio:
     """Turn downloaded bytes into gateway-ready pieces, or raise AudioError saying why not.
 
     Never trusts the file name or the platform's MIME type: the content decides. All
-    scratch files live in one temporary directory that is gone when this returns.
+    scratch files live in one temporary directory that is gone when this returns. With a
+    `standby`, a small voice note is probed by already-started tools, without a file.
     """
     name = display_name(filename)
     if not data:
@@ -93,22 +98,30 @@ async def prepare_audio(data: bytes, filename: str, *, limits: AudioLimits) -> P
             f"“{name}” is {_mb(len(data))}; the most I take is {_mb(limits.max_download_bytes)}."
         )
     head = data[:HEAD_BYTES]
+    label = sniff(head)
+    kind = describe(label)
+    if kind is not None:
+        raise AudioError(f"“{name}” is {kind}, not a recording; attach an audio file.")
     probe: Probe | None = None
     try:
+        if standby is not None:
+            probe = await standby.probe(data, head, label, time_limit=limits.tool_timeout_seconds)
+            if probe is not None:
+                ready = _pass_through(data, filename, probe, limits)
+                if ready is not None:
+                    return ready
         async with _scratch(limits) as scratch:
             src = scratch / "input"
             # No extension: ffmpeg must go by the content, not by a name that may lie.
             await asyncio.to_thread(src.write_bytes, data)
-            probe = await _identify(src, head, name, limits)
+            if probe is None:
+                probe = await _identify(src, head, name, limits)
+                ready = _pass_through(data, filename, probe, limits)
+                if ready is not None:
+                    return ready
             seconds = _check_duration(probe, name, limits)
-            source = _source_format(probe)
-            fmt = accepted_format(probe.label, probe.format_name, probe.codec, probe.has_video)
-            fits = len(data) <= limits.upload_limit_bytes and seconds <= limits.max_piece_seconds
-            if fmt is not None and fits:
-                piece = Piece(data, f"{_stem(filename)}.{fmt.extension}", fmt.mime, seconds)
-                return PreparedAudio((piece,), seconds, True, source)
             pieces = await _convert(src, scratch, seconds, filename, limits)
-            return PreparedAudio(pieces, seconds, False, source)
+            return PreparedAudio(pieces, seconds, False, _source_format(probe))
     except ToolTimeout as exc:
         raise AudioError(
             f"Reading “{name}” took longer than {exc.seconds:g} s, so I gave up. "
@@ -122,6 +135,21 @@ async def prepare_audio(data: bytes, filename: str, *, limits: AudioLimits) -> P
     except ToolFailed as exc:
         log.warning("ffmpeg failed on %s (%s): %s", name, probe and probe.format_name, exc)
         raise AudioError(_damaged(name, probe.label if probe else None)) from None
+
+
+def _pass_through(
+    data: bytes, filename: str, probe: Probe, limits: AudioLimits
+) -> PreparedAudio | None:
+    """The file as it is, when the gateway takes it and it fits; None when it needs work."""
+    name = display_name(filename)
+    _check_audio(probe, name)
+    seconds = _check_duration(probe, name, limits)
+    fmt = accepted_format(probe.label, probe.format_name, probe.codec, probe.has_video)
+    fits = len(data) <= limits.upload_limit_bytes and seconds <= limits.max_piece_seconds
+    if fmt is None or not fits:
+        return None
+    piece = Piece(data, f"{_stem(filename)}.{fmt.extension}", fmt.mime, seconds)
+    return PreparedAudio((piece,), seconds, True, _source_format(probe))
 
 
 async def transcribe_prepared(
@@ -203,19 +231,19 @@ def display_name(filename: str) -> str:
 
 
 async def _identify(src: Path, head: bytes, name: str, limits: AudioLimits) -> Probe:
-    kind = describe(sniff(head))
-    if kind is not None:
-        raise AudioError(f"“{name}” is {kind}, not a recording; attach an audio file.")
     try:
-        probe = await probe_file(src, head, time_limit=limits.tool_timeout_seconds)
+        return await probe_file(src, head, time_limit=limits.tool_timeout_seconds)
     except Unreadable as exc:
         log.info("ffprobe could not read %s: %s", name, exc)
         raise AudioError(_damaged(name, sniff(head))) from None
-    if not probe.has_audio:
-        if probe.has_video:
-            raise AudioError(f"“{name}” is a video without a sound track; nothing to transcribe.")
-        raise AudioError(f"“{name}” has no sound in it that I can find; attach an audio recording.")
-    return probe
+
+
+def _check_audio(probe: Probe, name: str) -> None:
+    if probe.has_audio:
+        return
+    if probe.has_video:
+        raise AudioError(f"“{name}” is a video without a sound track; nothing to transcribe.")
+    raise AudioError(f"“{name}” has no sound in it that I can find; attach an audio recording.")
 
 
 def _check_duration(probe: Probe, name: str, limits: AudioLimits) -> float:

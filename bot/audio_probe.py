@@ -52,7 +52,11 @@ async def probe_file(path: Path, head: bytes, *, time_limit: float) -> Probe:
         measure_task.cancel()
         await asyncio.gather(measure_task, return_exceptions=True)
         raise
-    measured = await measure_task
+    return probe_from(info, head, await measure_task)
+
+
+def probe_from(info: dict[str, Any], head: bytes, measured: float | None) -> Probe:
+    """A Probe from ffprobe's JSON, the file's leading bytes and the demuxed duration."""
     audio = _first(info, "audio")
     video = [
         s
@@ -72,13 +76,26 @@ async def probe_file(path: Path, head: bytes, *, time_limit: float) -> Probe:
     )
 
 
+# ffprobe: what is in the file (the input goes last).
+PROBE_ARGS = ("-v", "error", "-of", "json", "-show_format", "-show_streams")
+# ffmpeg: demux the first audio stream without decoding; -progress reports its end time.
+MEASURE_OUTPUT = ("-map", "0:a:0", "-c", "copy", "-f", "null", "-progress", "pipe:1", "-")
+
+
 async def _ffprobe(path: Path, time_limit: float) -> dict[str, Any]:
-    args = ["-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)]
     try:
-        out = await run_tool(FFPROBE, args, time_limit=time_limit)
+        out = await run_tool(FFPROBE, [*PROBE_ARGS, str(path)], time_limit=time_limit)
     except ToolFailed as exc:
         raise Unreadable(exc.stderr) from None
-    info = json.loads(out.stdout or b"{}")
+    return parse_probe(out.stdout)
+
+
+def parse_probe(stdout: bytes) -> dict[str, Any]:
+    """ffprobe's JSON; Unreadable when it names no container."""
+    try:
+        info = json.loads(stdout or b"{}")
+    except ValueError:
+        raise Unreadable("ffprobe wrote no JSON") from None
     if not isinstance(info, dict) or not info.get("format"):
         raise Unreadable("ffprobe found no container")
     return info
@@ -90,20 +107,7 @@ async def measure_seconds(path: Path, time_limit: float) -> float | None:
     Headers can claim any length (and WebM from browsers often claims none), so billing
     uses the packets' own timestamps. None when the stream cannot be demuxed.
     """
-    args = [
-        *FFMPEG_QUIET,
-        "-i",
-        str(path),
-        "-map",
-        "0:a:0",
-        "-c",
-        "copy",
-        "-f",
-        "null",
-        "-progress",
-        "pipe:1",
-        "-",
-    ]
+    args = [*FFMPEG_QUIET, "-i", str(path), *MEASURE_OUTPUT]
     out = await run_tool(FFMPEG, args, time_limit=time_limit, check=False)
     return last_out_time(out.stdout)
 

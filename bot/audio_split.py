@@ -12,6 +12,8 @@ _END = re.compile(rb"silence_end: (-?[\d.]+)")
 # Cuts only go into silences at least half a target length from the previous cut, so no
 # piece comes out tiny.
 _MIN_FRACTION = 0.5
+# A "10-minute" recording measures 600.02 s; that is not worth a third piece.
+SLACK = 0.05
 
 
 def parse_silences(log: bytes, duration: float) -> list[Span]:
@@ -36,14 +38,14 @@ def plan_pieces(duration: float, silences: list[Span], max_piece: float) -> list
     Each cut goes in the middle of the silence nearest to an even split of what is left;
     with no silence in reach it falls back to the even split point itself.
     """
-    if duration <= max_piece:
+    if duration <= max_piece + SLACK:
         return [(0.0, duration)]
     middles = sorted((a + b) / 2 for a, b in silences)
     pieces: list[Span] = []
     start = 0.0
-    while duration - start > max_piece:
+    while duration - start > max_piece + SLACK:
         left = duration - start
-        target = left / math.ceil(left / max_piece)
+        target = left / math.ceil((left - SLACK) / max_piece)
         low, high = start + target * _MIN_FRACTION, start + max_piece
         ideal = start + target
         reachable = [m for m in middles if low <= m <= high]

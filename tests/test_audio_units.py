@@ -9,12 +9,14 @@ import pytest
 from bot.audio import AudioLimits, format_duration
 from bot.audio_formats import M4A, MP4, OGG, WAV, accepted_format, describe, sniff
 from bot.audio_probe import last_out_time
-from bot.audio_split import parse_silences, plan_pieces
+from bot.audio_split import SLACK, parse_silences, plan_pieces
 from bot.errors import ConfigError
 
 
 def test_short_recording_is_one_piece() -> None:
     assert plan_pieces(42.0, [], 300) == [(0.0, 42.0)]
+    # Measurement noise past the limit does not make another piece.
+    assert len(plan_pieces(600.02, [], 300)) == 2
 
 
 def test_without_silences_the_cuts_fall_back_to_even_fixed_lengths() -> None:
@@ -42,7 +44,7 @@ def test_pieces_cover_everything_in_order_and_respect_the_limit(
     pieces = plan_pieces(duration, silences, max_piece)
     assert pieces[0][0] == 0.0 and pieces[-1][1] == duration
     assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
-    assert all(0 < end - start <= max_piece + 1e-9 for start, end in pieces)
+    assert all(0 < end - start <= max_piece + SLACK for start, end in pieces)
 
 
 def test_silencedetect_log_is_parsed_including_a_trailing_silence() -> None:

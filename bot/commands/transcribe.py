@@ -8,6 +8,7 @@ from bot.audio import (
     AudioError,
     AudioLimits,
     PreparedAudio,
+    Standby,
     display_name,
     format_duration,
     prepare_audio,
@@ -24,11 +25,12 @@ USAGE = "transcribe [language, e.g. de] (with an audio file or voice note attach
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 
-def transcribe_command(limits: AudioLimits) -> Command:
-    """The command, bound to the audio limits read from the environment at start-up."""
+def transcribe_command(limits: AudioLimits, standby: Standby | None = None) -> Command:
+    """The command, bound to the audio limits read at start-up and, optionally, to a
+    Standby (started and closed by the service) that takes ~50 ms off each voice note."""
 
     async def run(ctx: Context) -> None:
-        await run_transcribe(ctx, limits)
+        await run_transcribe(ctx, limits, standby)
 
     return Command(
         name="transcribe",
@@ -41,7 +43,7 @@ def transcribe_command(limits: AudioLimits) -> Command:
 TRANSCRIBE = transcribe_command(AudioLimits())
 
 
-async def run_transcribe(ctx: Context, limits: AudioLimits) -> None:
+async def run_transcribe(ctx: Context, limits: AudioLimits, standby: Standby | None = None) -> None:
     req = ctx.req
     # The dispatcher routes a bare voice note (no text, no command) here by itself; that
     # path follows the channel's auto-transcribe setting, an explicit request always runs.
@@ -56,13 +58,19 @@ async def run_transcribe(ctx: Context, limits: AudioLimits) -> None:
     first = ctx.args.split()[0].lower() if ctx.args.split() else ""
     language = first if _LANGUAGE.match(first) else None
     for attachment in chosen:
-        await _transcribe_one(ctx, attachment, limits, language, named=len(chosen) > 1)
+        await _transcribe_one(ctx, attachment, limits, standby, language, named=len(chosen) > 1)
 
 
 async def _transcribe_one(
-    ctx: Context, attachment: Attachment, limits: AudioLimits, language: str | None, *, named: bool
+    ctx: Context,
+    attachment: Attachment,
+    limits: AudioLimits,
+    standby: Standby | None,
+    language: str | None,
+    *,
+    named: bool,
 ) -> None:
-    prepared = await _download_and_prepare(ctx, attachment, limits)
+    prepared = await _download_and_prepare(ctx, attachment, limits, standby)
     model = ctx.services.config.transcribe_model
     seconds = prepared.duration_seconds
     length = format_duration(seconds)
@@ -98,7 +106,7 @@ async def _transcribe_one(
 
 
 async def _download_and_prepare(
-    ctx: Context, attachment: Attachment, limits: AudioLimits
+    ctx: Context, attachment: Attachment, limits: AudioLimits, standby: Standby | None
 ) -> PreparedAudio:
     name = display_name(attachment.filename)
     cap = limits.max_download_bytes
@@ -113,4 +121,4 @@ async def _download_and_prepare(
         data = await ctx.download(attachment, cap)
     except TooLarge:
         raise too_large from None
-    return await prepare_audio(data, attachment.filename, limits=limits)
+    return await prepare_audio(data, attachment.filename, limits=limits, standby=standby)
