@@ -41,7 +41,7 @@ from adapters.slack_history import ThreadHistory
 from adapters.slack_mrkdwn import escape, to_mrkdwn
 from adapters.slack_settings import SlackSettings
 from bot.adapter import Handler
-from bot.errors import UserFacingError
+from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Turn, User
 
 log = logging.getLogger("adapters.slack")
@@ -80,6 +80,8 @@ _STATUS_UNAVAILABLE = (
     | AUTH_CODES
 )
 _SERVER_ERROR_PAUSE = 1.0
+# Longest conversations.replies 429 worth waiting out before answering without context.
+HISTORY_MAX_WAIT = 10.0
 # Longer than the dispatcher's default drain (20 s grace + 10 s to finalize).
 SHUTDOWN_WAIT = 45.0
 
@@ -342,7 +344,8 @@ class SlackAdapter:
             return True
         try:
             msgs = await self.history_cache.messages(channel, thread)
-        except UserFacingError:
+        except (UserFacingError, PlatformRateLimited) as exc:
+            log.warning("slack: cannot tell whether the bot is in thread %s: %s", thread, exc)
             return False
         if any(m.get("user") == me.user_id for m in msgs):
             self._mark_active(channel, thread)
@@ -517,8 +520,23 @@ class SlackAdapter:
         return await self.download(attachment, max_bytes)
 
     async def history(self, req: Request) -> Sequence[Turn]:
-        if not req.place.thread:
-            return ()
+        """Earlier turns of the request's thread; context is best effort, never a failure."""
         origin = req.native if isinstance(req.native, Origin) else Origin()
+        place = req.place
+        # A message that starts its own thread has nothing before it: no API call needed.
+        if not place.thread or origin.ts == place.thread:
+            return ()
         me = await self.identity()
-        return await self.history_cache.turns(req.place.channel, req.place.thread, me, origin.ts)
+        for attempt in (1, 2):
+            try:
+                return await self.history_cache.turns(place.channel, place.thread, me, origin.ts)
+            except PlatformRateLimited as limited:
+                # conversations.replies is Tier 3 per workspace; wait once if it is short.
+                if attempt == 2 or limited.retry_after > HISTORY_MAX_WAIT:
+                    break
+                await asyncio.sleep(limited.retry_after)
+            except UserFacingError as problem:
+                log.warning("slack: answering without thread context: %s", problem.message)
+                return ()
+        log.warning("slack: answering without thread context: conversations.replies is limited")
+        return ()

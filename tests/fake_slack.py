@@ -29,6 +29,9 @@ UPDATE_PER_SECOND = 50 / 60
 UPDATE_BURST = 50.0
 POST_PER_SECOND = 1.0
 POST_BURST = 3.0
+# conversations.replies: Tier 3 for internal apps.
+REPLIES_PER_SECOND = 50 / 60
+REPLIES_BURST = 50.0
 
 LOGIN_PAGE = (
     "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
@@ -110,6 +113,8 @@ class FakeSlack:
         post_rate: float = POST_PER_SECOND,
         post_burst: float = POST_BURST,
         latency: float = 0.0,
+        replies_rate: float = REPLIES_PER_SECOND,
+        replies_burst: float = REPLIES_BURST,
     ) -> None:
         self.bot_token = "xoxb-fake-bot-token"
         self.app_token = "xapp-fake-app-token"
@@ -117,6 +122,7 @@ class FakeSlack:
         self.update_rate, self.update_burst = update_rate, update_burst
         self.post_rate, self.post_burst = post_rate, post_burst
         self.latency = latency
+        self.replies_rate, self.replies_burst = replies_rate, replies_burst
         self.errors: dict[str, str] = {}
         self.server_errors: dict[str, int] = {}
         self.files_read = True
@@ -142,6 +148,7 @@ class FakeSlack:
         self.user_info_calls = 0
         self._update_buckets: dict[str, Bucket] = {}
         self._post_buckets: dict[str, Bucket] = {}
+        self._replies_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -544,6 +551,14 @@ class FakeSlack:
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
         if channel in self.not_member:
             return _fail("not_in_channel")
+        if limited := self._limited(
+            "conversations.replies",
+            self._replies_buckets,
+            TEAM,
+            self.replies_rate,
+            self.replies_burst,
+        ):
+            return limited
         msgs = self.thread(channel, ts)
         if not msgs:
             return _fail("thread_not_found")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from adapters.slack import SlackAdapter
-from adapters.slack_events import attachment
+from adapters.slack_events import Origin, attachment
 from adapters.slack_files import ForeignHost
 from adapters.slack_settings import SlackSettings
 from bot.errors import TooLarge, UserFacingError
@@ -109,10 +110,8 @@ async def test_history_maps_thread_to_turns(pair: tuple[FakeSlack, SlackAdapter]
     ts = slack.new_ts()
     slack.messages["C1"][ts] = {"user": BOT_USER, "text": "a cat", "ts": ts, "thread_ts": parent_ts}
     later = slack.user_message("C1", "what colour?", thread_ts=parent_ts)
-    from adapters.slack_events import Origin
-
     base = make_request(channel="C1", thread=parent_ts, platform="slack")
-    req = type(base)(base.place, base.user, "what colour?", native=Origin(ts=later["ts"]))
+    req = replace(base, text="what colour?", native=Origin(ts=later["ts"]))
     turns = await adapter.history(req)
     assert [(t.role, t.text) for t in turns] == [("user", "look"), ("assistant", "a cat")]
     assert turns[0].image_urls == (
@@ -121,3 +120,24 @@ async def test_history_maps_thread_to_turns(pair: tuple[FakeSlack, SlackAdapter]
     fetches = adapter.history_cache.fetches
     await adapter.history(req)
     assert adapter.history_cache.fetches == fetches  # cached
+
+
+async def test_history_is_best_effort_under_rate_limits() -> None:
+    async with FakeSlack(replies_rate=0.01, replies_burst=1) as slack:
+        settings = SlackSettings.from_env(slack.env())
+        assert settings is not None
+        adapter = SlackAdapter(settings, SeenOnce())
+        parent = slack.user_message("C1", "first")
+        later = slack.user_message("C1", "second", thread_ts=parent["ts"])
+        base = make_request(channel="C1", thread=parent["ts"], platform="slack")
+        req = replace(base, native=Origin(ts=later["ts"]))
+        assert [t.text for t in await adapter.history(req)] == ["first"]
+        adapter.history_cache.forget("C1", parent["ts"])
+        # The next conversations.replies draws a 429 with a long Retry-After: no context.
+        assert await adapter.history(req) == ()
+        assert slack.rate_limited["conversations.replies"] == 1
+        # A message that starts its own thread needs no call at all.
+        root = replace(base, native=Origin(ts=parent["ts"]))
+        assert await adapter.history(root) == ()
+        assert slack.rate_limited["conversations.replies"] == 1
+        await adapter.aclose()
