@@ -63,9 +63,11 @@ UPDATE ledger SET
     day_key = substr(created_at, 1, 10),
     month_key = substr(created_at, 1, 7);
 
+-- Few indexes: each one is written on every reserve and settle. (channel, month, day)
+-- serves both windows' top users/models; the partial index finds stale reservations.
+DROP INDEX ledger_channel;
+CREATE INDEX ledger_window ON ledger (channel, month_key, day_key);
 CREATE INDEX ledger_pending ON ledger (expires_at) WHERE status = 'pending';
-CREATE INDEX ledger_day ON ledger (channel, day_key);
-CREATE INDEX ledger_month ON ledger (channel, month_key);
 
 -- One row per channel (user_id '') and per user within a channel: the quota gate's counters
 -- for the current day and month; a window rolls over when a later key arrives.

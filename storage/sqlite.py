@@ -27,6 +27,7 @@ from storage.base import (
     Window,
     WindowUsage,
 )
+from storage.group_commit import GroupCommit
 from storage.schema import migrate
 
 T = TypeVar("T")
@@ -166,11 +167,15 @@ def _deltas(
     return params
 
 
-class _Refused(Exception):
-    """Inside a transaction: roll back, record the refusal, then raise `error`."""
-
-    def __init__(self, error: QuotaExceeded) -> None:
-        self.error = error
+_REFUSED: dict[str, Any] = {
+    "status": "refused",
+    "requests": 0,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "images": 0,
+    "audio_seconds": 0,
+    "expires_at": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,7 @@ class SqliteStore:
         self.quota = quota
         self._clock = clock
         self._events_seen = 0
+        self._writes = GroupCommit(raw, self._run)
 
     @classmethod
     async def open(
@@ -241,20 +247,8 @@ class SqliteStore:
         execute = cast(Callable[[Callable[[], T]], Awaitable[T]], self._db._execute)
         return await execute(fn)
 
-    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """On the DB thread: `fn` inside BEGIN IMMEDIATE (the write lock taken up front, so a
-        concurrent writer in another process waits in busy_timeout instead of failing late)."""
-        conn = self._raw
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
     async def close(self) -> None:
+        await self._writes.drain()
         await self._db.close()
 
     # --- channel settings --------------------------------------------------------------
@@ -276,7 +270,7 @@ class SqliteStore:
             _write_settings(conn, channel, new, now)
             return new
 
-        return await self._run(lambda: self._tx(update))
+        return await self._writes.run(update)
 
     # --- event de-duplication ----------------------------------------------------------
 
@@ -324,52 +318,47 @@ class SqliteStore:
             "tokens_out_est": estimate.tokens_out,
             "images": estimate.images,
             "audio_seconds": estimate.audio_seconds,
+            "user_id": charge.user,
+            "status": "pending",
         }
         for m in METRICS:
             params[f"e_{m}"] = want[m]
 
-        def gate(conn: sqlite3.Connection) -> int:
-            _expire(conn, params["now"])
-            limits = self._limits(conn, charge.channel)
+        def gate(conn: sqlite3.Connection, limits: _Limits) -> QuotaExceeded | None:
+            """The channel's counters, then the user's; None when both took the estimate."""
             for scope, user_id, table in (
                 ("channel", "", limits.channel),
                 ("user", charge.user, limits.user),
             ):
                 row = conn.execute(GATE_SQL, _gate_params(params, user_id, table)).fetchone()
                 if row is None:
-                    raise _Refused(
-                        self._diagnose(conn, charge, user_id, scope, table, keys, want, moment)
-                    )
+                    return self._diagnose(conn, charge, user_id, scope, table, keys, want, moment)
                 if scope == "channel":
                     # Charged to the counter's window (only later than ours if a clock lags).
                     params["day_key"], params["month_key"] = row[0], row[1]
-            params["user_id"] = charge.user
-            params["status"] = "pending"
-            return int(conn.execute(_INSERT_LEDGER_SQL, params).fetchone()[0])
+            return None
 
-        def run() -> int:
-            try:
-                return self._tx(gate)
-            except _Refused as refused:
-                # Every request leaves a ledger row, refused ones too (with nothing charged).
-                self._raw.execute(
-                    _INSERT_LEDGER_SQL,
-                    {
-                        **params,
-                        "user_id": charge.user,
-                        "status": "refused",
-                        "requests": 0,
-                        "tokens_in": 0,
-                        "tokens_out": 0,
-                        "images": 0,
-                        "audio_seconds": 0,
-                        "expires_at": None,
-                    },
-                )
-                raise refused.error from None
+        def reserve(conn: sqlite3.Connection) -> int | QuotaExceeded:
+            limits = self._limits(conn, charge.channel)
+            conn.execute("SAVEPOINT gate")
+            refused = gate(conn, limits)
+            # Stale reservations (a crashed process) are swept only when they could matter:
+            # when the budget looks spent. Then the gate gets a second look.
+            if refused is not None:
+                conn.execute("ROLLBACK TO gate")
+                if _expire(conn, params["now"]):
+                    refused = gate(conn, limits)
+            conn.execute("RELEASE gate")
+            if refused is None:
+                return int(conn.execute(_INSERT_LEDGER_SQL, params).fetchone()[0])
+            # Every request leaves a ledger row, refused ones too (with nothing charged).
+            conn.execute(_INSERT_LEDGER_SQL, {**params, **_REFUSED})
+            return refused
 
-        reservation_id = await self._run(run)
-        return Reservation(id=reservation_id, charge=charge, estimate=estimate)
+        result = await self._writes.run(reserve)
+        if isinstance(result, QuotaExceeded):
+            raise result
+        return Reservation(id=result, charge=charge, estimate=estimate)
 
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
@@ -385,7 +374,7 @@ class SqliteStore:
             "images": actual.images,
             "audio_seconds": actual.audio_seconds,
         }
-        await self._run(lambda: self._tx(lambda conn: _finish(conn, params, new)))
+        await self._writes.run(lambda conn: _finish(conn, params, new))
 
     async def release(self, reservation: Reservation, status: Status = "error") -> None:
         params: dict[str, Any] = {
@@ -398,11 +387,11 @@ class SqliteStore:
             "images": 0,
             "audio_seconds": 0.0,
         }
-        await self._run(lambda: self._tx(lambda conn: _finish(conn, params, None)))
+        await self._writes.run(lambda conn: _finish(conn, params, None))
 
     async def expire_stale(self, *, now: datetime | None = None) -> int:
         stamp = _ts(now or self._clock())
-        return await self._run(lambda: self._tx(lambda conn: _expire(conn, stamp)))
+        return await self._writes.run(lambda conn: _expire(conn, stamp))
 
     def _limits(self, conn: sqlite3.Connection, channel: str) -> _Limits:
         limits = {(m, w): self.quota.default_limit(m, w) for m in METRICS for w in WINDOWS}
@@ -513,7 +502,7 @@ class SqliteStore:
                     params[f"d_{m}"] = -params[f"d_{m}"]
                 conn.execute(ADJUST_SQL, params)
 
-        await self._run(lambda: self._tx(reset))
+        await self._writes.run(reset)
 
     async def quota_status(
         self, channel: str, *, now: datetime | None = None, top: int = 3
@@ -539,8 +528,8 @@ class SqliteStore:
                         window=w,
                         key=keys.of(w),
                         used=used,
-                        top_users=_top(conn, "user_id", channel, w, keys.of(w), top),
-                        top_models=_top(conn, "model", channel, w, keys.of(w), top),
+                        top_users=_top(conn, "user_id", channel, w, keys, top),
+                        top_models=_top(conn, "model", channel, w, keys, top),
                     )
                 )
             pending = conn.execute(
@@ -555,7 +544,7 @@ class SqliteStore:
                 pending=int(pending),
             )
 
-        return await self._run(lambda: self._tx(read))
+        return await self._writes.run(read)
 
     async def channels(self) -> list[str]:
         rows = await self._db.execute_fetchall(
@@ -658,15 +647,15 @@ def _write_settings(conn: sqlite3.Connection, channel: str, s: ChannelSettings, 
 
 
 def _top(
-    conn: sqlite3.Connection, column: str, channel: str, w: Window, key: str, top: int
+    conn: sqlite3.Connection, column: str, channel: str, w: Window, keys: WindowKeys, top: int
 ) -> tuple[Spender, ...]:
     # `column` and `w` come from our own code, never from input.
     rows = conn.execute(
         f"SELECT {column}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
-        f"SUM(audio_seconds) FROM ledger WHERE channel = ? AND {w}_key = ? "
+        f"SUM(audio_seconds) FROM ledger WHERE channel = ? AND month_key = ? AND {w}_key = ? "
         f"GROUP BY {column} HAVING SUM(requests) > 0 "
         "ORDER BY 3 DESC, 2 DESC, 1 LIMIT ?",
-        (channel, key, top),
+        (channel, keys.month, keys.of(w), top),
     ).fetchall()
     return tuple(
         Spender(
