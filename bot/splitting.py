@@ -68,13 +68,16 @@ def next_part(
         raise ValueError("max_chars must be at least 1")
     if length(opener + text[start:]) <= max_chars:
         return Part(opener + text[start:], start, len(text))
-    part = _cut(text, start, max_chars, opener, min_end, length, reserve=0)
-    if part is None:
-        # The closing fence did not fit: try again leaving room for it.
-        part = _cut(text, start, max_chars, opener, min_end, length, reserve=length("\n```"))
-    if part is None:
-        # Room too small for fence lines at all: plain cut.
-        part = _cut(text, start, max_chars, "", min_end, length, reserve=0, fences=False)
+    reserve = 0
+    while reserve < max_chars:
+        part = _cut(text, start, max_chars, opener, min_end, length, reserve=reserve)
+        if part is not None and length(part.text) <= max_chars:
+            return part
+        # A closing fence did not fit, or the measure is not additive (Slack's mrkdwn
+        # length: a half link measures longer than a whole one): leave more room.
+        reserve = max(2 * reserve, length("\n```"), 1)
+    # Room too small even for fence lines: a plain cut.
+    part = _cut(text, start, max_chars, "", min_end, length, reserve=0, fences=False)
     assert part is not None
     return part
 
