@@ -29,6 +29,7 @@ from adapters.slack_events import (
     Identity,
     Origin,
     classify_message,
+    echo_line,
     event_request,
     is_bare_clip,
     is_from_other_bot,
@@ -38,7 +39,7 @@ from adapters.slack_events import (
     user_from_info,
 )
 from adapters.slack_history import ThreadHistory
-from adapters.slack_mrkdwn import escape, to_mrkdwn
+from adapters.slack_mrkdwn import to_mrkdwn
 from adapters.slack_settings import SlackSettings
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
@@ -421,7 +422,7 @@ class SlackAdapter:
         header = ""
         if thread is None and origin.echo:
             # A slash command's invocation is invisible to the channel: quote it above the answer.
-            header = f"<@{req.user.id}>: `{escape(origin.echo[:300])}`\n"
+            header = echo_line(req.user.id, origin.echo)
         kwargs: JSON = {"channel": channel, "text": header + to_mrkdwn(text)}
         kwargs |= {"unfurl_links": False, "unfurl_media": False}
         if thread:
@@ -436,8 +437,9 @@ class SlackAdapter:
         root = thread or ts
         self._status_shown.discard((channel, root))
         self._mark_active(channel, root)
+        me = await self.identity()
         self.history_cache.note(
-            channel, root, {"ts": ts, "user": (await self.identity()).user_id, "text": text}
+            channel, root, {"ts": ts, "user": me.user_id, "text": header + text}
         )
         return Posted(place=replace(req.place, thread=root), id=ts, native=_Sent(header=header))
 
@@ -480,7 +482,7 @@ class SlackAdapter:
             self.history_cache.note(
                 posted.place.channel,
                 posted.place.thread,
-                {"ts": posted.id, "user": me.user_id, "text": text},
+                {"ts": posted.id, "user": me.user_id, "text": sent.header + text},
             )
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
@@ -488,7 +490,7 @@ class SlackAdapter:
         origin = req.native if isinstance(req.native, Origin) else Origin()
         comment = to_mrkdwn(text)
         if thread is None and origin.echo:
-            comment = f"<@{req.user.id}>: `{escape(origin.echo[:300])}`\n{comment}"
+            comment = echo_line(req.user.id, origin.echo) + comment
         try:
             file_id = await slack_files.upload(
                 await self._client(),

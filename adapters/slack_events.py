@@ -41,6 +41,27 @@ class Origin:
     echo: str = ""  # slash commands: the invocation, quoted above the first public answer
 
 
+_ECHO = re.compile(r"^<@(?P<user>[A-Z0-9]+)>: `(?P<invocation>[^`\n]*)`\n")
+
+
+def echo_line(user_id: str, invocation: str) -> str:
+    """The line quoting a slash command above its public answer (Slack shows no one the call)."""
+    safe = invocation[:300].replace("`", "'")
+    safe = safe.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"<@{user_id}>: `{safe}`\n"
+
+
+def split_echo(text: str) -> tuple[str | None, str]:
+    """(the slash command's arguments, the answer) for a message that starts with an echo line."""
+    match = _ECHO.match(text)
+    if match is None:
+        return None, text
+    invocation = match.group("invocation")
+    invocation = invocation.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    _, _, args = invocation.partition(" ")
+    return args.strip(), text[match.end() :]
+
+
 def strip_mention(text: str, bot_user_id: str) -> str:
     """Text without the bot's mention(s), whitespace tidied."""
     text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack_errors import translate
-from adapters.slack_events import Identity, attachment, strip_mention
+from adapters.slack_events import Identity, attachment, split_echo, strip_mention
 from bot.events import Attachment, Turn
 
 log = logging.getLogger("adapters.slack")
@@ -107,8 +107,12 @@ class ThreadHistory:
                     if url := await self._image_url(att):
                         urls.append(url)
                         images_left -= 1
+            asked, text = split_echo(text) if own else (None, text)
             if text or urls:
                 turns.append(Turn("assistant" if own else "user", text, tuple(urls)))
+            if asked:
+                # A slash command's answer quotes the question: it was the user's turn.
+                turns.append(Turn("user", asked))
         turns.reverse()
         return turns
 

@@ -9,7 +9,9 @@ import pytest
 from adapters.slack_events import (
     Identity,
     classify_message,
+    echo_line,
     slash_command,
+    split_echo,
     strip_mention,
     user_from_info,
 )
@@ -69,3 +71,10 @@ def test_user_from_info() -> None:
     assert owner.is_admin and owner.name == "Ada"
     plain = user_from_info("U2", {"real_name": "Bob", "profile": {"display_name": ""}})
     assert not plain.is_admin and plain.name == "Bob"
+
+
+def test_echo_line_round_trip() -> None:
+    line = echo_line("U1", "/ask is a<b & `c`?")
+    assert line == "<@U1>: `/ask is a&lt;b &amp; 'c'?`\n"
+    assert split_echo(line + "the answer") == ("is a<b & 'c'?", "the answer")
+    assert split_echo("no echo here") == (None, "no echo here")

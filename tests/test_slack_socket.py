@@ -234,6 +234,20 @@ async def test_slash_reply_quotes_invocation_and_threads_rollover(
     assert slack.messages["C1"][second.id]["thread_ts"] == first.id
 
 
+async def test_slash_thread_follow_up_sees_the_question(
+    slack: FakeSlack, live: tuple[SlackAdapter, Inbox]
+) -> None:
+    adapter, inbox = live
+    await slack.wait_ack(await slack.send("slash_commands", slack.slash_payload("/ask", "why?")))
+    (req,) = await inbox.wait_for(1)
+    answer = await adapter.reply(req, "**because**")
+    follow = slack.user_message("C1", "and then?", thread_ts=answer.id)
+    await deliver(slack, follow)
+    second = (await inbox.wait_for(2))[1]
+    turns = await adapter.history(second)
+    assert [(t.role, t.text) for t in turns] == [("user", "why?"), ("assistant", "*because*")]
+
+
 async def test_ephemeral_routes(slack: FakeSlack, live: tuple[SlackAdapter, Inbox]) -> None:
     adapter, inbox = live
     msg = slack.user_message("C1", f"<@{BOT_USER}> quota")
