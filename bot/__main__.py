@@ -8,12 +8,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from dotenv import load_dotenv
 
 from adapters.console import ConsoleAdapter
+from adapters.discord import DiscordAdapter
+from adapters.discord_settings import DiscordSettings
 from bot.adapter import Adapter
+from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
@@ -40,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(override=False)
     try:
         config = Config.from_env(os.environ)
+        platforms = Platforms.from_env(os.environ)
     except ConfigError as exc:
         print(f"chatops: configuration error: {exc.variable}: {exc.problem}", file=sys.stderr)
         return 2
@@ -52,21 +57,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(
         max(logging.WARNING, logging.getLevelName(config.log_level))
     )
-    return asyncio.run(serve(config, console_only=args.action == "console"))
+    if args.action == "console":
+        platforms = Platforms(discord=None)
+    return asyncio.run(serve(config, platforms))
 
 
-def _platforms(config: Config, console_only: bool, table: Sequence[str]) -> list[Adapter]:
-    console = ConsoleAdapter(config.db_path.parent / "uploads", commands=table)
-    return [console]
+@dataclass(frozen=True, slots=True)
+class Platforms:
+    """Which chat platforms the environment configures (validated before anything starts)."""
+
+    discord: DiscordSettings | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Platforms:
+        return cls(discord=DiscordSettings.from_env(env))
+
+    def build(self, services: Services, table: Mapping[str, Command]) -> list[Adapter]:
+        adapters: list[Adapter] = []
+        gateway, store = services.gateway, services.store
+
+        async def model_ids() -> list[str]:
+            return [m.id for m in await gateway.models()]
+
+        if self.discord is not None:
+            adapters.append(
+                DiscordAdapter(
+                    self.discord,
+                    commands=table,
+                    models=model_ids,
+                    first_delivery=store.first_delivery,
+                )
+            )
+        return adapters
 
 
-async def serve(config: Config, *, console_only: bool) -> int:
+async def serve(config: Config, platforms: Platforms) -> int:
     store = await SqliteStore.open(config.db_path)
     gateway = Gateway(config.base_url, config.api_key)
     table = command_table()
     services = Services(config, gateway, store, Budgets())
     dispatcher = Dispatcher(services, table)
-    adapters = _platforms(config, console_only, list(table))
+    adapters = platforms.build(services, table) or [
+        ConsoleAdapter(config.db_path.parent / "uploads", commands=list(table))
+    ]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
