@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.audio_convert import ENCODINGS, Encoding, detect_silences, encode
-from bot.audio_formats import HEAD_BYTES, accepted_format, describe, is_audio_container, sniff
+from bot.audio_convert import ENCODINGS, Encoding, detect_silences, encode, encode_segments
+from bot.audio_formats import (
+    HEAD_BYTES,
+    accepted_format,
+    describe,
+    is_audio_container,
+    seeks_exactly,
+    sniff,
+)
 from bot.audio_limits import MB, AudioLimits
 from bot.audio_probe import Probe, Unreadable, probe_file
 from bot.audio_split import Span, plan_pieces
@@ -120,7 +127,7 @@ async def prepare_audio(
                 if ready is not None:
                     return ready
             seconds = _check_duration(probe, name, limits)
-            pieces = await _convert(src, scratch, seconds, filename, limits)
+            pieces = await _convert(src, scratch, probe, seconds, filename, limits)
             return PreparedAudio(pieces, seconds, False, _source_format(probe))
     except ToolTimeout as exc:
         raise AudioError(
@@ -206,7 +213,7 @@ async def check_ffmpeg(limits: AudioLimits | None = None) -> str | None:
         out = await run_tool(FFMPEG, ["-hide_banner", "-encoders"], time_limit=30)
     except (ToolFailed, ToolTimeout, ToolMissing) as exc:
         return f"ffmpeg is installed but does not run ({exc}); voice notes cannot be transcribed."
-    encoder = ENCODINGS[limits.convert_format].args[1]
+    encoder = ENCODINGS[limits.convert_format].codec_args[1]
     if f" {encoder} ".encode() not in out.stdout:
         return (
             f"this ffmpeg has no {encoder} encoder, which CHATOPS_AUDIO_FORMAT="
@@ -265,7 +272,7 @@ def _check_duration(probe: Probe, name: str, limits: AudioLimits) -> float:
 
 
 async def _convert(
-    src: Path, scratch: Path, seconds: float, filename: str, limits: AudioLimits
+    src: Path, scratch: Path, probe: Probe, seconds: float, filename: str, limits: AudioLimits
 ) -> tuple[Piece, ...]:
     encoding = ENCODINGS[limits.convert_format]
     time_limit = limits.tool_timeout_seconds
@@ -276,11 +283,35 @@ async def _convert(
         silences = await detect_silences(src, seconds, time_limit=time_limit)
     spans = plan_pieces(seconds, silences, max_piece)
     stem = _stem(filename)
-    many = len(spans) > 1
-    # Encoding is CPU-bound: one ffmpeg per core at most, however many pieces there are.
+    names = [f"{stem}.part{k:02d}" if len(spans) > 1 else stem for k in range(1, len(spans) + 1)]
+    if len(spans) > 1 and not seeks_exactly(probe.label):
+        cuts = [end for _, end in spans[:-1]]
+        files = await encode_segments(src, scratch, encoding, cuts, time_limit=time_limit)
+        datas = [await asyncio.to_thread(path.read_bytes) for path in files]
+        if len(datas) != len(spans):
+            # A cut at the very end yields no file; the spans were only a plan.
+            spans = [
+                (seconds * k / len(datas), seconds * (k + 1) / len(datas))
+                for k in range(len(datas))
+            ]
+            names = [f"{stem}.part{k:02d}" for k in range(1, len(datas) + 1)]
+    else:
+        datas = await _encode_pieces(src, scratch, encoding, spans, time_limit)
+    pieces = tuple(
+        Piece(data, f"{name}.{encoding.extension}", encoding.mime, end - start)
+        for data, name, (start, end) in zip(datas, names, spans, strict=True)
+    )
+    _check_pieces(pieces, encoding, filename, limits)
+    return pieces
+
+
+async def _encode_pieces(
+    src: Path, scratch: Path, encoding: Encoding, spans: list[Span], time_limit: float
+) -> list[bytes]:
+    """Encode each span by seeking into the source, in parallel: one ffmpeg per core."""
     cores = asyncio.Semaphore(max(1, os.cpu_count() or 1))
 
-    async def one(index: int, span: Span) -> Piece:
+    async def one(index: int, span: Span) -> bytes:
         start, end = span
         dst = scratch / f"piece{index:03d}.{encoding.extension}"
         last = index == len(spans) - 1
@@ -296,14 +327,11 @@ async def _convert(
             )
         data = await asyncio.to_thread(dst.read_bytes)
         await asyncio.to_thread(dst.unlink)
-        label = f"{stem}.part{index + 1:02d}" if many else stem
-        return Piece(data, f"{label}.{encoding.extension}", encoding.mime, end - start)
+        return data
 
     async with asyncio.TaskGroup() as group:
         tasks = [group.create_task(one(i, span)) for i, span in enumerate(spans)]
-    pieces = tuple(task.result() for task in tasks)
-    _check_pieces(pieces, encoding, filename, limits)
-    return pieces
+    return [task.result() for task in tasks]
 
 
 def _check_pieces(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from bot.audio_tools import FFMPEG, FFMPEG_QUIET, run_tool
 class Encoding:
     extension: str
     mime: str
+    muxer: str
     bits_per_second: int
-    args: tuple[str, ...]
+    codec_args: tuple[str, ...]
 
 
 # Speech at 16 kHz mono needs little: 24 kbit/s Opus or 32 kbit/s MP3 keeps a 25 MB upload
@@ -25,25 +27,16 @@ ENCODINGS: dict[ConvertFormat, Encoding] = {
     "ogg": Encoding(
         "ogg",
         "audio/ogg",
+        "ogg",
         24_000,
-        (
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "24k",
-            "-application",
-            "voip",
-            "-compression_level",
-            "0",
-            "-f",
-            "ogg",
-        ),
+        ("-c:a", "libopus", "-b:a", "24k", "-application", "voip", "-compression_level", "0"),
     ),
     "mp3": Encoding(
         "mp3",
         "audio/mpeg",
+        "mp3",
         32_000,
-        ("-c:a", "libmp3lame", "-b:a", "32k", "-compression_level", "9", "-f", "mp3"),
+        ("-c:a", "libmp3lame", "-b:a", "32k", "-compression_level", "9"),
     ),
 }
 SAMPLE_RATE = 16_000
@@ -72,6 +65,47 @@ async def encode(
         *window,
         "-i",
         str(src),
+        *_speech(encoding),
+        "-f",
+        encoding.muxer,
+        "-y",
+        str(dst),
+    ]
+    await run_tool(FFMPEG, args, time_limit=time_limit)
+
+
+async def encode_segments(
+    src: Path, scratch: Path, encoding: Encoding, cuts: list[float], *, time_limit: float
+) -> list[Path]:
+    """Encode all of `src` in one pass, starting a new file at each cut (in seconds).
+
+    For sources whose timestamps are estimated (MP3 without an exact index, raw AMR):
+    seeking into them lands seconds off, while one sequential pass cuts exactly.
+    """
+    pattern = scratch / f"segment%03d.{encoding.extension}"
+    args = [
+        *FFMPEG_QUIET,
+        "-i",
+        str(src),
+        *_speech(encoding),
+        "-f",
+        "segment",
+        "-segment_format",
+        encoding.muxer,
+        "-segment_times",
+        ",".join(f"{cut:.3f}" for cut in cuts),
+        "-reset_timestamps",
+        "1",
+        "-y",
+        str(pattern),
+    ]
+    await run_tool(FFMPEG, args, time_limit=time_limit)
+    return await asyncio.to_thread(lambda: sorted(scratch.glob(f"segment*.{encoding.extension}")))
+
+
+def _speech(encoding: Encoding) -> list[str]:
+    """Output options: the first audio stream only, no metadata, mono 16 kHz, compact."""
+    return [
         "-map",
         "0:a:0",
         "-vn",
@@ -83,11 +117,8 @@ async def encode(
         "1",
         "-ar",
         str(SAMPLE_RATE),
-        *encoding.args,
-        "-y",
-        str(dst),
+        *encoding.codec_args,
     ]
-    await run_tool(FFMPEG, args, time_limit=time_limit)
 
 
 async def detect_silences(src: Path, duration: float, *, time_limit: float) -> list[Span]:

@@ -120,6 +120,17 @@ def is_audio_container(label: str | None) -> bool:
     return label is not None and label not in _DESCRIPTIONS
 
 
+# Containers with real timestamps or an exact index: seeking to 300.0 s lands on 300.0 s.
+# MP3 (a 100-point table at best), raw AMR, ADTS AAC and unknown ones are estimated.
+_EXACT_SEEK = frozenset(
+    {"wav", "aiff", "flac", "ogg", "webm", "matroska", "m4a", "mp4", "mov", "3gp", "caf"}
+)
+
+
+def seeks_exactly(label: str | None) -> bool:
+    return label in _EXACT_SEEK
+
+
 def accepted_format(
     label: str | None, format_name: str, codec: str, has_video: bool
 ) -> AudioFormat | None:

@@ -58,6 +58,7 @@ class AudioSamples:
     long_seconds: float
     # (start, end) of each silence in `long`, as built.
     long_gaps: tuple[tuple[float, float], ...]
+    long_mp3: Path  # the same as VBR MP3, whose timestamps ffmpeg can only estimate
     video: Path  # mp4 with an H.264 picture and AAC sound
     silent_video: Path  # mp4 with a picture and no sound
 
@@ -104,6 +105,8 @@ def generate(root: Path) -> AudioSamples:
     _concat(root / "long.list", sequence, long)
 
     jobs = [_ffmpeg("-i", str(speech), *args, str(root / name)) for name, args in ENCODES.items()]
+    long_mp3 = root / "long.mp3"
+    jobs.append(_ffmpeg("-i", str(long), "-c:a", "libmp3lame", "-q:a", "6", str(long_mp3)))
     video = root / "video.mp4"
     silent_video = root / "silent.mp4"
     picture = ("-f", "lavfi", "-i", "color=c=blue:s=64x64:r=10")
@@ -135,6 +138,7 @@ def generate(root: Path) -> AudioSamples:
         long=long,
         long_seconds=duration_of(long),
         long_gaps=tuple(gaps),
+        long_mp3=long_mp3,
         video=video,
         silent_video=silent_video,
     )

@@ -153,6 +153,22 @@ async def test_long_recording_is_cut_in_its_silences(
         assert any(start <= cut <= end for start, end in audio_samples.long_gaps), cut
 
 
+async def test_vbr_mp3_is_cut_in_one_sequential_pass_at_the_right_places(
+    audio_samples: AudioSamples, limits: AudioLimits
+) -> None:
+    prepared = await prepare(audio_samples.long_mp3, replace(limits, max_piece_seconds=7))
+    assert prepared.source_format == "mp3/mp3"
+    assert len(prepared.pieces) >= 7
+    probed = [await ffprobe_bytes(p.data) for p in prepared.pieces]
+    # Each piece is as long as planned: nothing lost or repeated at the cuts.
+    for piece, heard in zip(prepared.pieces, probed, strict=True):
+        assert heard.seconds == pytest.approx(piece.seconds, abs=0.1)
+    clock = 0.0
+    for piece in prepared.pieces[:-1]:
+        clock += piece.seconds
+        assert any(start <= clock <= end for start, end in audio_samples.long_gaps), clock
+
+
 async def test_over_the_upload_limit_is_converted_and_split_by_size(
     audio_samples: AudioSamples, limits: AudioLimits
 ) -> None:

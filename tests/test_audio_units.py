@@ -7,7 +7,16 @@ import itertools
 import pytest
 
 from bot.audio import AudioLimits, format_duration
-from bot.audio_formats import M4A, MP4, OGG, WAV, accepted_format, describe, sniff
+from bot.audio_formats import (
+    M4A,
+    MP4,
+    OGG,
+    WAV,
+    accepted_format,
+    describe,
+    seeks_exactly,
+    sniff,
+)
 from bot.audio_probe import last_out_time
 from bot.audio_split import SLACK, parse_silences, plan_pieces
 from bot.errors import ConfigError
@@ -91,6 +100,11 @@ def test_progress_output_gives_the_last_time() -> None:
 )
 def test_sniff_reads_container_magic(head: bytes, label: str | None) -> None:
     assert sniff(head) == label
+
+
+def test_only_indexed_containers_are_trusted_to_seek_exactly() -> None:
+    assert seeks_exactly("ogg") and seeks_exactly("wav") and seeks_exactly("m4a")
+    assert not seeks_exactly("mp3") and not seeks_exactly("amr") and not seeks_exactly(None)
 
 
 def test_non_audio_labels_are_described() -> None:
