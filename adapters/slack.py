@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections import OrderedDict
@@ -12,16 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import slack_files
-from adapters.slack_errors import AUTH_CODES, code_of, is_server_error, translate
+from adapters.slack_errors import code_of, is_server_error, translate
 from adapters.slack_events import (
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
@@ -41,6 +37,8 @@ from adapters.slack_events import (
 from adapters.slack_history import ThreadHistory
 from adapters.slack_mrkdwn import to_mrkdwn
 from adapters.slack_settings import SlackSettings
+from adapters.slack_status import ThreadStatus
+from adapters.slack_transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Turn, User
@@ -71,14 +69,6 @@ LIMITS = Limits(
     post_burst=2,
     post_scope="channel",
     length=mrkdwn_length,
-)
-STATUS_TEXT = "is thinking…"
-# A status is a nicety: never hold a request up for long waiting on it.
-STATUS_TIMEOUT = 2.0
-# Errors after which assistant.threads.setStatus is not tried again in this process.
-_STATUS_UNAVAILABLE = (
-    frozenset({"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"})
-    | AUTH_CODES
 )
 _SERVER_ERROR_PAUSE = 1.0
 # Longest conversations.replies 429 worth waiting out before answering without context.
@@ -111,8 +101,7 @@ class SlackAdapter:
         self._active: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._anchors: OrderedDict[str, str] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._status_available = settings.assistant_status
-        self._status_shown: set[tuple[str, str]] = set()
+        self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
@@ -157,9 +146,18 @@ class SlackAdapter:
         app = self._build_app(handle)
         try:
             if self.settings.mode == "http":
-                await self._serve_http(app)
+                settings = self.settings
+                await serve_http(
+                    app,
+                    settings.http_host,
+                    settings.http_port or 0,
+                    settings.http_path,
+                    self._bound,
+                )
             else:
-                await self._serve_socket(app)
+                await serve_socket(
+                    app, self.settings.app_token, await self._client(), self.ready.set
+                )
         finally:
             # No new events now; replies in flight still need the Web API while the
             # dispatcher drains them, so the session closes only after they end (bounded).
@@ -177,38 +175,9 @@ class SlackAdapter:
         self._session = None
         self._web = None
 
-    async def _serve_socket(self, app: AsyncApp) -> None:
-        socket = AsyncSocketModeHandler(
-            app, app_token=self.settings.app_token.reveal(), web_client=await self._client()
-        )
-        await socket.connect_async()  # type: ignore[no-untyped-call]
+    def _bound(self, port: int) -> None:
+        self.http_port = port
         self.ready.set()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            with contextlib.suppress(Exception):
-                await socket.close_async()  # type: ignore[no-untyped-call]
-
-    async def _serve_http(self, app: AsyncApp) -> None:
-        async def events(request: web.Request) -> web.Response:
-            return await to_aiohttp_response(
-                await app.async_dispatch(await to_bolt_request(request))
-            )
-
-        web_app = web.Application()
-        web_app.router.add_post(self.settings.http_path, events)
-        runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port or 0)
-            await site.start()
-            server: Any = site._server
-            self.http_port = int(server.sockets[0].getsockname()[1])
-            log.info("slack: Events API on port %s%s", self.http_port, self.settings.http_path)
-            self.ready.set()
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -322,17 +291,15 @@ class SlackAdapter:
         await self._handle(req, handle)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
-        key = (req.place.channel, req.place.thread) if req.place.thread else None
+        channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
-        if key and await self._set_status(*key, STATUS_TEXT):
-            self._status_shown.add(key)
+        if thread:
+            await self.status.working(channel, thread)
         try:
             await handle(req)
         finally:
-            # A public post clears the status; anything else (ephemeral only, nothing) must.
-            if key in self._status_shown:
-                self._status_shown.discard(key)
-                await self._set_status(*key, "")
+            if thread:
+                await self.status.done(channel, thread)
 
     def _remember_inbound(self, event: JSON) -> None:
         thread = event.get("thread_ts") or event.get("ts")
@@ -375,28 +342,6 @@ class SlackAdapter:
             self._users.popitem(last=False)
         return user
 
-    async def _set_status(self, channel: str, thread: str, status: str) -> bool:
-        """The thread status ("is thinking…"; "" clears it) where Slack allows it; True if set."""
-        if not self._status_available:
-            return False
-        client = await self._client()
-        try:
-            async with asyncio.timeout(STATUS_TIMEOUT):
-                await client.assistant_threads_setStatus(
-                    channel_id=channel, thread_ts=thread, status=status
-                )
-            return True
-        except SlackApiError as err:
-            code = code_of(err)
-            if code in _STATUS_UNAVAILABLE:
-                log.info("slack: thread status unavailable (%s); not trying again", code)
-                self._status_available = False
-            else:
-                log.debug("slack: no thread status in %s/%s: %s", channel, thread, code)
-        except TimeoutError:
-            log.debug("slack: setting the thread status timed out")
-        return False
-
     # --- outbound --------------------------------------------------------------------------
 
     async def _call(self, method: str, **kwargs: Any) -> JSON:
@@ -435,7 +380,7 @@ class SlackAdapter:
             while len(self._anchors) > 1024:
                 self._anchors.popitem(last=False)
         root = thread or ts
-        self._status_shown.discard((channel, root))
+        self.status.posted(channel, root)
         self._mark_active(channel, root)
         me = await self.identity()
         self.history_cache.note(
