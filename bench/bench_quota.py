@@ -1,4 +1,4 @@
-"""Benchmark: quota reserve + settle throughput and the latency the gate adds, on one SQLite file."""
+"""Benchmark: quota reserve + settle throughput and the latency the gate adds (one SQLite file)."""
 
 from __future__ import annotations
 

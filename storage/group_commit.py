@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class GroupCommit:
             batch, self._queue = self._queue, []
             units = [work for work, _ in batch]
             try:
-                results = await self._run_on_thread(lambda: self._commit(units))
+                results = await self._run_on_thread(partial(self._commit, units))
             except BaseException as e:  # the batch as a whole did not commit
                 for _, future in batch:
                     if not future.done():

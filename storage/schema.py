@@ -144,6 +144,18 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2
 LATEST = len(MIGRATIONS)
 
 
+def check_version(conn: sqlite3.Connection, where: str) -> int:
+    """The file's schema version; refuses one written by a newer bot, changing nothing."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > LATEST:
+        raise ConfigError(
+            "CHATOPS_DB",
+            f"{where} has schema version {version} but this bot knows only up to "
+            f"{LATEST}; upgrade the bot, or point CHATOPS_DB at another file",
+        )
+    return version
+
+
 def migrate(conn: sqlite3.Connection, where: str) -> int:
     """Bring the database up to LATEST in place; refuse one written by a newer bot.
 
@@ -153,13 +165,7 @@ def migrate(conn: sqlite3.Connection, where: str) -> int:
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > LATEST:
-                raise ConfigError(
-                    "CHATOPS_DB",
-                    f"{where} has schema version {version} but this bot knows only up to "
-                    f"{LATEST}; upgrade the bot, or point CHATOPS_DB at another file",
-                )
+            version = check_version(conn, where)
             if version == LATEST:
                 conn.execute("COMMIT")
                 return version

@@ -28,7 +28,7 @@ from storage.base import (
     WindowUsage,
 )
 from storage.group_commit import GroupCommit
-from storage.schema import migrate
+from storage.schema import check_version, migrate
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -231,6 +231,7 @@ class SqliteStore:
     def _setup(self) -> None:
         conn = self._raw
         conn.row_factory = sqlite3.Row
+        check_version(conn, self._where)  # before WAL: a newer bot's file stays untouched
         # WAL: readers (the CLI, `quota`) never block the gate; NORMAL is durable across a
         # process crash (the kill test) and only loses the last commits on power loss.
         conn.execute("PRAGMA journal_mode = WAL")

@@ -1,0 +1,331 @@
+"""Store contract: every backend (SQLite now, PostgreSQL later) must pass this same suite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.quota import QuotaConfig
+from storage.base import Amounts, ChannelSettings, Charge, QuotaExceeded, Store
+from storage.sqlite import SqliteStore
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+CHAT = Charge("slack", "slack:C1", "U1", "ask", "gpt-4o")
+EST = Amounts(tokens_in=100, tokens_out=400)
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+class Clock:
+    """Injected time: tests move it, nothing sleeps."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _open_sqlite(path: Path, quota: QuotaConfig, clock: Clock) -> Store:
+    return await SqliteStore.open(path / "chatops.db", quota, clock=clock)
+
+
+# A second backend adds its opener here (e.g. PostgreSQL when CHATOPS_TEST_PG is set).
+BACKENDS: dict[str, Callable[[Path, QuotaConfig, Clock], Awaitable[Store]]] = {
+    "sqlite": _open_sqlite,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def make_store(request: Any, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    """Opens stores on one database; a second call reopens it (a restart)."""
+    opened: list[Store] = []
+    opener = BACKENDS[request.param]
+
+    async def make(quota: QuotaConfig | None = None, clock: Clock | None = None) -> Store:
+        store = await opener(tmp_path, quota or QuotaConfig(), clock or Clock())
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+def limits(**values: float | None) -> QuotaConfig:
+    """QuotaConfig(limits=...) from keywords like requests_day=3."""
+    table: dict[Any, float | None] = {}
+    for key, value in values.items():
+        metric, window = key.rsplit("_", 1)
+        table[(metric, window)] = value
+    return QuotaConfig(limits=table)
+
+
+async def used(store: Store, channel: str = CHAT.channel, now: datetime = T0) -> dict[str, float]:
+    status = await store.quota_status(channel, now=now)
+    return {f"{w.window}_{m}": v for w in status.windows for m, v in w.used.items()}
+
+
+# --- channel settings ---------------------------------------------------------------------
+
+
+async def test_settings_default_then_persist_across_restart(make_store: MakeStore) -> None:
+    store = await make_store()
+    assert await store.channel_settings("slack:C1") == ChannelSettings()
+    chosen = ChannelSettings(
+        model="gpt-4o",
+        system_prompt="Be terse.",
+        temperature=0.3,
+        max_tokens=800,
+        auto_transcribe=False,
+    )
+    await store.set_channel_settings("slack:C1", chosen)
+    await store.close()
+    again = await make_store()
+    assert await again.channel_settings("slack:C1") == chosen
+    assert await again.channel_settings("slack:C2") == ChannelSettings()
+
+
+async def test_update_channel_settings_is_atomic(make_store: MakeStore) -> None:
+    store = await make_store()
+    await store.set_channel_settings("c", ChannelSettings(max_tokens=0))
+
+    def bump(s: ChannelSettings) -> ChannelSettings:
+        return replace(s, max_tokens=(s.max_tokens or 0) + 1)
+
+    async with asyncio.timeout(20):
+        await asyncio.gather(*(store.update_channel_settings("c", bump) for _ in range(60)))
+    assert (await store.channel_settings("c")).max_tokens == 60
+
+
+# --- event de-duplication -----------------------------------------------------------------
+
+
+async def test_first_delivery_is_persisted(make_store: MakeStore) -> None:
+    store = await make_store()
+    assert await store.first_delivery("Ev1") is True
+    assert await store.first_delivery("Ev1") is False
+    assert await store.first_delivery("Ev2") is True
+    await store.close()
+    again = await make_store()
+    assert await again.first_delivery("Ev1") is False
+    # No id (console input) cannot be de-duplicated, so it is never dropped.
+    assert await again.first_delivery("") is True
+    assert await again.first_delivery("") is True
+
+
+# --- reserve, settle, release ---------------------------------------------------------------
+
+
+async def test_settle_replaces_estimate_with_actual(make_store: MakeStore) -> None:
+    store = await make_store(limits(tokens_day=10_000))
+    r = await store.reserve(CHAT, EST, now=T0)
+    assert (await used(store))["day_tokens"] == 500
+    await store.settle(r, Amounts(tokens_in=90, tokens_out=210))
+    assert (await used(store))["day_tokens"] == 300
+    assert (await used(store))["day_requests"] == 1
+    [row] = await store.ledger()
+    assert row.id == r.id and row.status == "ok" and row.charge == CHAT
+    assert row.amounts == Amounts(requests=1, tokens_in=90, tokens_out=210)
+    assert row.estimate == Amounts(requests=1, tokens_in=100, tokens_out=400)
+    assert row.created_at == T0 and row.finished_at == T0
+
+
+async def test_release_gives_the_budget_back(make_store: MakeStore) -> None:
+    store = await make_store(limits(requests_day=1))
+    r = await store.reserve(CHAT, EST, now=T0)
+    with pytest.raises(QuotaExceeded):
+        await store.reserve(CHAT, EST, now=T0)
+    await store.release(r, "error")
+    again = await store.reserve(CHAT, EST, now=T0)
+    rows = {row.id: row for row in await store.ledger()}
+    assert rows[r.id].status == "error" and rows[r.id].amounts == Amounts()
+    assert rows[again.id].status == "pending"
+
+
+async def test_settle_or_release_twice_never_counts_twice(make_store: MakeStore) -> None:
+    store = await make_store()
+    r = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(r, Amounts(tokens_in=10, tokens_out=20))
+    await store.settle(r, Amounts(tokens_in=10, tokens_out=20))
+    await store.release(r)
+    assert (await used(store))["day_tokens"] == 30
+    assert (await used(store))["month_requests"] == 1
+    [row] = await store.ledger()
+    assert row.status == "ok"
+
+
+async def test_refusal_names_limit_left_and_reset(make_store: MakeStore) -> None:
+    store = await make_store(limits(tokens_month=1000))
+    first = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(first, Amounts(tokens_in=300, tokens_out=300))
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(CHAT, EST, now=T0)
+    e = info.value
+    assert (e.metric, e.window, e.scope) == ("tokens", "month", "channel")
+    assert (e.limit, e.used, e.left, e.needed) == (1000, 600, 400, 500)
+    assert e.resets_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert "monthly token limit" in e.message and "400 tokens left" in e.message
+    assert "2026-12-01 00:00" in e.message
+    # The refused request leaves a row that charges nothing; the counters did not move.
+    refused = [row for row in await store.ledger() if row.status == "refused"]
+    assert len(refused) == 1 and refused[0].amounts == Amounts()
+    assert (await used(store))["month_tokens"] == 600
+
+
+async def test_estimate_bigger_than_the_limit_is_refused_on_a_fresh_channel(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(limits(images_day=2))
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(CHAT, Amounts(images=3), now=T0)
+    assert (info.value.metric, info.value.used) == ("images", 0)
+    assert (await used(store))["day_images"] == 0
+    await store.reserve(CHAT, Amounts(images=2), now=T0)
+
+
+async def test_a_limit_gates_only_requests_that_use_its_metric(make_store: MakeStore) -> None:
+    store = await make_store(limits(tokens_day=500))
+    r = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(r, Amounts(tokens_in=200, tokens_out=400))  # over: reported > estimate
+    with pytest.raises(QuotaExceeded):
+        await store.reserve(CHAT, EST, now=T0)
+    image = Charge("slack", CHAT.channel, "U1", "image", "gpt-image-1")
+    await store.reserve(image, Amounts(images=1), now=T0)
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+async def test_overrides_beat_defaults_and_clear_restores_them(make_store: MakeStore) -> None:
+    store = await make_store(limits(requests_day=1, tokens_month=5000))
+    await store.set_limit(CHAT.channel, "requests", "day", 3)
+    await store.set_limit(CHAT.channel, "tokens", "month", None)  # unlimited beats a default
+    found = {(s.metric, s.window): s for s in await store.limits(CHAT.channel)}
+    assert found[("requests", "day")].value == 3 and found[("requests", "day")].overridden
+    assert found[("tokens", "month")].value is None and found[("tokens", "month")].overridden
+    assert found[("images", "day")].value is None and not found[("images", "day")].overridden
+    for _ in range(3):
+        await store.reserve(CHAT, Amounts(tokens_in=4000), now=T0)
+    with pytest.raises(QuotaExceeded):
+        await store.reserve(CHAT, EST, now=T0)
+    # Another channel still has the defaults.
+    other = replace(CHAT, channel="slack:C2")
+    await store.reserve(other, EST, now=T0)
+    with pytest.raises(QuotaExceeded):
+        await store.reserve(other, EST, now=T0)
+    assert await store.clear_limits(CHAT.channel, "requests", "day") == 1
+    found = {(s.metric, s.window): s for s in await store.limits(CHAT.channel)}
+    assert found[("requests", "day")].value == 1 and not found[("requests", "day")].overridden
+    assert await store.clear_limits(CHAT.channel) == 1
+    assert await store.channels() == ["slack:C1", "slack:C2"]
+
+
+async def test_user_share_caps_one_person(make_store: MakeStore) -> None:
+    store = await make_store(replace(limits(requests_day=4), user_share=0.5))
+    alice, bob = replace(CHAT, user="alice"), replace(CHAT, user="bob")
+    await store.reserve(alice, EST, now=T0)
+    await store.reserve(alice, EST, now=T0)
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(alice, EST, now=T0)
+    assert info.value.scope == "user" and info.value.limit == 2
+    assert info.value.message.startswith("Your share")
+    await store.reserve(bob, EST, now=T0)
+    await store.reserve(bob, EST, now=T0)
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(replace(CHAT, user="carol"), EST, now=T0)
+    assert info.value.scope == "channel"
+
+
+# --- expiry, reset, status, ledger ----------------------------------------------------------
+
+
+async def test_stale_reservation_expires_and_a_late_settle_counts_once(
+    make_store: MakeStore,
+) -> None:
+    clock = Clock()
+    store = await make_store(limits(requests_day=1), clock)
+    stale = await store.reserve(CHAT, EST, now=T0)
+    with pytest.raises(QuotaExceeded):
+        await store.reserve(CHAT, EST, now=T0 + timedelta(minutes=9))
+    assert await store.expire_stale(now=T0 + timedelta(minutes=9)) == 0
+    # Past the TTL the gate sweeps the stale hold when the budget looks spent.
+    fresh = await store.reserve(CHAT, EST, now=T0 + timedelta(minutes=11))
+    rows = {row.id: row for row in await store.ledger()}
+    assert rows[stale.id].status == "expired" and rows[stale.id].amounts == Amounts()
+    clock.now = T0 + timedelta(minutes=12)
+    await store.settle(fresh, Amounts(tokens_in=1, tokens_out=1))
+    # The slow call finishes after all: its real usage is charged once, not its estimate.
+    await store.settle(stale, Amounts(tokens_in=5, tokens_out=5))
+    await store.settle(stale, Amounts(tokens_in=5, tokens_out=5))
+    now = T0 + timedelta(minutes=12)
+    assert await used(store, now=now) == {
+        "day_requests": 2,
+        "day_tokens": 12,
+        "day_images": 0,
+        "day_audio_seconds": 0,
+        "month_requests": 2,
+        "month_tokens": 12,
+        "month_images": 0,
+        "month_audio_seconds": 0,
+    }
+    assert sum(r.amounts.tokens for r in await store.ledger()) == 12
+
+
+async def test_reset_usage_gives_a_fresh_budget_but_keeps_the_ledger(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(limits(requests_day=2))
+    done = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(done, Amounts(tokens_in=1))
+    held = await store.reserve(CHAT, EST, now=T0)
+    await store.reset_usage(CHAT.channel, now=T0)
+    # The request still in flight keeps its hold; the finished one is forgiven.
+    assert (await used(store))["day_requests"] == 1
+    await store.reserve(CHAT, EST, now=T0)
+    await store.release(held)
+    assert (await used(store))["day_requests"] == 1
+    assert len(await store.ledger()) == 3
+
+
+async def test_quota_status_shows_top_users_models_and_pending(make_store: MakeStore) -> None:
+    store = await make_store(limits(tokens_day=100_000))
+    for user, model, tokens in (("ann", "m1", 500), ("bo", "m2", 50), ("ann", "m2", 10)):
+        r = await store.reserve(Charge("slack", CHAT.channel, user, "ask", model), EST, now=T0)
+        await store.settle(r, Amounts(tokens_in=tokens))
+    await store.reserve(replace(CHAT, user="cy"), EST, now=T0)
+    await store.reserve(replace(CHAT, channel="slack:other"), EST, now=T0)
+    status = await store.quota_status(CHAT.channel, now=T0)
+    day = status.windows[0]
+    assert day.window == "day" and day.key == "2026-11-26"
+    assert day.used["tokens"] == 1060 and day.used["requests"] == 4
+    assert [(s.name, s.tokens) for s in day.top_users] == [("ann", 510), ("cy", 500), ("bo", 50)]
+    # The pending request counts its estimate; ties go by requests, then name.
+    assert [(s.name, s.tokens) for s in day.top_models] == [
+        ("gpt-4o", 500),
+        ("m1", 500),
+        ("m2", 60),
+    ]
+    assert status.pending == 1
+    tomorrow = await store.quota_status(CHAT.channel, now=T0 + timedelta(days=1))
+    assert tomorrow.windows[0].used["tokens"] == 0 and tomorrow.windows[0].top_users == ()
+    # A day later the reservation left pending has expired; the month keeps the rest.
+    assert tomorrow.windows[1].used["tokens"] == 560 and tomorrow.pending == 0
+
+
+async def test_ledger_pages_and_filters(make_store: MakeStore) -> None:
+    store = await make_store()
+    for i in range(5):
+        await store.reserve(replace(CHAT, channel=f"slack:C{i % 2}"), EST, now=T0)
+    rows = await store.ledger()
+    assert [r.id for r in rows] == sorted(r.id for r in rows) and len(rows) == 5
+    page = await store.ledger(after_id=rows[1].id, limit=2)
+    assert [r.id for r in page] == [rows[2].id, rows[3].id]
+    assert {r.charge.channel for r in await store.ledger("slack:C1")} == {"slack:C1"}
+    assert len(await store.ledger("slack:C1")) == 2
