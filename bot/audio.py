@@ -282,26 +282,27 @@ async def _convert(
     if seconds > max_piece:
         silences = await detect_silences(src, seconds, time_limit=time_limit)
     spans = plan_pieces(seconds, silences, max_piece)
-    stem = _stem(filename)
-    names = [f"{stem}.part{k:02d}" if len(spans) > 1 else stem for k in range(1, len(spans) + 1)]
     if len(spans) > 1 and not seeks_exactly(probe.label):
         cuts = [end for _, end in spans[:-1]]
         files = await encode_segments(src, scratch, encoding, cuts, time_limit=time_limit)
         datas = [await asyncio.to_thread(path.read_bytes) for path in files]
-        if len(datas) != len(spans):
-            # A cut at the very end yields no file; the spans were only a plan.
-            spans = [
-                (seconds * k / len(datas), seconds * (k + 1) / len(datas))
-                for k in range(len(datas))
-            ]
-            names = [f"{stem}.part{k:02d}" for k in range(1, len(datas) + 1)]
     else:
         datas = await _encode_pieces(src, scratch, encoding, spans, time_limit)
+    if datas and len(datas) != len(spans):
+        # The segmenter makes no file for a cut at the very end: the spans were only a plan.
+        step = seconds / len(datas)
+        spans = [(step * k, step * (k + 1)) for k in range(len(datas))]
+    stem, ext = _stem(filename), encoding.extension
     pieces = tuple(
-        Piece(data, f"{name}.{encoding.extension}", encoding.mime, end - start)
-        for data, name, (start, end) in zip(datas, names, spans, strict=True)
+        Piece(
+            data,
+            f"{stem}.part{k:02d}.{ext}" if len(datas) > 1 else f"{stem}.{ext}",
+            encoding.mime,
+            end - start,
+        )
+        for k, (data, (start, end)) in enumerate(zip(datas, spans, strict=True), start=1)
     )
-    _check_pieces(pieces, encoding, filename, limits)
+    _check_pieces(pieces, encoding, filename, probe, limits)
     return pieces
 
 
@@ -335,11 +336,12 @@ async def _encode_pieces(
 
 
 def _check_pieces(
-    pieces: tuple[Piece, ...], encoding: Encoding, filename: str, limits: AudioLimits
+    pieces: tuple[Piece, ...], encoding: Encoding, filename: str, probe: Probe, limits: AudioLimits
 ) -> None:
+    if not pieces or not all(piece.data for piece in pieces):
+        # ffmpeg decoded nothing: the file broke down after its header.
+        raise AudioError(_damaged(display_name(filename), probe.label))
     for piece in pieces:
-        if not piece.data:
-            raise AudioError(_damaged(display_name(filename), None))
         if len(piece.data) > limits.upload_limit_bytes:
             # Cannot happen with a sane bitrate; refuse rather than send a request that fails.
             raise AudioError(
