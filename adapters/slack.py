@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -75,6 +76,17 @@ _SERVER_ERROR_PAUSE = 1.0
 HISTORY_MAX_WAIT = 10.0
 # Longer than the dispatcher's default drain (20 s grace + 10 s to finalize).
 SHUTDOWN_WAIT = 45.0
+
+
+class _QuietTokenNotice(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN itself and warns it is unused when given a client; it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_bolt_log = logging.getLogger("adapters.slack.bolt")
+_bolt_log.addFilter(_QuietTokenNotice())
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +201,7 @@ class SlackAdapter:
             signing_secret=self.settings.signing_secret.reveal(),
             request_verification_enabled=http,
             ignoring_self_events_enabled=True,
-            logger=logging.getLogger("adapters.slack.bolt"),
+            logger=_bolt_log,
         )
 
         @app.event("app_mention")
