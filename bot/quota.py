@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
@@ -16,7 +16,6 @@ from storage.base import (
     QuotaStatus,
     Spender,
     Window,
-    WindowUsage,
 )
 
 METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds")
@@ -225,62 +224,52 @@ def format_in(delta: timedelta) -> str:
     return f"in {minutes} min"
 
 
-def format_reset(config: QuotaConfig, window: Window, now: datetime) -> str:
-    at = config.resets_at(window, now)
-    return f"{at:%Y-%m-%d %H:%M} {at.tzname()} ({format_in(at - now)})"
-
-
 def _limit_line(metric: Metric, used: float, setting: LimitSetting | None) -> str:
     value = None if setting is None else setting.value
-    mark = " (channel override)" if setting is not None and setting.overridden else ""
+    mark = " (set for this channel)" if setting is not None and setting.overridden else ""
     if value is None:
-        return f"  {_LABELS[metric]:<9} {format_amount(metric, used)}, unlimited{mark}"
+        return f"• {_LABELS[metric]}: {format_amount(metric, used)} used, no limit{mark}"
     left = max(value - used, 0)
     return (
-        f"  {_LABELS[metric]:<9} {format_amount(metric, used)} of {format_amount(metric, value)}"
-        f", {format_amount(metric, left)} left{mark}"
+        f"• {_LABELS[metric]}: {format_amount(metric, used)} of {format_amount(metric, value)}"
+        f" used, {format_amount(metric, left)} left{mark}"
     )
 
 
 def _spenders(title: str, rows: tuple[Spender, ...]) -> str:
     if not rows:
-        return f"  {title}: none yet"
+        return f"• {title}: nobody yet" if title == "top users" else f"• {title}: none yet"
     parts = []
     for row in rows:
         bits = [f"{row.requests:,} req"]
         if row.tokens:
-            bits.append(f"{row.tokens:,} tok")
+            bits.append(f"{row.tokens:,} tokens")
         if row.images:
-            bits.append(f"{row.images:,} img")
+            bits.append(f"{row.images:,} images")
         if row.audio_seconds:
             bits.append(format_seconds(row.audio_seconds) + " audio")
         parts.append(f"{row.name} ({', '.join(bits)})")
-    return f"  {title}: " + "; ".join(parts)
+    return f"• {title}: " + "; ".join(parts)
 
 
-def format_quota(status: QuotaStatus, config: QuotaConfig, now: datetime) -> str:
+def format_quota(status: QuotaStatus, now: datetime) -> str:
     """The `quota` view: usage against limits per window, resets, top users and models."""
     settings = {(s.metric, s.window): s for s in status.limits}
     title = {"day": "Today", "month": "This month"}
-    lines = [f"Quota for this channel (windows in {config.tz.key})"]
+    lines = [f"**Quota for this channel** (windows in {status.time_zone})"]
     for usage in status.windows:
-        lines.append(f"{title[usage.window]}, resets {format_reset(config, usage.window, now)}:")
+        at = usage.resets_at
+        lines.append(
+            f"**{title[usage.window]}** ({usage.key}), resets {at:%Y-%m-%d %H:%M} {at.tzname()}"
+            f" ({format_in(at - now)})"
+        )
         for metric in METRICS:
-            lines.append(
-                _limit_line(metric, usage.used.get(metric, 0), settings.get((metric, usage.window)))
-            )
+            setting = settings.get((metric, usage.window))
+            lines.append(_limit_line(metric, usage.used.get(metric, 0), setting))
         lines.append(_spenders("top users", usage.top_users))
         lines.append(_spenders("top models", usage.top_models))
     if status.user_share is not None:
-        lines.append(f"Each person may use at most {status.user_share:.0%} of each channel limit.")
+        lines.append(f"Each person may use at most {status.user_share:.0%} of each limit.")
     if status.pending:
-        lines.append(f"{status.pending} request(s) in flight hold part of the budget.")
+        lines.append(f"{status.pending} request(s) in progress hold part of the budget.")
     return "\n".join(lines)
-
-
-def empty_window(window: Window, key: str) -> WindowUsage:
-    return WindowUsage(window=window, key=key, used={}, top_users=(), top_models=())
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

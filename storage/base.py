@@ -107,6 +107,7 @@ class WindowUsage:
     used: Mapping[Metric, float]  # includes what pending reservations hold
     top_users: tuple[Spender, ...]
     top_models: tuple[Spender, ...]
+    resets_at: datetime  # the next window's start, in the quota time zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class QuotaStatus:
     limits: tuple[LimitSetting, ...]
     user_share: float | None
     pending: int  # reservations currently held
+    time_zone: str  # the windows' zone, e.g. "UTC" or "Europe/Berlin"
 
 
 def _amount(metric: Metric, value: float) -> str:

@@ -531,6 +531,7 @@ class SqliteStore:
                         used=used,
                         top_users=_top(conn, "user_id", channel, w, keys, top),
                         top_models=_top(conn, "model", channel, w, keys, top),
+                        resets_at=self.quota.resets_at(w, moment),
                     )
                 )
             pending = conn.execute(
@@ -543,6 +544,7 @@ class SqliteStore:
                 limits=_settings_of(limits),
                 user_share=self.quota.user_share,
                 pending=int(pending),
+                time_zone=self.quota.tz.key,
             )
 
         return await self._writes.run(read)

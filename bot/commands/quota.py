@@ -1,0 +1,94 @@
+"""`quota`: the channel's usage against its limits; admins set limits or reset usage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.commands import Command
+from bot.context import Context
+from bot.errors import UserFacingError
+from bot.quota import format_amount, format_quota, parse_limit, parse_metric, parse_window
+
+SET_USAGE = "`quota set <requests|tokens|images|audio> <day|month> <limit|unlimited|default>`"
+_PERIOD = {"day": "daily", "month": "monthly"}
+_NAME = {"requests": "request", "tokens": "token", "images": "image", "audio_seconds": "audio"}
+
+
+async def run_quota(ctx: Context) -> None:
+    words = ctx.args.split()
+    sub = words[0].lower() if words else "show"
+    if sub in ("show", "status"):
+        status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
+        await ctx.reply(format_quota(status, datetime.now(UTC)), ephemeral=True)
+    elif sub == "set":
+        _require_admin(ctx)
+        await _set(ctx, words[1:])
+    elif sub == "reset":
+        _require_admin(ctx)
+        await _reset(ctx, words[1:])
+    else:
+        raise UserFacingError(
+            f"`quota {words[0]}` is not something I know. Use `quota` to see usage, "
+            f"{SET_USAGE} or `quota reset [limits]`."
+        )
+
+
+def _require_admin(ctx: Context) -> None:
+    if not ctx.is_admin:
+        raise UserFacingError(
+            "Only admins can change this channel's quota; anyone can see it with `quota`."
+        )
+
+
+async def _set(ctx: Context, words: list[str]) -> None:
+    if len(words) != 3:
+        raise UserFacingError(f"Usage: {SET_USAGE}, for example `quota set tokens day 200k`.")
+    try:
+        metric = parse_metric(words[0])
+        window = parse_window(words[1])
+        clear = words[2].lower() in ("default", "reset")
+        value = None if clear else parse_limit(metric, words[2])
+    except ValueError as e:
+        raise UserFacingError(f"{str(e)[0].upper()}{str(e)[1:]}. Usage: {SET_USAGE}.") from None
+    store, channel = ctx.services.store, ctx.req.place.channel_key
+    name = f"{_PERIOD[window]} {_NAME[metric]} limit"
+    if clear:
+        await store.clear_limits(channel, metric, window)
+        found = {(s.metric, s.window): s.value for s in await store.limits(channel)}
+        default = found[(metric, window)]
+        shown = "none" if default is None else format_amount(metric, default)
+        await ctx.reply(f"This channel's {name} is back to the default ({shown}).")
+        return
+    await store.set_limit(channel, metric, window, value)
+    shown = "unlimited" if value is None else format_amount(metric, value)
+    await ctx.reply(f"This channel's {name} is now {shown} (set by {ctx.req.user.name}).")
+
+
+async def _reset(ctx: Context, words: list[str]) -> None:
+    store, channel = ctx.services.store, ctx.req.place.channel_key
+    what = words[0].lower() if words else "usage"
+    if len(words) > 1 or what not in ("usage", "limits"):
+        raise UserFacingError(
+            "Usage: `quota reset` (a fresh budget for today and this month) or "
+            "`quota reset limits` (back to the default limits)."
+        )
+    if what == "limits":
+        dropped = await store.clear_limits(channel)
+        await ctx.reply(
+            f"This channel's limits are back to the defaults ({dropped} override(s) removed)."
+        )
+        return
+    await store.reset_usage(channel)
+    await ctx.reply(
+        f"This channel's usage for today and this month was reset by {ctx.req.user.name}; "
+        "the ledger keeps every request."
+    )
+
+
+QUOTA = Command(
+    name="quota",
+    summary="This channel's usage, limits, resets and top users (admins: set limits, reset).",
+    usage="quota [set <metric> <day|month> <limit|unlimited|default> | reset [limits]]",
+    run=run_quota,
+    private=True,
+)
