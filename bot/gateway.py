@@ -268,8 +268,9 @@ class Gateway:
             try:
                 chunk = json.loads(data)
             except ValueError:
-                raise GatewayError(
-                    200, "stream_error", f"unreadable chunk: {data[:80]!r}", model=model
+                detail = data[:200] if event.event == "error" else f"unreadable chunk {data[:80]!r}"
+                raise self._redacted(
+                    GatewayError(200, "stream_error", detail, model=model)
                 ) from None
             if not isinstance(chunk, dict):
                 continue
@@ -282,13 +283,16 @@ class Gateway:
             if not choices:
                 continue
             choice = choices[0]
+            if not isinstance(choice, dict):
+                continue
             finish = choice.get("finish_reason")
             if finish:
-                stream.finish_reason = finish
+                stream.finish_reason = str(finish)
             delta = choice.get("delta")
             if delta:
                 text = delta.get("content")
-                if text:
+                # Reasoning models also stream `reasoning_content`; only the answer is shown.
+                if text and isinstance(text, str):
                     yield text
 
     def _whole_completion(self, stream: ChatStream, raw: bytes, model: str) -> str:

@@ -180,6 +180,9 @@ def error_from_answer(
         message = f"HTTP {status} from {path}" + (f": {snippet}" if snippet else "")
         if status == 404 and not parsed:
             message = f"the gateway has no endpoint {path} (HTTP 404); check WEELINKING_BASE_URL"
+        if 300 <= status < 400:
+            where = headers.get("location", "elsewhere")
+            message = f"the gateway redirected to {where}; set WEELINKING_BASE_URL to that address"
     return GatewayError(
         status,
         taxonomy,
