@@ -16,6 +16,8 @@ from dotenv import load_dotenv
 from adapters.console import ConsoleAdapter
 from adapters.discord import DiscordAdapter
 from adapters.discord_settings import DiscordSettings
+from adapters.slack import SlackAdapter
+from adapters.slack_settings import SlackSettings
 from bot.adapter import Adapter
 from bot.commands import Command
 from bot.commands.table import command_table
@@ -58,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max(logging.WARNING, logging.getLevelName(config.log_level))
     )
     if args.action == "console":
-        platforms = Platforms(discord=None)
+        platforms = Platforms(slack=None, discord=None)
     return asyncio.run(serve(config, platforms))
 
 
@@ -66,11 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 class Platforms:
     """Which chat platforms the environment configures (validated before anything starts)."""
 
+    slack: SlackSettings | None
     discord: DiscordSettings | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Platforms:
-        return cls(discord=DiscordSettings.from_env(env))
+        return cls(slack=SlackSettings.from_env(env), discord=DiscordSettings.from_env(env))
 
     def build(self, services: Services, table: Mapping[str, Command]) -> list[Adapter]:
         adapters: list[Adapter] = []
@@ -79,6 +82,8 @@ class Platforms:
         async def model_ids() -> list[str]:
             return [m.id for m in await gateway.models()]
 
+        if self.slack is not None:
+            adapters.append(SlackAdapter(self.slack, store.first_delivery))
         if self.discord is not None:
             adapters.append(
                 DiscordAdapter(

@@ -10,17 +10,19 @@ from pathlib import Path
 
 from tests.fake_discord import FakeDiscord
 from tests.fake_gateway import FakeGateway
+from tests.fake_slack import BOT_USER, FakeSlack
 
 
-async def test_run_serves_discord_when_its_token_is_set(tmp_path: Path) -> None:
-    async with FakeGateway() as gateway, FakeDiscord() as discord:
+async def test_run_serves_slack_and_discord_side_by_side(tmp_path: Path) -> None:
+    async with FakeGateway() as gateway, FakeDiscord() as discord, FakeSlack() as slack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
-        env |= discord.env(
-            WEELINKING_API_KEY=gateway.api_key,
-            WEELINKING_BASE_URL=gateway.base_url,
-            CHATOPS_DB=str(tmp_path / "bot.db"),
-            CHATOPS_SHUTDOWN_GRACE="2",
-        )
+        env |= discord.env() | slack.env()
+        env |= {
+            "WEELINKING_API_KEY": gateway.api_key,
+            "WEELINKING_BASE_URL": gateway.base_url,
+            "CHATOPS_DB": str(tmp_path / "bot.db"),
+            "CHATOPS_SHUTDOWN_GRACE": "2",
+        }
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -35,13 +37,21 @@ async def test_run_serves_discord_when_its_token_is_set(tmp_path: Path) -> None:
         try:
             async with asyncio.timeout(30):
                 await discord.ready.wait()
+            await slack.wait_connected(within=30)
             sent = await discord.send_message("ping from discord", mention_bot=True)
+            msg = slack.user_message("C1", f"<@{BOT_USER}> ping from slack")
+            await slack.send("events_api", slack.event_callback({**msg, "type": "app_mention"}))
 
-            def answered() -> bool:
+            def discord_answered() -> bool:
                 replies = discord.replies_to(sent.id)
                 return bool(replies) and replies[-1].content == "You said: ping from discord"
 
-            await discord.wait_until(answered, within=30)
+            def slack_answered() -> bool:
+                texts = [m["text"] for m in slack.thread("C1", msg["ts"])]
+                return "You said: ping from slack" in texts
+
+            await discord.wait_until(discord_answered, within=30)
+            await slack.wait_until(slack_answered, within=30)
         finally:
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
