@@ -149,6 +149,7 @@ class Quirks:
     no_done: bool = False  # the stream ends without "data: [DONE]"
     no_usage: bool = False  # never send the usage chunk, even when asked for
     json_reply: bool = False  # ignore stream=true and answer one JSON completion
+    fragment: int = 0  # write every event in pieces of this many bytes, 1 ms apart
     error_after: int | None = None  # an {"error": ...} event after this many content chunks
     error_code: str = "server_error"
     error_message: str = "upstream provider failed"
@@ -439,21 +440,31 @@ class FakeGateway:
                 "choices": choices,
                 **extra,
             }
-            return f"{prefix}{json.dumps(chunk)}{newline}{newline}".encode()
+            # Raw UTF-8 as OpenAI sends it, not \u escapes.
+            return f"{prefix}{json.dumps(chunk, ensure_ascii=False)}{newline}{newline}".encode()
 
         def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
 
         comment = f": keep-alive{newline}{newline}".encode() if quirks.comments else b""
+
+        async def send(data: bytes) -> None:
+            # Pieces split lines, CRLF pairs and UTF-8 sequences across network reads.
+            size = quirks.fragment or len(data)
+            for offset in range(0, len(data), size):
+                await response.write(data[offset : offset + size])
+                if quirks.fragment:
+                    await asyncio.sleep(0.001)
+
         if quirks.empty_choices:
             # Azure-style prompt-filter chunk before anything else.
-            await response.write(event([], prompt_filter_results=[]))
+            await send(event([], prompt_filter_results=[]))
         first = (
             {"role": "assistant"}
             if quirks.role_only_first
             else {"role": "assistant", "content": ""}
         )
-        await response.write(comment + event([choice(first)]))
+        await send(comment + event([choice(first)]))
         loop = asyncio.get_running_loop()
         start = loop.time()
         for index, piece in enumerate(pieces):
@@ -469,7 +480,7 @@ class FakeGateway:
                         "code": quirks.error_code,
                     }
                 }
-                await response.write(f"{prefix}{json.dumps(error)}{newline}{newline}".encode())
+                await send(f"{prefix}{json.dumps(error)}{newline}{newline}".encode())
                 await response.write_eof()
                 return response
             if self.chunk_delay > 0:
@@ -482,13 +493,13 @@ class FakeGateway:
                 data = comment + data
             if quirks.empty_choices and index % 2:
                 data += event([])
-            await response.write(data)
+            await send(data)
         tail = event([choice({}, "stop")])
         if with_usage:
             tail += event([], usage=usage)
         if not quirks.no_done:
             tail += f"{prefix}[DONE]{newline}{newline}".encode()
-        await response.write(tail)
+        await send(tail)
         await response.write_eof()
         return response
 

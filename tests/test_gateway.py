@@ -161,6 +161,15 @@ async def test_fake_really_sends_quirk(gw: FakeGateway, name: str) -> None:
     assert response.content.rstrip().endswith(b"[DONE]")
 
 
+async def test_events_split_across_network_reads(gw: FakeGateway, client: Gateway) -> None:
+    # 5-byte pieces split "\r\n" pairs and the 3- and 4-byte UTF-8 sequences below.
+    gw.quirks = Quirks(crlf=True, no_space=True, comments=True, fragment=5)
+    gw.chunks = ["日本", "語 🎉", " done"]
+    deltas, usage = await collect(client)
+    assert deltas == ["日本", "語 🎉", " done"]
+    assert usage == TokenUsage(prompt_tokens=6, completion_tokens=3)
+
+
 async def test_stream_without_done_just_ends(gw: FakeGateway) -> None:
     gw.quirks = Quirks(no_done=True)
     body = {"model": "gpt-4o", "messages": MESSAGES, "stream": True}
