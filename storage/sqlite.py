@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -214,7 +215,7 @@ class SqliteStore:
         """Open (creating and migrating as needed) the database at `path`."""
         where = str(path)
         if where != ":memory:":
-            Path(where).parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(Path(where).parent.mkdir, parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; timeout is busy_timeout.
         db = await aiosqlite.connect(where, isolation_level=None, timeout=10.0)
         try:
