@@ -33,6 +33,7 @@ KEY = "sk-bench-audio"
 MODEL = "whisper-1"
 MB = 1_000_000
 CHILD_TIMEOUT = 300
+ARRIVAL_GAP = 0.5
 
 
 class FirstUpload:
@@ -118,9 +119,11 @@ async def latency(
         prepared: PreparedAudio | None = None
         for _ in range(runs):
             if standby is not None:
-                # Voice notes arrive seconds apart; the replacement pair is ready by then.
                 async with asyncio.timeout(10):
                     await standby.wait_ready()
+            # Voice notes arrive seconds apart: a replacement standby pair has finished
+            # loading its libraries by then, and the previous run's processes are gone.
+            await asyncio.sleep(ARRIVAL_GAP)
             seconds, prepared, lag = await handle(gateway, data, path.name, limits, standby)
             figures.append(seconds)
             lags.append(lag)
