@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import random
 import time
@@ -15,11 +14,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource
 
 from bot.errors import TooLarge
-from bot.gateway_errors import GatewayError, error_from_answer, error_from_event
+from bot.gateway_errors import GatewayError, error_from_answer
 from bot.gateway_models import ModelInfo, vendor_for
+from bot.gateway_stream import ChatStream, TokenUsage, sse_deltas, whole_completion
 from bot.gateway_transport import TransportName, make_transport
 from bot.secret import Secret
 
@@ -55,12 +54,6 @@ _AUDIO_TYPES = {
 
 
 @dataclass(frozen=True, slots=True)
-class TokenUsage:
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds per call; for chat `chat_read` is the longest silence allowed between two chunks."""
 
@@ -76,53 +69,6 @@ class Timeouts:
 
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class ChatStream:
-    """Async iterator of text deltas; `usage` and `finish_reason` are set as the stream ends.
-
-    Iterate it once. Leaving early (break, cancellation) should be followed by `aclose()` or
-    use `async with`, so the HTTP connection is released at once rather than at GC time.
-    """
-
-    __slots__ = ("_deltas", "finish_reason", "model", "usage")
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.usage: TokenUsage | None = None
-        self.finish_reason: str | None = None
-        self._deltas: AsyncGenerator[str, None] | None = None
-
-    def __aiter__(self) -> AsyncGenerator[str, None]:
-        # Hand out the generator itself: no extra Python frame per chunk.
-        assert self._deltas is not None
-        return self._deltas
-
-    async def __anext__(self) -> str:
-        assert self._deltas is not None
-        return await self._deltas.__anext__()
-
-    async def read(self) -> str:
-        """The whole reply as one string."""
-        return "".join([delta async for delta in self])
-
-    async def aclose(self) -> None:
-        if self._deltas is not None:
-            await self._deltas.aclose()
-
-    async def __aenter__(self) -> ChatStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"ChatStream(model={self.model!r}, finish_reason={self.finish_reason!r})"
 
 
 class Gateway:
@@ -236,17 +182,17 @@ class Gateway:
                     content_type = response.headers.get("content-type", "")
                     if "text/event-stream" not in content_type:
                         # Some gateways ignore stream=true and answer with one JSON completion.
-                        text = self._whole_completion(stream, await response.aread(), model)
+                        text = whole_completion(stream, await response.aread(), model)
                         if text:
                             delivered = True
                             yield text
                         return
-                    async for text in self._sse_deltas(stream, response, model):
+                    async for text in sse_deltas(stream, response, model):
                         delivered = True
                         yield text
                     return
             except GatewayError as error:
-                failure = error
+                failure = self._redacted(error)
             except httpx.HTTPError as exc:
                 # A connection that died before anything reached the caller counts as
                 # unreachable: as safe to repeat as a refused connection.
@@ -255,64 +201,6 @@ class Gateway:
                 raise failure
             await self._pause(failure, attempt, "chat/completions")
             attempt += 1
-
-    async def _sse_deltas(
-        self, stream: ChatStream, response: httpx.Response, model: str
-    ) -> AsyncGenerator[str, None]:
-        async for event in EventSource(response).aiter_sse():
-            data = event.data
-            if not data:
-                continue
-            if data == "[DONE]" or data.strip() == "[DONE]":
-                return
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                detail = data[:200] if event.event == "error" else f"unreadable chunk {data[:80]!r}"
-                raise self._redacted(
-                    GatewayError(200, "stream_error", detail, model=model)
-                ) from None
-            if not isinstance(chunk, dict):
-                continue
-            if event.event == "error" or "error" in chunk:
-                raise self._redacted(error_from_event(chunk, model=model))
-            usage = chunk.get("usage")
-            if usage:
-                stream.usage = _token_usage(usage)
-            choices = chunk.get("choices")
-            if not choices:
-                continue
-            choice = choices[0]
-            if not isinstance(choice, dict):
-                continue
-            finish = choice.get("finish_reason")
-            if finish:
-                stream.finish_reason = str(finish)
-            delta = choice.get("delta")
-            if delta:
-                text = delta.get("content")
-                # Reasoning models also stream `reasoning_content`; only the answer is shown.
-                if text and isinstance(text, str):
-                    yield text
-
-    def _whole_completion(self, stream: ChatStream, raw: bytes, model: str) -> str:
-        try:
-            payload = json.loads(raw)
-        except ValueError:
-            raise GatewayError(
-                200, "stream_error", "the gateway answered neither SSE nor JSON", model=model
-            ) from None
-        if not isinstance(payload, dict):
-            raise GatewayError(200, "stream_error", "unexpected answer shape", model=model)
-        if "error" in payload:
-            raise self._redacted(error_from_event(payload, model=model))
-        if payload.get("usage"):
-            stream.usage = _token_usage(payload["usage"])
-        choices = payload.get("choices") or [{}]
-        stream.finish_reason = choices[0].get("finish_reason")
-        message = choices[0].get("message") or {}
-        content = message.get("content")
-        return content if isinstance(content, str) else ""
 
     # -------------------------------------------------------------- images
 
@@ -571,15 +459,6 @@ class Gateway:
             error.message = error.message.replace(key, "***")
             error.args = (str(error.args[0]).replace(key, "***"),)
         return error
-
-
-def _token_usage(usage: Any) -> TokenUsage | None:
-    if not isinstance(usage, dict):
-        return None
-    return TokenUsage(
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-    )
 
 
 def _json_object(response: httpx.Response, model: str) -> dict[str, Any]:
