@@ -214,6 +214,7 @@ class FakeGateway:
         self.chunks: list[str] | None = None  # exact content chunks (wins over reply)
         self.quirks = Quirks()
         self.image_format = "b64_json"  # or "url": served by this fake under /files/
+        self.image_delay = 0.0  # seconds before an image answer (generation takes time)
         self.transcript: str | None = None  # None: a sentence naming the byte count
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
@@ -518,6 +519,8 @@ class FakeGateway:
         refusal = self._unknown_model(body.get("model"))
         if refusal is not None:
             return refusal
+        if self.image_delay:
+            await asyncio.sleep(self.image_delay)
         digest = hashlib.sha256(str(body["prompt"]).encode()).digest()
         items = []
         for index in range(int(body.get("n") or 1)):

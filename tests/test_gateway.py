@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 import sys
@@ -644,8 +643,15 @@ async def test_fake_runs_standalone() -> None:
     assert code == 0
 
 
-def test_timeouts_are_sized_per_call() -> None:
-    timeouts = Timeouts()
-    assert (timeouts.connect, timeouts.chat_read) == (10, 60)
-    assert timeouts.image >= 180 and timeouts.transcribe >= 120
-    assert dataclasses.replace(timeouts, chat_read=0.5).http(0.5).read == 0.5
+async def test_timeouts_are_sized_per_call(gw: FakeGateway, make: MakeGateway) -> None:
+    assert (Timeouts().connect, Timeouts().chat_read, Timeouts().image) == (10, 60, 180)
+    gw.image_delay = 0.5
+    patient = make(gw.base_url, gw.api_key, timeouts=Timeouts(chat_read=0.1, image=5))
+    hasty = make(gw.base_url, gw.api_key, timeouts=Timeouts(chat_read=5, image=0.1))
+    async with asyncio.timeout(10):
+        images = await patient.image("gpt-image-1", "slow")  # chat's 0.1 s does not apply
+        with pytest.raises(GatewayError) as caught:
+            await hasty.image("gpt-image-1", "slow")
+    assert images[0].startswith(b"\x89PNG")
+    assert (caught.value.status, caught.value.code) == (None, "timeout")
+    assert len(gw.requests) == 2  # a timed-out generation is not paid for twice
