@@ -204,9 +204,17 @@ async def ffprobe_bytes(data: bytes) -> ProbedAudio:
     )
 
 
+# Each test module imports the fixture, which makes it one fixture per module to pytest;
+# this keeps the generation to once per test session all the same.
+_GENERATED: dict[int, AudioSamples] = {}
+
+
 @pytest.fixture(scope="session")
 def audio_samples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AudioSamples]:
-    yield generate(tmp_path_factory.mktemp("audio"))
+    key = id(tmp_path_factory)
+    if key not in _GENERATED:
+        _GENERATED[key] = generate(tmp_path_factory.mktemp("audio"))
+    yield _GENERATED[key]
 
 
 def _silence_source(seconds: float) -> str:
