@@ -223,6 +223,20 @@ async def test_over_the_maximum_duration_is_refused(bot: Bot, audio_samples: Aud
     assert await bot.core.store.ledger() == []
 
 
+async def test_several_files_each_get_an_answer(bot: Bot, audio_samples: AudioSamples) -> None:
+    files = (
+        bot.attach(audio_samples.read("voice.ogg"), "one.ogg"),
+        bot.attach(png_like(), "two.ogg"),
+        bot.attach(audio_samples.read("clip.m4a"), "three.m4a"),
+    )
+    await bot.send(voice_note(*files, text="transcribe"))
+    first, second, third = bot.texts
+    assert first.startswith("🎙️ **Grace** · 0:07 · one.ogg\n")
+    assert second == "⚠️ “two.ogg” is a PNG image, not a recording; attach an audio file."
+    assert third.startswith("🎙️ **Grace** · 0:07 · three.m4a\n")
+    assert [row.status for row in await bot.core.store.ledger()] == ["ok", "ok"]
+
+
 async def test_explicit_command_without_attachment_explains_usage(bot: Bot) -> None:
     await bot.send(voice_note(command="transcribe"))
     [text] = bot.texts

@@ -57,8 +57,15 @@ async def run_transcribe(ctx: Context, limits: AudioLimits, standby: Standby | N
         raise UserFacingError(f"Attach a voice note or audio file to transcribe. Usage: `{USAGE}`")
     first = ctx.args.split()[0].lower() if ctx.args.split() else ""
     language = first if _LANGUAGE.match(first) else None
+    if len(chosen) == 1:
+        await _transcribe_one(ctx, chosen[0], limits, standby, language, named=False)
+        return
     for attachment in chosen:
-        await _transcribe_one(ctx, attachment, limits, standby, language, named=len(chosen) > 1)
+        try:
+            await _transcribe_one(ctx, attachment, limits, standby, language, named=True)
+        except AudioError as refused:
+            # One unreadable file among several should not cost the others their transcript.
+            await ctx.reply(f"⚠️ {refused.message}")
 
 
 async def _transcribe_one(
