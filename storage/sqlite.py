@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from storage.base import (
     Window,
     WindowUsage,
 )
+from storage.checkpointer import INLINE_PAGES, Checkpointer
 from storage.group_commit import GroupCommit
 from storage.schema import check_version, migrate
 
@@ -184,6 +186,22 @@ class _Limits:
     channel: dict[tuple[Metric, Window], float | None]
     overridden: frozenset[tuple[Metric, Window]]
     user: dict[tuple[Metric, Window], float | None]
+    # The same as GATE_SQL parameters (lim_day_tokens, ...), built once.
+    channel_params: dict[str, float | None]
+    user_params: dict[str, float | None]
+
+    @classmethod
+    def of(
+        cls,
+        channel: dict[tuple[Metric, Window], float | None],
+        overridden: frozenset[tuple[Metric, Window]],
+        share: float | None,
+    ) -> _Limits:
+        user = {
+            k: (None if v is None or share is None else _user_cap(k[0], v, share))
+            for k, v in channel.items()
+        }
+        return cls(channel, overridden, user, _lim_params(channel), _lim_params(user))
 
 
 class SqliteStore:
@@ -207,6 +225,12 @@ class SqliteStore:
         self._clock = clock
         self._events_seen = 0
         self._writes = GroupCommit(raw, self._run)
+        self._checkpointer: Checkpointer | None = None
+        self._defaults = _Limits.of(
+            {(m, w): quota.default_limit(m, w) for m in METRICS for w in WINDOWS},
+            frozenset(),
+            quota.user_share,
+        )
 
     @classmethod
     async def open(
@@ -224,6 +248,9 @@ class SqliteStore:
                 db, raw, where, quota or QuotaConfig(), clock or (lambda: datetime.now(UTC))
             )
             await store._run(store._setup)
+            if where != ":memory:":
+                store._checkpointer = Checkpointer(where)
+                await store._checkpointer.start()
         except BaseException:
             await db.close()
             raise
@@ -235,8 +262,9 @@ class SqliteStore:
         check_version(conn, self._where)  # before WAL: a newer bot's file stays untouched
         # WAL: readers (the CLI, `quota`) never block the gate; NORMAL is durable across a
         # process crash (the kill test) and only loses the last commits on power loss.
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}")  # see storage/checkpointer.py
         migrate(conn, self._where)
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -251,6 +279,8 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._writes.drain()
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self._db.close()
 
     # --- channel settings --------------------------------------------------------------
@@ -328,16 +358,20 @@ class SqliteStore:
 
         def gate(conn: sqlite3.Connection, limits: _Limits) -> QuotaExceeded | None:
             """The channel's counters, then the user's; None when both took the estimate."""
-            for scope, user_id, table in (
-                ("channel", "", limits.channel),
-                ("user", charge.user, limits.user),
-            ):
-                row = conn.execute(GATE_SQL, _gate_params(params, user_id, table)).fetchone()
-                if row is None:
-                    return self._diagnose(conn, charge, user_id, scope, table, keys, want, moment)
-                if scope == "channel":
-                    # Charged to the counter's window (only later than ours if a clock lags).
-                    params["day_key"], params["month_key"] = row[0], row[1]
+            base = {k: params[k] for k in _GATE_BASE}
+            row = conn.execute(
+                GATE_SQL, {**base, "user_id": "", **limits.channel_params}
+            ).fetchone()
+            if row is None:
+                return self._diagnose(conn, charge, "", limits.channel, keys, want, moment)
+            # Charged to the counter's window (only later than ours if a clock lags).
+            params["day_key"] = base["day_key"] = row[0]
+            params["month_key"] = base["month_key"] = row[1]
+            row = conn.execute(
+                GATE_SQL, {**base, "user_id": charge.user, **limits.user_params}
+            ).fetchone()
+            if row is None:
+                return self._diagnose(conn, charge, charge.user, limits.user, keys, want, moment)
             return None
 
         def reserve(conn: sqlite3.Connection) -> int | QuotaExceeded:
@@ -396,28 +430,26 @@ class SqliteStore:
         return await self._writes.run(lambda conn: _expire(conn, stamp))
 
     def _limits(self, conn: sqlite3.Connection, channel: str) -> _Limits:
-        limits = {(m, w): self.quota.default_limit(m, w) for m in METRICS for w in WINDOWS}
-        overridden = set()
-        for metric, period, value in conn.execute(
+        """Read on every reserve, so a limit set by the CLI (another process) applies at once."""
+        rows = conn.execute(
             "SELECT metric, period, value FROM quota_limits WHERE channel = ?", (channel,)
-        ):
+        ).fetchall()
+        if not rows:
+            return self._defaults
+        limits = dict(self._defaults.channel)
+        overridden = set()
+        for metric, period, value in rows:
             key = cast(tuple[Metric, Window], (metric, period))
             if key in limits:
                 limits[key] = value
                 overridden.add(key)
-        share = self.quota.user_share
-        user = {
-            k: (None if v is None or share is None else _user_cap(k[0], v, share))
-            for k, v in limits.items()
-        }
-        return _Limits(channel=limits, overridden=frozenset(overridden), user=user)
+        return _Limits.of(limits, frozenset(overridden), self.quota.user_share)
 
     def _diagnose(
         self,
         conn: sqlite3.Connection,
         charge: Charge,
         user_id: str,
-        scope: str,
         limits: dict[tuple[Metric, Window], float | None],
         keys: WindowKeys,
         want: dict[Metric, float],
@@ -445,7 +477,7 @@ class SqliteStore:
                         used,
                         self.quota.resets_at(w, moment),
                         needed=want[m],
-                        scope="user" if scope == "user" else "channel",
+                        scope="user" if user_id else "channel",
                     )
         raise AssertionError("the quota gate refused but no limit is exceeded")
 
@@ -573,16 +605,25 @@ class SqliteStore:
 # --- helpers that run on the DB thread ---------------------------------------------------
 
 
-def _gate_params(
-    base: dict[str, Any], user_id: str, limits: dict[tuple[Metric, Window], float | None]
-) -> dict[str, Any]:
-    params = {k: base[k] for k in ("channel", "day_key", "month_key")}
-    params["user_id"] = user_id
-    for m in METRICS:
-        params[f"e_{m}"] = base[f"e_{m}"]
-        for w in WINDOWS:
-            params[f"lim_{w}_{m}"] = limits[(m, w)]
-    return params
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs it to itself, and SQLite answers "locked" at once
+    # rather than waiting in busy_timeout, so processes opening one fresh file retry here
+    # (on the DB thread, never the event loop).
+    for attempt in range(200):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 199:
+                raise
+            time.sleep(0.05)
+
+
+_GATE_BASE = ("channel", "day_key", "month_key", *(f"e_{m}" for m in METRICS))
+
+
+def _lim_params(limits: dict[tuple[Metric, Window], float | None]) -> dict[str, float | None]:
+    return {f"lim_{w}_{m}": limits[(m, w)] for m in METRICS for w in WINDOWS}
 
 
 def _user_cap(metric: Metric, limit: float, share: float) -> float:
