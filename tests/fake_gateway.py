@@ -216,6 +216,7 @@ class FakeGateway:
         self.image_format = "b64_json"  # or "url": served by this fake under /files/
         self.image_delay = 0.0  # seconds before an image answer (generation takes time)
         self.transcript: str | None = None  # None: a sentence naming the byte count
+        self.stamp = False  # each content chunk is its send time (time.monotonic()) instead
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
@@ -489,6 +490,10 @@ class FakeGateway:
                 wait = start + (index + 1) * self.chunk_delay - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+            if self.stamp:
+                # The send time (CLOCK_MONOTONIC, shared by processes on one machine) as the
+                # text, so a benchmark can measure write-to-delta latency across processes.
+                piece = f"{time.monotonic():.6f} "
             data = event([choice({"content": piece})])
             if quirks.comments:
                 data = comment + data
@@ -626,8 +631,9 @@ def _count_words(messages: list[Any]) -> int:
     )
 
 
-async def _serve(port: int, key: str, delay: float) -> None:
+async def _serve(port: int, key: str, delay: float, stamp: bool) -> None:
     gateway = FakeGateway(api_key=key, port=port, chunk_delay=delay)
+    gateway.stamp = stamp
     await gateway.start()
     print(gateway.base_url, flush=True)
     stop = asyncio.Event()
@@ -643,8 +649,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", default=DEFAULT_KEY)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--stamp", action="store_true", help="chunks carry their send time")
     args = parser.parse_args(argv)
-    asyncio.run(_serve(args.port, args.key, args.delay))
+    asyncio.run(_serve(args.port, args.key, args.delay, args.stamp))
     sys.stdout.flush()
 
 
