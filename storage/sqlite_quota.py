@@ -1,0 +1,290 @@
+"""The quota ledger in SQL: the gate's conditional upsert, counter adjustments, ledger rows.
+
+Plain functions over a sqlite3 connection, run on the store's DB thread inside a transaction.
+The statements are kept portable (INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ...
+RETURNING works as is on PostgreSQL); only the parameter style would change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.quota import METRICS, WINDOWS, WindowKeys
+from storage.base import Amounts, Charge, LedgerRow, LimitSetting, Metric, Spender, Window
+
+_TS = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+_COUNTERS = [f"{w}_{m}" for w in WINDOWS for m in METRICS]
+
+
+def ts(moment: datetime) -> str:
+    """Fixed-width UTC text, so string order is time order (and portable to any SQL)."""
+    return moment.astimezone(UTC).strftime(_TS)
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _window_base(w: Window, m: Metric) -> str:
+    """A counter's value in the incoming row's window: zero once that window has rolled over."""
+    return f"(CASE WHEN excluded.{w}_key > quota_usage.{w}_key THEN 0 ELSE quota_usage.{w}_{m} END)"
+
+
+def _fits(value: str, w: Window, m: Metric) -> str:
+    # A limit only gates requests that use its metric: an exhausted token budget should not
+    # block an image, and a lowered limit must not block everything at once.
+    return f"(excluded.{w}_{m} = 0 OR :lim_{w}_{m} IS NULL OR {value} <= :lim_{w}_{m})"
+
+
+# The quota gate: one conditional upsert per counter row. The INSERT branch is guarded by the
+# SELECT's WHERE (a first reservation larger than the limit), the UPDATE branch by DO UPDATE's
+# WHERE; no row comes back when the estimate does not fit. Portable to PostgreSQL as is.
+GATE_SQL = (
+    "INSERT INTO quota_usage (channel, user_id, day_key, month_key, "
+    + ", ".join(_COUNTERS)
+    + ") SELECT :channel, :user_id, :day_key, :month_key, "
+    + ", ".join(f":e_{m}" for _w in WINDOWS for m in METRICS)
+    + " WHERE "
+    + " AND ".join(
+        f"(:e_{m} = 0 OR :lim_{w}_{m} IS NULL OR :e_{m} <= :lim_{w}_{m})"
+        for w in WINDOWS
+        for m in METRICS
+    )
+    + " ON CONFLICT (channel, user_id) DO UPDATE SET "
+    + ", ".join(
+        f"{w}_key = CASE WHEN excluded.{w}_key > quota_usage.{w}_key "
+        f"THEN excluded.{w}_key ELSE quota_usage.{w}_key END"
+        for w in WINDOWS
+    )
+    + ", "
+    + ", ".join(
+        f"{w}_{m} = {_window_base(w, m)} + excluded.{w}_{m}" for w in WINDOWS for m in METRICS
+    )
+    + " WHERE "
+    + " AND ".join(
+        _fits(f"{_window_base(w, m)} + excluded.{w}_{m}", w, m) for w in WINDOWS for m in METRICS
+    )
+    + " RETURNING day_key, month_key"
+)
+
+
+# Settlement, release and expiry move a row's charge by a delta, in the windows it was
+# charged to only (a window that has rolled over since is history; the ledger keeps it).
+ADJUST_SQL = (
+    "UPDATE quota_usage SET "
+    + ", ".join(
+        f"{w}_{m} = CASE WHEN {w}_key = :{w}_key THEN "
+        f"CASE WHEN {w}_{m} + :d_{m} < 0 THEN 0 ELSE {w}_{m} + :d_{m} END ELSE {w}_{m} END"
+        for w in WINDOWS
+        for m in METRICS
+    )
+    + " WHERE channel = :channel AND user_id IN ('', :user_id)"
+)
+
+
+LEDGER_COLS = (
+    "id, created_at, platform, channel, user_id, command, model, requests, tokens_in, "
+    "tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, est_tokens_out, "
+    "est_images, est_audio_seconds, finished_at, day_key, month_key"
+)
+
+
+EST_RETURNING = (
+    "channel, user_id, day_key, month_key, est_requests, est_tokens_in + est_tokens_out, "
+    "est_images, est_audio_seconds"
+)
+
+
+SETTLE_SQL = (
+    "UPDATE ledger SET requests = :requests, tokens_in = :tokens_in, tokens_out = :tokens_out, "
+    "images = :images, audio_seconds = :audio_seconds, status = :status, finished_at = :now, "
+    "expires_at = NULL WHERE id = :id AND status = :was RETURNING " + EST_RETURNING
+)
+
+
+EXPIRE_SQL = (
+    "UPDATE ledger SET requests = 0, tokens_in = 0, tokens_out = 0, images = 0, "
+    "audio_seconds = 0, status = 'expired', finished_at = :now, expires_at = NULL "
+    "WHERE status = 'pending' AND expires_at <= :now RETURNING " + EST_RETURNING
+)
+
+
+INSERT_LEDGER_SQL = (
+    "INSERT INTO ledger (created_at, platform, channel, user_id, command, model, requests, "
+    "tokens_in, tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, "
+    "est_tokens_out, est_images, est_audio_seconds, expires_at, day_key, month_key) VALUES "
+    "(:now, :platform, :channel, :user_id, :command, :model, :requests, :tokens_in, "
+    ":tokens_out, :images, :audio_seconds, :status, :e_requests, :tokens_in_est, "
+    ":tokens_out_est, :e_images, :e_audio_seconds, :expires_at, :day_key, :month_key) "
+    "RETURNING id"
+)
+
+
+def metered(amounts: Amounts) -> dict[Metric, float]:
+    # Every reservation is one request, whatever the caller put in `requests`.
+    return {
+        "requests": max(amounts.requests, 1),
+        "tokens": amounts.tokens,
+        "images": amounts.images,
+        "audio_seconds": amounts.audio_seconds,
+    }
+
+
+def deltas(
+    row: sqlite3.Row | tuple[Any, ...], new: dict[Metric, float] | None, *, had_charge: bool
+) -> dict[str, Any]:
+    """Parameters for ADJUST_SQL from a RETURNING row (EST_RETURNING) and the new charge."""
+    old: dict[Metric, float] = (
+        dict(zip(METRICS, (row[4], row[5], row[6], row[7]), strict=True))
+        if had_charge
+        else dict.fromkeys(METRICS, 0.0)
+    )
+    params: dict[str, Any] = {
+        "channel": row[0],
+        "user_id": row[1],
+        "day_key": row[2],
+        "month_key": row[3],
+    }
+    for m in METRICS:
+        params[f"d_{m}"] = (new[m] if new else 0) - old[m]
+    return params
+
+
+REFUSED: dict[str, Any] = {
+    "status": "refused",
+    "requests": 0,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "images": 0,
+    "audio_seconds": 0,
+    "expires_at": None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits one reservation is held against: the channel's and each user's share."""
+
+    channel: dict[tuple[Metric, Window], float | None]
+    overridden: frozenset[tuple[Metric, Window]]
+    user: dict[tuple[Metric, Window], float | None]
+    # The same as GATE_SQL parameters (lim_day_tokens, ...), built once.
+    channel_params: dict[str, float | None]
+    user_params: dict[str, float | None]
+
+    @classmethod
+    def of(
+        cls,
+        channel: dict[tuple[Metric, Window], float | None],
+        overridden: frozenset[tuple[Metric, Window]],
+        share: float | None,
+    ) -> Limits:
+        user = {
+            k: (None if v is None or share is None else user_cap(k[0], v, share))
+            for k, v in channel.items()
+        }
+        return cls(channel, overridden, user, lim_params(channel), lim_params(user))
+
+
+GATE_BASE = ("channel", "day_key", "month_key", *(f"e_{m}" for m in METRICS))
+
+
+def lim_params(limits: dict[tuple[Metric, Window], float | None]) -> dict[str, float | None]:
+    return {f"lim_{w}_{m}": limits[(m, w)] for m in METRICS for w in WINDOWS}
+
+
+def user_cap(metric: Metric, limit: float, share: float) -> float:
+    cap = limit * share
+    # Counts round down but never to zero: a share must leave each person at least one.
+    return cap if metric == "audio_seconds" else float(max(int(cap), 1))
+
+
+def finish(
+    conn: sqlite3.Connection, params: dict[str, Any], new: dict[Metric, float] | None
+) -> None:
+    """Settle (new = real usage) or release (new = None) a reservation, exactly once."""
+    row = conn.execute(SETTLE_SQL, {**params, "was": "pending"}).fetchone()
+    if row is not None:
+        conn.execute(ADJUST_SQL, deltas(row, new, had_charge=True))
+        return
+    # Expired meanwhile (the call outlived the TTL): the estimate was given back, so the real
+    # usage is charged afresh; a release has nothing left to give back.
+    row = conn.execute(SETTLE_SQL, {**params, "was": "expired"}).fetchone()
+    if row is not None and new is not None:
+        conn.execute(ADJUST_SQL, deltas(row, new, had_charge=False))
+    # Anything else was settled or released already: doing it twice must not count twice.
+
+
+def expire(conn: sqlite3.Connection, now: str) -> int:
+    rows = conn.execute(EXPIRE_SQL, {"now": now}).fetchall()
+    for row in rows:
+        conn.execute(ADJUST_SQL, deltas(row, None, had_charge=True))
+    return len(rows)
+
+
+def top_spenders(
+    conn: sqlite3.Connection, column: str, channel: str, w: Window, keys: WindowKeys, top: int
+) -> tuple[Spender, ...]:
+    # `column` and `w` come from our own code, never from input.
+    rows = conn.execute(
+        f"SELECT {column}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
+        f"SUM(audio_seconds) FROM ledger WHERE channel = ? AND month_key = ? AND {w}_key = ? "
+        f"GROUP BY {column} HAVING SUM(requests) > 0 "
+        "ORDER BY 3 DESC, 2 DESC, 1 LIMIT ?",
+        (channel, keys.month, keys.of(w), top),
+    ).fetchall()
+    return tuple(
+        Spender(
+            name=str(r[0]),
+            requests=int(r[1]),
+            tokens=int(r[2]),
+            images=int(r[3]),
+            audio_seconds=float(r[4]),
+        )
+        for r in rows
+    )
+
+
+def settings_of(limits: Limits) -> tuple[LimitSetting, ...]:
+    return tuple(
+        LimitSetting(
+            metric=m, window=w, value=limits.channel[(m, w)], overridden=(m, w) in limits.overridden
+        )
+        for w in WINDOWS
+        for m in METRICS
+    )
+
+
+def amounts_of(values: Iterable[Any]) -> Amounts:
+    r, ti, to, im, au = values
+    return Amounts(
+        requests=int(r),
+        tokens_in=int(ti),
+        tokens_out=int(to),
+        images=int(im),
+        audio_seconds=float(au),
+    )
+
+
+def ledger_row(r: Any) -> LedgerRow:
+    created = parse_ts(r[1])
+    assert created is not None
+    return LedgerRow(
+        id=int(r[0]),
+        created_at=created,
+        charge=Charge(platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6]),
+        amounts=amounts_of(r[7:12]),
+        status=str(r[12]),
+        estimate=amounts_of(r[13:18]),
+        finished_at=parse_ts(r[18]),
+        day=str(r[19]),
+        month=str(r[20]),
+    )
