@@ -49,9 +49,10 @@ class Charge:
 
     platform: str
     channel: str  # Place.channel_key
-    user: str
+    user: str  # User.id
     command: str
     model: str
+    user_name: str = ""  # User.name, shown in `quota` instead of the id when set
 
 
 @dataclass(frozen=True, slots=True)

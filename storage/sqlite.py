@@ -205,6 +205,7 @@ class SqliteStore:
             "images": estimate.images,
             "audio_seconds": estimate.audio_seconds,
             "user_id": charge.user,
+            "user_name": charge.user_name,
             "status": "pending",
         }
         for m in METRICS:
@@ -416,7 +417,7 @@ class SqliteStore:
                         window=w,
                         key=keys.of(w),
                         used=used,
-                        top_users=top_spenders(conn, "user_id", channel, w, keys, top),
+                        top_users=top_spenders(conn, "user", channel, w, keys, top),
                         top_models=top_spenders(conn, "model", channel, w, keys, top),
                         resets_at=self.quota.resets_at(w, moment),
                     )

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.quota import METRICS, WINDOWS, WindowKeys
 from storage.base import Amounts, Charge, LedgerRow, LimitSetting, Metric, Spender, Window
@@ -93,7 +93,7 @@ ADJUST_SQL = (
 LEDGER_COLS = (
     "id, created_at, platform, channel, user_id, command, model, requests, tokens_in, "
     "tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, est_tokens_out, "
-    "est_images, est_audio_seconds, finished_at, day_key, month_key"
+    "est_images, est_audio_seconds, finished_at, day_key, month_key, user_name"
 )
 
 
@@ -118,10 +118,11 @@ EXPIRE_SQL = (
 
 
 INSERT_LEDGER_SQL = (
-    "INSERT INTO ledger (created_at, platform, channel, user_id, command, model, requests, "
+    "INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, model, "
+    "requests, "
     "tokens_in, tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, "
     "est_tokens_out, est_images, est_audio_seconds, expires_at, day_key, month_key) VALUES "
-    "(:now, :platform, :channel, :user_id, :command, :model, :requests, :tokens_in, "
+    "(:now, :platform, :channel, :user_id, :user_name, :command, :model, :requests, :tokens_in, "
     ":tokens_out, :images, :audio_seconds, :status, :e_requests, :tokens_in_est, "
     ":tokens_out_est, :e_images, :e_audio_seconds, :expires_at, :day_key, :month_key) "
     "RETURNING id"
@@ -231,14 +232,25 @@ def expire(conn: sqlite3.Connection, now: str) -> int:
 
 
 def top_spenders(
-    conn: sqlite3.Connection, column: str, channel: str, w: Window, keys: WindowKeys, top: int
+    conn: sqlite3.Connection,
+    by: Literal["user", "model"],
+    channel: str,
+    w: Window,
+    keys: WindowKeys,
+    top: int,
 ) -> tuple[Spender, ...]:
-    # `column` and `w` come from our own code, never from input.
+    """The biggest users or models of a window, by tokens, then requests."""
+    # People are grouped by id (stable) and shown by a name they used (names change).
+    column, label = (
+        ("user_id", "COALESCE(NULLIF(MAX(user_name), ''), user_id)")
+        if by == "user"
+        else ("model", "model")
+    )
     rows = conn.execute(
-        f"SELECT {column}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
+        f"SELECT {label}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
         f"SUM(audio_seconds) FROM ledger WHERE channel = ? AND month_key = ? AND {w}_key = ? "
         f"GROUP BY {column} HAVING SUM(requests) > 0 "
-        "ORDER BY 3 DESC, 2 DESC, 1 LIMIT ?",
+        f"ORDER BY 3 DESC, 2 DESC, {column} LIMIT ?",
         (channel, keys.month, keys.of(w), top),
     ).fetchall()
     return tuple(
@@ -280,7 +292,9 @@ def ledger_row(r: Any) -> LedgerRow:
     return LedgerRow(
         id=int(r[0]),
         created_at=created,
-        charge=Charge(platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6]),
+        charge=Charge(
+            platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6], user_name=r[21]
+        ),
         amounts=amounts_of(r[7:12]),
         status=str(r[12]),
         estimate=amounts_of(r[13:18]),

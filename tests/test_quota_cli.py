@@ -26,7 +26,7 @@ async def seeded(tmp_path: Path) -> Path:
             [("slack:C1", "alice"), ("slack:C1", "=HYPERLINK(evil)"), ("discord:9", "bob")]
         ):
             r = await store.reserve(
-                Charge(channel.split(":")[0], channel, user, "ask", "gpt-4o"),
+                Charge(channel.split(":")[0], channel, user, "ask", "gpt-4o", f"{user.title()} A."),
                 Amounts(tokens_in=100, tokens_out=100),
                 now=T0.replace(hour=9 + i),
             )
@@ -115,6 +115,7 @@ async def test_export_writes_every_ledger_row_as_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == 3 and tuple(rows[0]) == CSV_FIELDS
     assert [r["user"] for r in rows] == ["alice", "'=HYPERLINK(evil)", "bob"]
+    assert rows[0]["user_name"] == "Alice A."
     assert [r["tokens_in"] for r in rows] == ["10", "20", "30"]
     assert rows[0]["est_tokens_out"] == "100" and rows[0]["status"] == "ok"
     assert rows[2]["created_at"] == "2026-11-26T11:00:00+00:00"

@@ -297,7 +297,9 @@ async def test_reset_usage_gives_a_fresh_budget_but_keeps_the_ledger(
 async def test_quota_status_shows_top_users_models_and_pending(make_store: MakeStore) -> None:
     store = await make_store(limits(tokens_day=100_000))
     for user, model, tokens in (("ann", "m1", 500), ("bo", "m2", 50), ("ann", "m2", 10)):
-        r = await store.reserve(Charge("slack", CHAT.channel, user, "ask", model), EST, now=T0)
+        name = "Ann Lee" if user == "ann" else ""
+        charge = Charge("slack", CHAT.channel, user, "ask", model, user_name=name)
+        r = await store.reserve(charge, EST, now=T0)
         await store.settle(r, Amounts(tokens_in=tokens))
     await store.reserve(replace(CHAT, user="cy"), EST, now=T0)
     await store.reserve(replace(CHAT, channel="slack:other"), EST, now=T0)
@@ -305,7 +307,12 @@ async def test_quota_status_shows_top_users_models_and_pending(make_store: MakeS
     day = status.windows[0]
     assert day.window == "day" and day.key == "2026-11-26"
     assert day.used["tokens"] == 1060 and day.used["requests"] == 4
-    assert [(s.name, s.tokens) for s in day.top_users] == [("ann", 510), ("cy", 500), ("bo", 50)]
+    # Shown by name where the platform gave one, by id otherwise.
+    assert [(s.name, s.tokens) for s in day.top_users] == [
+        ("Ann Lee", 510),
+        ("cy", 500),
+        ("bo", 50),
+    ]
     # The pending request counts its estimate; ties go by requests, then name.
     assert [(s.name, s.tokens) for s in day.top_models] == [
         ("gpt-4o", 500),
