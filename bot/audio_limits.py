@@ -27,7 +27,7 @@ class AudioLimits:
     # Pieces transcribed at once per recording.
     concurrency: int = 4
     # What recordings in formats the gateway does not take are converted to.
-    convert_format: ConvertFormat = "ogg"
+    convert_format: ConvertFormat = "mp3"
     # Deadline for each ffmpeg/ffprobe run.
     tool_timeout_seconds: float = 120.0
     # Where scratch files go (None: the system default); a tmpfs keeps them off disk.

@@ -121,7 +121,7 @@ async def test_explicit_command_takes_a_mislabelled_file_and_converts_it(
     await bot.send(voice_note(aiff, command="transcribe", text="de"))
     [upload] = bot.core.gateway.transcriptions
     heard = await ffprobe_bytes(upload.data)
-    assert (upload.filename, heard.codec, heard.channels) == ("memo.ogg", "opus", 1)
+    assert (upload.filename, heard.codec, heard.channels) == ("memo.mp3", "mp3", 1)
     assert upload.language == "de"
     assert bot.texts[0].startswith("🎙️ **Grace** · 0:07\nHeard ")
 

@@ -110,9 +110,14 @@ async def test_other_formats_reach_the_gateway_converted(
     await transcribe_prepared(gateway, MODEL, prepared)
     [upload] = fake.transcriptions
     assert upload.data != data
-    assert (upload.filename, upload.content_type) == ("speech.ogg", "audio/ogg")
+    assert (upload.filename, upload.content_type) == ("speech.mp3", "audio/mpeg")
     heard = await ffprobe_bytes(upload.data)
-    assert (heard.format_name, heard.codec, heard.channels) == ("ogg", "opus", 1)
+    assert (heard.format_name, heard.codec, heard.sample_rate, heard.channels) == (
+        "mp3",
+        "mp3",
+        16000,
+        1,
+    )
     assert heard.seconds == pytest.approx(audio_samples.speech_seconds, abs=TOLERANCE)
 
 
@@ -133,7 +138,7 @@ async def test_long_recording_goes_in_pieces_and_comes_back_in_order(
     )
     assert len(fake.transcriptions) == count
     heard = [await ffprobe_bytes(t.data) for t in fake.transcriptions]
-    assert all(h.codec == "opus" and h.seconds <= 10 + TOLERANCE for h in heard)
+    assert all(h.codec == "mp3" and h.seconds <= 10 + TOLERANCE for h in heard)
     assert sum(h.seconds for h in heard) == pytest.approx(audio_samples.long_seconds, abs=0.5)
     # Joined in the recording's order, whatever order the answers came back in.
     assert re.findall(r"part(\d+)", text) == [f"{k:02d}" for k in range(1, count + 1)]
