@@ -104,6 +104,30 @@ async def test_update_channel_settings_is_atomic(make_store: MakeStore) -> None:
     assert (await store.channel_settings("c")).max_tokens == 60
 
 
+async def test_a_failing_change_is_undone_alone(make_store: MakeStore) -> None:
+    store = await make_store()
+
+    def explode(s: ChannelSettings) -> ChannelSettings:
+        raise RuntimeError("validation failed half way")
+
+    def named(model: str) -> Callable[[ChannelSettings], ChannelSettings]:
+        return lambda s: replace(s, model=model)
+
+    async with asyncio.timeout(20):
+        results = await asyncio.gather(
+            store.update_channel_settings("a", named("m-a")),
+            store.update_channel_settings("b", explode),
+            store.reserve(CHAT, EST, now=T0),
+            store.update_channel_settings("c", named("m-c")),
+            return_exceptions=True,
+        )
+    assert isinstance(results[1], RuntimeError)
+    assert (await store.channel_settings("a")).model == "m-a"
+    assert (await store.channel_settings("b")) == ChannelSettings()
+    assert (await store.channel_settings("c")).model == "m-c"
+    assert len(await store.ledger()) == 1
+
+
 # --- event de-duplication -----------------------------------------------------------------
 
 
@@ -198,6 +222,23 @@ async def test_a_limit_gates_only_requests_that_use_its_metric(make_store: MakeS
         await store.reserve(CHAT, EST, now=T0)
     image = Charge("slack", CHAT.channel, "U1", "image", "gpt-image-1")
     await store.reserve(image, Amounts(images=1), now=T0)
+
+
+async def test_concurrent_reservations_never_pass_the_limit(make_store: MakeStore) -> None:
+    store = await make_store(limits(images_day=25))
+
+    async def one(i: int) -> bool:
+        try:
+            await store.reserve(replace(CHAT, user=f"U{i % 7}"), Amounts(images=2), now=T0)
+        except QuotaExceeded:
+            return False
+        return True
+
+    async with asyncio.timeout(30):
+        won = await asyncio.gather(*(one(i) for i in range(210)))
+    assert sum(won) == 12  # 12 x 2 = 24 <= 25 < 26
+    assert (await used(store))["day_images"] == 24
+    assert sum(r.amounts.images for r in await store.ledger()) == 24
 
 
 # --- limits ---------------------------------------------------------------------------------
