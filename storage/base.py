@@ -180,7 +180,11 @@ class Store(Protocol):
     async def reserve(
         self, charge: Charge, estimate: Amounts, *, now: datetime | None = None
     ) -> Reservation:
-        """Hold `estimate` against the channel's limits; raise QuotaExceeded if it does not fit."""
+        """Hold `estimate` against the channel's limits; raise QuotaExceeded if it does not fit.
+
+        Every reservation counts as one request. The ledger gets a row either way (a refused
+        one charges nothing); the hold expires after the reservation TTL if never settled.
+        """
         ...
 
     async def settle(

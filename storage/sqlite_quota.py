@@ -130,7 +130,11 @@ INSERT_LEDGER_SQL = (
 
 
 def metered(amounts: Amounts) -> dict[Metric, float]:
-    # Every reservation is one request, whatever the caller put in `requests`.
+    """The four metered units of `amounts`; every reservation is one request."""
+    values = (amounts.tokens_in, amounts.tokens_out, amounts.images, amounts.audio_seconds)
+    # A negative or NaN amount would quietly hand budget back: a caller bug, caught here.
+    if not all(v >= 0 for v in values):
+        raise ValueError(f"usage amounts must be zero or more: {amounts}")
     return {
         "requests": max(amounts.requests, 1),
         "tokens": amounts.tokens,

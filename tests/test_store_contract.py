@@ -241,6 +241,16 @@ async def test_concurrent_reservations_never_pass_the_limit(make_store: MakeStor
     assert sum(r.amounts.images for r in await store.ledger()) == 24
 
 
+async def test_negative_amounts_are_rejected(make_store: MakeStore) -> None:
+    store = await make_store()
+    with pytest.raises(ValueError, match="zero or more"):
+        await store.reserve(CHAT, Amounts(tokens_in=-500), now=T0)
+    r = await store.reserve(CHAT, EST, now=T0)
+    with pytest.raises(ValueError, match="zero or more"):
+        await store.settle(r, Amounts(audio_seconds=float("nan")))
+    assert [row.status for row in await store.ledger()] == ["pending"]
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 
