@@ -31,13 +31,12 @@ class GroupCommit:
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        # Mark a failure retrieved even if the caller was cancelled and never looks at it.
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._queue.append((work, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        # shield: a cancelled caller must not cancel the batch other callers are waiting on.
-        return await asyncio.shield(future)
+        # A cancelled caller cancels only its own future: its unit was handed over and still
+        # runs (and commits) with the batch; the batch skips setting a result nobody awaits.
+        return await future
 
     async def drain(self) -> None:
         if self._flusher is not None:
