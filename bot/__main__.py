@@ -19,8 +19,11 @@ from adapters.discord_settings import DiscordSettings
 from adapters.slack import SlackAdapter
 from adapters.slack_settings import SlackSettings
 from bot.adapter import Adapter
+from bot.audio import check_ffmpeg
+from bot.audio_standby import Standby
 from bot.commands import Command
 from bot.commands.table import command_table
+from bot.commands.transcribe import transcribe_command
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
@@ -97,9 +100,18 @@ class Platforms:
 
 
 async def serve(config: Config, platforms: Platforms) -> int:
-    store = await SqliteStore.open(config.db_path)
+    problem = await check_ffmpeg(config.audio)
+    if problem:
+        # Chat and images work without ffmpeg; only voice notes need it.
+        log.warning("%s", problem)
+    async with Standby() as standby:
+        return await _serve(config, platforms, standby)
+
+
+async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
+    store = await SqliteStore.open(config.db_path, config.quota)
     gateway = Gateway(config.base_url, config.api_key)
-    table = command_table()
+    table = command_table(transcribe_command(config.audio, standby))
     services = Services(config, gateway, store, Budgets())
     dispatcher = Dispatcher(services, table)
     adapters = platforms.build(services, table) or [

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.audio_limits import AudioLimits
 from bot.errors import ConfigError
+from bot.quota import QuotaConfig
 from bot.secret import Secret
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
@@ -30,6 +32,8 @@ class Config:
     shutdown_grace: float = 20.0
     admins: frozenset[str] = field(default_factory=frozenset)
     log_level: str = "INFO"
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
+    audio: AudioLimits = field(default_factory=AudioLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -52,6 +56,8 @@ class Config:
                 part.strip() for part in env.get("CHATOPS_ADMINS", "").split(",") if part.strip()
             ),
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
+            quota=QuotaConfig.from_env(env),
+            audio=AudioLimits.from_env(env),
         )
 
 

@@ -43,7 +43,7 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        store = await SqliteStore.open(settings.db_path)
+        store = await SqliteStore.open(settings.db_path, settings.quota)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
         services = Services(settings, gateway, store, Budgets())
         adapter = MemoryAdapter(limits=LIMITS)

@@ -13,7 +13,6 @@ import pytest
 from adapters.discord import DISCORD_LIMITS, DiscordAdapter
 from bot.commands import Command
 from bot.commands.table import command_table
-from bot.commands.transcribe import TRANSCRIBE
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway import Gateway
@@ -42,7 +41,6 @@ FENCE = re.compile(r"^```[^\n]*$", re.MULTILINE)
 
 def table() -> dict[str, Command]:
     commands = command_table()
-    commands.setdefault("transcribe", TRANSCRIBE)
     return commands
 
 

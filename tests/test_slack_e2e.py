@@ -16,7 +16,6 @@ from adapters.slack_mrkdwn import to_mrkdwn
 from adapters.slack_settings import SlackSettings
 from bot.commands import Command
 from bot.commands.table import command_table
-from bot.commands.transcribe import TRANSCRIBE
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway import Gateway
@@ -39,7 +38,6 @@ REPLY = (
 def commands() -> dict[str, Command]:
     """The core's table; with the audio command until the lead's table lists it."""
     table = command_table()
-    table.setdefault("transcribe", TRANSCRIBE)
     return table
 
 
