@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import logging
 import random
 import time
@@ -318,7 +319,9 @@ class Gateway:
             model=model,
             limit=self._timeouts.http(self._timeouts.transcribe),
             data=fields,
-            files={"file": (filename, data, mime)},
+            # A file object is streamed in chunks (and rewound for a retry); raw bytes would be
+            # copied whole into the multipart body, doubling peak memory for a 24 MB upload.
+            files={"file": (filename, io.BytesIO(data), mime)},
         )
         if "json" not in response.headers.get("content-type", ""):
             return response.text.strip()
