@@ -231,15 +231,20 @@ class SqliteStore:
 
         def reserve(conn: sqlite3.Connection) -> int | QuotaExceeded:
             limits = self._limits(conn, charge.channel)
-            conn.execute("SAVEPOINT gate")
-            refused = gate(conn, limits)
-            # Stale reservations (a crashed process) are swept only when they could matter:
-            # when the budget looks spent. Then the gate gets a second look.
-            if refused is not None:
+            for attempt in (1, 2):
+                # A savepoint per attempt: when the channel's counters took the estimate but
+                # the user's did not, the channel's must be given back.
+                conn.execute("SAVEPOINT gate")
+                refused = gate(conn, limits)
+                if refused is None:
+                    conn.execute("RELEASE gate")
+                    break
                 conn.execute("ROLLBACK TO gate")
-                if expire(conn, params["now"]):
-                    refused = gate(conn, limits)
-            conn.execute("RELEASE gate")
+                conn.execute("RELEASE gate")
+                # Stale reservations (a crashed process) are swept only when they could
+                # matter, when the budget looks spent; then the gate gets a second look.
+                if attempt == 2 or not expire(conn, params["now"]):
+                    break
             if refused is None:
                 return int(conn.execute(INSERT_LEDGER_SQL, params).fetchone()[0])
             # Every request leaves a ledger row, refused ones too (with nothing charged).

@@ -297,6 +297,27 @@ async def test_user_share_caps_one_person(make_store: MakeStore) -> None:
 # --- expiry, reset, status, ledger ----------------------------------------------------------
 
 
+async def test_a_refusal_after_sweeping_stale_holds_leaves_no_trace(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(replace(limits(requests_day=4), user_share=0.5))
+    alice, bob = replace(CHAT, user="alice"), replace(CHAT, user="bob")
+    for _ in range(2):
+        await store.reserve(alice, EST, now=T0)  # left pending: alice's process died
+        r = await store.reserve(bob, EST, now=T0)
+        await store.settle(r, EST)
+    later = T0 + timedelta(minutes=11)
+    # The channel looks full; sweeping alice's stale holds frees it, but bob is at his share.
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(bob, EST, now=later)
+    assert info.value.scope == "user"
+    status = await store.quota_status(CHAT.channel, now=later)
+    assert status.windows[0].used["requests"] == 2
+    assert sum(r.amounts.requests for r in await store.ledger()) == 2
+    await store.reserve(alice, EST, now=later)
+    await store.reserve(alice, EST, now=later)
+
+
 async def test_stale_reservation_expires_and_a_late_settle_counts_once(
     make_store: MakeStore,
 ) -> None:
