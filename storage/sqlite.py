@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -185,6 +186,9 @@ class SqliteStore:
     async def reserve(
         self, charge: Charge, estimate: Amounts, *, now: datetime | None = None
     ) -> Reservation:
+        if not charge.user:
+            # '' is the channel's own counter row; an anonymous user must not land on it.
+            charge = replace(charge, user="unknown")
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
         want = metered(estimate)

@@ -241,6 +241,15 @@ async def test_concurrent_reservations_never_pass_the_limit(make_store: MakeStor
     assert sum(r.amounts.images for r in await store.ledger()) == 24
 
 
+async def test_a_charge_without_a_user_does_not_count_twice(make_store: MakeStore) -> None:
+    store = await make_store(replace(limits(requests_day=3), user_share=0.5))
+    r = await store.reserve(replace(CHAT, user=""), EST, now=T0)
+    await store.settle(r, EST)
+    assert (await used(store))["day_requests"] == 1
+    [row] = await store.ledger()
+    assert row.charge.user == "unknown"
+
+
 async def test_negative_amounts_are_rejected(make_store: MakeStore) -> None:
     store = await make_store()
     with pytest.raises(ValueError, match="zero or more"):
