@@ -125,7 +125,7 @@ class QuotaStatus:
 
 def _amount(metric: Metric, value: float) -> str:
     if metric == "audio_seconds":
-        return f"{value:,.0f} s of audio"
+        return f"{value:,.0f} s"
     unit = metric[:-1] if value == 1 else metric
     return f"{value:,.0f} {unit}"
 
@@ -148,11 +148,12 @@ class QuotaExceeded(UserFacingError):
         period = "daily" if window == "day" else "monthly"
         who = "This channel's" if scope == "channel" else "Your share of this channel's"
         name = {"requests": "request", "tokens": "token", "images": "image"}.get(metric, "audio")
+        cap = f"{limit:,.0f}" + (" s" if metric == "audio_seconds" else "")
         if left <= 0 or metric == "requests":
-            state = f"is used up ({_amount(metric, used)} of {limit:,.0f})"
+            state = f"is used up ({_amount(metric, used)} of {cap})"
         else:
             state = (
-                f"would be exceeded: {_amount(metric, used)} used of {limit:,.0f}, "
+                f"would be exceeded: {_amount(metric, used)} used of {cap}, "
                 f"{_amount(metric, left)} left, this request may need up to "
                 f"{_amount(metric, needed)}"
             )
@@ -190,7 +191,8 @@ class Store(Protocol):
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
     ) -> None:
-        """Replace the estimate with what was really used."""
+        """Replace the estimate with what was really used, exactly once: settling or releasing
+        again changes nothing; if the hold had expired meanwhile, the real usage is charged."""
         ...
 
     async def release(self, reservation: Reservation, status: Status = "error") -> None:
