@@ -56,10 +56,22 @@ class UsageError(Exception):
     """Bad command-line input: reported in one line with exit status 2."""
 
 
+class _Done(Exception):
+    """`--help` was answered; stop with this status."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
-    # argparse would print and sys.exit() from inside our coroutine; report instead.
+    # argparse would sys.exit() from inside our coroutine; return a status instead.
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _Done(status)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +108,8 @@ async def quota_cli(argv: list[str], environ: Mapping[str, str] | None = None) -
     except UsageError as e:
         await _write(sys.stderr, f"chatops quota: {e}\n")
         return 2
+    except _Done as done:
+        return done.status
     except ConfigError as e:
         await _write(sys.stderr, f"chatops quota: configuration error: {e.variable}: {e.problem}\n")
         return 2

@@ -96,6 +96,13 @@ async def test_bad_input_exits_2_and_changes_nothing(
         await store.close()
 
 
+async def test_help_returns_instead_of_exiting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await quota_cli(["--help"], {}) == 0
+    assert "show" in capsys.readouterr().out
+    assert await quota_cli(["export", "--help"], {}) == 0
+    assert "--since" in capsys.readouterr().out
+
+
 async def test_bad_environment_and_missing_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
