@@ -105,6 +105,7 @@ async def quota_cli(argv: list[str], environ: Mapping[str, str] | None = None) -
         args = _parser().parse_args(argv)
         quota = QuotaConfig.from_env(env)
         since = _parse_since(args.since) if args.action == "export" else None
+        _check_channel(args.channel)
     except UsageError as e:
         await _write(sys.stderr, f"chatops quota: {e}\n")
         return 2
@@ -134,6 +135,15 @@ async def quota_cli(argv: list[str], environ: Mapping[str, str] | None = None) -
     finally:
         await store.close()
     return 0
+
+
+def _check_channel(channel: str | None) -> None:
+    platform, _, ident = (channel or "x:x").partition(":")
+    if not platform or not ident:
+        raise UsageError(
+            f"{channel!r} is not a channel key; they look like slack:C0123ABC or discord:1234 "
+            "(`chatops quota show` lists them)"
+        )
 
 
 def _parse_since(text: str | None) -> datetime | None:

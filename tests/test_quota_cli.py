@@ -81,6 +81,7 @@ async def test_defaults_come_from_the_environment(
         (["set", "slack:C1", "tokens"], "the following arguments are required"),
         (["frob"], "invalid choice"),
         (["export", "--since", "yesterday"], "not an ISO date"),
+        (["set", "C0123", "tokens", "day", "5"], "is not a channel key"),
     ],
 )
 async def test_bad_input_exits_2_and_changes_nothing(
