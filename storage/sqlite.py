@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
+from bot.errors import ConfigError
 from bot.quota import METRICS, WINDOWS, QuotaConfig, WindowKeys
 from storage.base import (
     Amounts,
@@ -92,16 +93,24 @@ class SqliteStore:
     ) -> SqliteStore:
         """Open (creating and migrating as needed) the database at `path`."""
         where = str(path)
-        if where != ":memory:":
-            await asyncio.to_thread(Path(where).parent.mkdir, parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; timeout is busy_timeout.
-        db = await aiosqlite.connect(where, isolation_level=None, timeout=10.0)
+        try:
+            if where != ":memory:":
+                await asyncio.to_thread(Path(where).parent.mkdir, parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; timeout: busy_timeout.
+            db = await aiosqlite.connect(where, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError("CHATOPS_DB", f"cannot open {where}: {e}") from None
         try:
             raw = db._conn
             store = cls(
                 db, raw, where, quota or QuotaConfig(), clock or (lambda: datetime.now(UTC))
             )
-            await store._run(store._setup)
+            try:
+                await store._run(store._setup)
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError):
+                    raise  # locked, I/O: not a configuration problem
+                raise ConfigError("CHATOPS_DB", f"{where} is not a usable database: {e}") from None
             if where != ":memory:":
                 store._checkpointer = Checkpointer(where)
                 await store._checkpointer.start()

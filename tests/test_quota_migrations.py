@@ -118,6 +118,19 @@ async def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
+async def test_an_unusable_path_or_file_names_the_variable(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError) as info:
+        await SqliteStore.open(blocker / "chatops.db")
+    assert info.value.variable == "CHATOPS_DB" and "cannot open" in info.value.problem
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ConfigError) as info:
+        await SqliteStore.open(garbage)
+    assert "is not a usable database" in info.value.problem
+
+
 async def test_two_processes_creating_one_file_migrate_it_once(tmp_path: Path) -> None:
     path = tmp_path / "fresh.db"
     async with asyncio.timeout(20):
