@@ -60,10 +60,14 @@ _EVENT_PRUNE_EVERY = 1000
 
 
 class SqliteStore:
-    """The Store protocol on SQLite. One aiosqlite connection; every transaction runs whole
-    on that connection's thread, so statements of concurrent tasks never interleave inside
-    a transaction and a reserve or settle costs one hop to the thread, not one per statement.
-    Other processes (the operator CLI) share the file through WAL and busy_timeout."""
+    """The Store protocol on SQLite.
+
+    One aiosqlite connection. Every write transaction runs whole on that connection's thread
+    (statements of concurrent tasks never interleave inside one, and a reserve or settle
+    costs one hop to the thread, not one per statement); writes that queue up meanwhile share
+    one COMMIT (storage/group_commit.py). Other processes (the operator CLI, a second
+    replica on the same host) share the file through WAL, BEGIN IMMEDIATE and busy_timeout.
+    """
 
     def __init__(
         self,
