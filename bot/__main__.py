@@ -28,6 +28,7 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.gateway import Gateway
+from bot.quota_cli import quota_cli
 from bot.ratelimit import Budgets
 from bot.services import Services
 from storage.sqlite import SqliteStore
@@ -40,13 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action")
     sub.add_parser("run", help="run every configured platform (the console when none is)")
     sub.add_parser("console", help="chat on this terminal; scriptable through pipes")
+    sub.add_parser("quota", help="show, set or export quota (`chatops quota --help`)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     # A .env file is a convenience for local runs; real environment variables win.
     load_dotenv(override=False)
+    if argv[:1] == ["quota"]:
+        # The operator CLI needs only the database, not the gateway key.
+        return asyncio.run(quota_cli(argv[1:]))
+    args = _parser().parse_args(argv)
     try:
         config = Config.from_env(os.environ)
         platforms = Platforms.from_env(os.environ)

@@ -57,5 +57,7 @@ class Context:
 
     def metered(self, model: str, estimate: Amounts) -> AbstractAsyncContextManager[Meter]:
         place, user = self.req.place, self.req.user
-        charge = Charge(place.platform, place.channel_key, user.id, self.command, model)
+        charge = Charge(
+            place.platform, place.channel_key, user.id, self.command, model, user_name=user.name
+        )
         return metered(self.services.store, charge, estimate)

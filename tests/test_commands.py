@@ -175,3 +175,17 @@ async def test_image_attachment_goes_inline_to_vision_models(tmp_path: Path) -> 
         await core.send(make_request("what colour?", attachments=(photo,)))
         content = core.gateway.requests[-1].json["messages"][-1]["content"]
         assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_settings_changes_one_setting_for_slash_only_platforms(tmp_path: Path) -> None:
+    async with running_core(tmp_path) as core:
+        channel = make_request().place.channel_key
+        await core.send(make_request("temperature 0.3", command="settings", user=ADMIN))
+        await core.send(make_request("model gpt-4o", command="settings", user=ADMIN))
+        stored = await core.store.channel_settings(channel)
+        assert (stored.temperature, stored.model) == (0.3, "gpt-4o")
+        await core.send(make_request("persona be rude", command="settings"))
+        assert "Only admins" in list(core.adapter.messages.values())[-1]
+        await core.send(make_request("colour blue", command="settings", user=ADMIN))
+        assert "no setting `colour`" in list(core.adapter.messages.values())[-1]
+        assert await core.store.channel_settings(channel) == stored

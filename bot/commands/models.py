@@ -11,6 +11,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.gateway import Gateway, ModelInfo
+from storage.base import ChannelSettings
 
 PAGE_SIZE = 60
 _RESET_WORDS = ("default", "reset", "clear")
@@ -59,8 +60,14 @@ async def run_models(ctx: Context) -> None:
     await ctx.reply(render_models(models, query, page, current), ephemeral=True)
 
 
+async def _set_model(ctx: Context, model: str | None) -> None:
+    def apply(current: ChannelSettings) -> ChannelSettings:
+        return dataclasses.replace(current, model=model)
+
+    await ctx.services.store.update_channel_settings(ctx.req.place.channel_key, apply)
+
+
 async def run_model(ctx: Context) -> None:
-    store, key = ctx.services.store, ctx.req.place.channel_key
     settings = await ctx.settings()
     default = ctx.services.config.default_model
     name = ctx.args.strip()
@@ -71,14 +78,14 @@ async def run_model(ctx: Context) -> None:
     if not ctx.is_admin:
         raise UserFacingError("Only admins can change this channel's model.")
     if name.lower() in _RESET_WORDS:
-        await store.set_channel_settings(key, dataclasses.replace(settings, model=None))
+        await _set_model(ctx, None)
         await ctx.reply(f"This channel now uses the default model `{default}`.")
         return
     known = {m.id.lower(): m.id for m in await ctx.services.gateway.models()}
     if name.lower() not in known:
         raise UserFacingError(await unknown_model_message(ctx.services.gateway, name))
     chosen = known[name.lower()]
-    await store.set_channel_settings(key, dataclasses.replace(settings, model=chosen))
+    await _set_model(ctx, chosen)
     await ctx.reply(f"This channel now uses `{chosen}`.")
 
 

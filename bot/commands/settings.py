@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 
 from bot.commands import Command
+from bot.commands.models import MODEL
 from bot.context import Context
 from bot.errors import UserFacingError
 from storage.base import ChannelSettings
@@ -61,7 +62,18 @@ def _quote(text: str, limit: int = 300) -> str:
 
 
 async def run_settings(ctx: Context) -> None:
-    await ctx.reply(describe(await ctx.settings(), ctx), ephemeral=True)
+    """`settings` shows; `settings <name> <value>` changes one, for platforms (Slack's
+    manifest) that register only `/settings` as a slash command."""
+    name, _, rest = ctx.args.strip().partition(" ")
+    if not name:
+        await ctx.reply(describe(await ctx.settings(), ctx), ephemeral=True)
+        return
+    setter = _SETTERS.get(name.lower())
+    if setter is None:
+        raise UserFacingError(
+            f"There is no setting `{name}`; use one of {', '.join(f'`{n}`' for n in _SETTERS)}."
+        )
+    await setter(replace(ctx, command=name.lower(), args=rest.strip()))
 
 
 async def run_persona(ctx: Context) -> None:
@@ -156,7 +168,7 @@ async def run_autotranscribe(ctx: Context) -> None:
 SETTINGS = Command(
     name="settings",
     summary="Show this channel's model, persona, temperature, reply cap and auto-transcribe.",
-    usage="settings",
+    usage="settings [name value]",
     run=run_settings,
     private=True,
 )
@@ -185,3 +197,4 @@ AUTOTRANSCRIBE = Command(
     run=run_autotranscribe,
 )
 SETTINGS_COMMANDS = (SETTINGS, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE)
+_SETTERS = {c.name: c.run for c in (MODEL, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE)}
