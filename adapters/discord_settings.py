@@ -30,17 +30,6 @@ INVITE_PERMISSIONS = discord.Permissions(
 )
 
 
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(name, f"expected true or false, got {raw!r}")
-
-
 def _url(environ: Mapping[str, str], name: str, schemes: set[str]) -> str | None:
     raw = environ.get(name, "").strip()
     if not raw:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from bot.envvars import flag
 from bot.errors import ConfigError
 from bot.secret import Secret
 
@@ -15,9 +16,6 @@ DEFAULT_API_URL = "https://slack.com/api/"
 SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
 
 Mode = Literal["socket", "http"]
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +78,8 @@ class SlackSettings:
             http_host=environ.get("CHATOPS_SLACK_HTTP_HOST", "0.0.0.0").strip() or "0.0.0.0",
             http_path=path,
             api_url=_api_url(environ.get("SLACK_API_URL", "").strip()),
-            allow_bots=_flag(environ, "CHATOPS_SLACK_ALLOW_BOTS", default=False),
-            assistant_status=_flag(environ, "CHATOPS_SLACK_ASSISTANT_STATUS", default=True),
+            allow_bots=flag(environ, "CHATOPS_SLACK_ALLOW_BOTS", default=False),
+            assistant_status=flag(environ, "CHATOPS_SLACK_ASSISTANT_STATUS", default=True),
         )
 
 
@@ -104,15 +102,3 @@ def _api_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("SLACK_API_URL", f"must be an http(s) URL, got {raw!r}")
     return raw if raw.endswith("/") else raw + "/"
-
-
-def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(name, f"must be true or false, got {raw!r}")

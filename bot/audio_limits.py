@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.envvars import number
 from bot.errors import ConfigError
 
 MB = 1_000_000
@@ -42,26 +43,26 @@ class AudioLimits:
             raise ConfigError("CHATOPS_AUDIO_FORMAT", f"{fmt!r} is not one of ogg, mp3")
         limits = cls(
             max_download_bytes=int(
-                _number(
+                number(
                     env, "CHATOPS_AUDIO_MAX_DOWNLOAD_MB", default.max_download_bytes / MB, 1, 2000
                 )
                 * MB
             ),
             upload_limit_bytes=int(
-                _number(
+                number(
                     env, "CHATOPS_AUDIO_UPLOAD_LIMIT_MB", default.upload_limit_bytes / MB, 1, 500
                 )
                 * MB
             ),
-            max_duration_seconds=_number(
+            max_duration_seconds=number(
                 env, "CHATOPS_AUDIO_MAX_SECONDS", default.max_duration_seconds, 1, 86_400
             ),
-            max_piece_seconds=_number(
+            max_piece_seconds=number(
                 env, "CHATOPS_AUDIO_PIECE_SECONDS", default.max_piece_seconds, 10, 3600
             ),
-            concurrency=int(_number(env, "CHATOPS_AUDIO_CONCURRENCY", default.concurrency, 1, 32)),
+            concurrency=int(number(env, "CHATOPS_AUDIO_CONCURRENCY", default.concurrency, 1, 32)),
             convert_format="mp3" if fmt == "mp3" else "ogg",
-            tool_timeout_seconds=_number(
+            tool_timeout_seconds=number(
                 env, "CHATOPS_AUDIO_TIMEOUT", default.tool_timeout_seconds, 5, 3600
             ),
             temp_dir=env.get("CHATOPS_AUDIO_TMPDIR", "").strip() or None,
@@ -72,16 +73,3 @@ class AudioLimits:
         if limits.temp_dir is not None and not os.path.isdir(limits.temp_dir):
             raise ConfigError("CHATOPS_AUDIO_TMPDIR", f"{limits.temp_dir!r} is not a directory")
         return limits
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(name, f"{raw} is outside {low:g}..{high:g}")
-    return value

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.audio_limits import AudioLimits
+from bot.envvars import number
 from bot.errors import ConfigError
 from bot.quota import QuotaConfig
 from bot.secret import Secret
@@ -49,9 +50,9 @@ class Config:
             default_model=_name(env, "CHATOPS_DEFAULT_MODEL", "gpt-4o-mini"),
             image_model=_name(env, "CHATOPS_IMAGE_MODEL", "gpt-image-1"),
             transcribe_model=_name(env, "CHATOPS_TRANSCRIBE_MODEL", "whisper-1"),
-            max_reply_tokens=int(_number(env, "CHATOPS_MAX_REPLY_TOKENS", 1024, 16, 200_000)),
-            context_tokens=int(_number(env, "CHATOPS_CONTEXT_TOKENS", 6000, 256, 2_000_000)),
-            shutdown_grace=_number(env, "CHATOPS_SHUTDOWN_GRACE", 20.0, 0, 600),
+            max_reply_tokens=int(number(env, "CHATOPS_MAX_REPLY_TOKENS", 1024, 16, 200_000)),
+            context_tokens=int(number(env, "CHATOPS_CONTEXT_TOKENS", 6000, 256, 2_000_000)),
+            shutdown_grace=number(env, "CHATOPS_SHUTDOWN_GRACE", 20.0, 0, 600),
             admins=frozenset(
                 part.strip() for part in env.get("CHATOPS_ADMINS", "").split(",") if part.strip()
             ),
@@ -73,19 +74,6 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
     if any(ch.isspace() for ch in value):
         raise ConfigError(name, f"{value!r} contains white space; give a model id")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, f"{raw!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(name, f"{raw} is outside {low:g}..{high:g}")
     return value
 
 
