@@ -21,9 +21,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bench.fake_process import fake_gateway_process
 from bot.audio import AudioLimits, PreparedAudio, Standby, prepare_audio, transcribe_prepared
 from bot.gateway import Gateway
 from bot.secret import Secret
@@ -84,27 +84,6 @@ async def handle(
         await beat
     assert watched.started is not None
     return watched.started - arrived, prepared, lag
-
-
-@contextlib.asynccontextmanager
-async def fake_gateway() -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fake_gateway",
-        "--key",
-        KEY,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(30):
-            base_url = (await process.stdout.readline()).decode().strip()
-        yield base_url
-    finally:
-        process.terminate()
-        async with asyncio.timeout(10):
-            await process.wait()
 
 
 async def latency(
@@ -248,7 +227,7 @@ async def main(runs: int) -> None:
             f"test audio made in {time.perf_counter() - made:.1f} s"
         )
         limits = AudioLimits()
-        async with fake_gateway() as base_url:
+        async with fake_gateway_process(KEY) as (base_url, _):
             print(
                 f"latency (default limits: {limits.max_piece_seconds:g} s pieces, "
                 f"{limits.convert_format} target)"

@@ -17,15 +17,15 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from bench.fake_process import fake_gateway_process
 from bot.gateway import Gateway
 from bot.secret import Secret
 
 KEY = "sk-bench-key"
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "gpt-4o-mini"
 
 
@@ -33,34 +33,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of another process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.asynccontextmanager
-async def fake_gateway(delay: float, stamp: bool = False) -> AsyncIterator[tuple[str, int]]:
-    """The fake gateway in its own process; yields its base URL and pid."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fake_gateway",
-        "--port",
-        "0",
-        "--key",
-        KEY,
-        "--delay",
-        str(delay),
-        *(["--stamp"] if stamp else []),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            base_url = (await process.stdout.readline()).decode().strip()
-        yield base_url, process.pid
-    finally:
-        process.terminate()
-        async with asyncio.timeout(10):
-            await process.wait()
 
 
 def messages_for(chunks: int) -> list[dict[str, Any]]:
@@ -256,10 +228,10 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"python {sys.version.split()[0]}; fake gateway in a subprocess")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS before streaming: {rss:.0f} MiB")
-    async with fake_gateway(delay=1 / args.rate, stamp=True) as (paced_url, pid):
+    async with fake_gateway_process(KEY, delay=1 / args.rate, stamp=True) as (paced_url, pid):
         for transport in args.transports:
             await bench_concurrency(paced_url, pid, args.levels, args.seconds, args.rate, transport)
-    async with fake_gateway(delay=0) as (fast_url, _):
+    async with fake_gateway_process(KEY, delay=0) as (fast_url, _):
         await bench_cpu(fast_url, args.streams, args.chunks)
 
 

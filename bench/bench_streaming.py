@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import re
 import resource
-import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from bench.fake_process import fake_gateway_process
 from bot.errors import PlatformRateLimited
 from bot.events import Limits, Place, Posted, Request
 from bot.ratelimit import Budgets
 from bot.streaming import StreamingReply
 from tests.memory_adapter import MemoryAdapter, make_request
 
-ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-bench-streaming-key"
 TEXT_EVENT = re.compile(rb'"content": ?"[^"]')
 
@@ -304,31 +300,6 @@ class FirstByteProxy:
         await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
 
 
-@contextlib.asynccontextmanager
-async def fake_gateway(delay: float) -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fake_gateway",
-        "--port",
-        "0",
-        "--key",
-        KEY,
-        "--delay",
-        str(delay),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            yield (await process.stdout.readline()).decode().strip()
-    finally:
-        process.terminate()
-        async with asyncio.timeout(10):
-            await process.wait()
-
-
 async def through_gateway(samples: int) -> None:
     try:
         from bot.gateway import Gateway
@@ -336,7 +307,7 @@ async def through_gateway(samples: int) -> None:
     except ImportError:
         print("bot.gateway not available: skipping the gateway figures")
         return
-    async with fake_gateway(delay=0.002) as base_url:
+    async with fake_gateway_process(KEY, delay=0.002) as (base_url, _):
         upstream_port = int(base_url.rsplit(":", 1)[1].split("/", 1)[0])
         proxy = FirstByteProxy(upstream_port)
         await proxy.start()
