@@ -125,6 +125,11 @@ def message_request(message: discord.Message, me_id: int) -> Request:
         command=None,
         attachments=attachments_of(message),
         event_id=f"discord:m{message.id}",
+        conversational=(
+            message.guild is None
+            or any(m.id == me_id for m in message.mentions)
+            or is_reply_to(message, me_id)
+        ),
         native=origin,
     )
 

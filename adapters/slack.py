@@ -257,9 +257,8 @@ class SlackAdapter:
         self._remember_inbound(event)
         if not await self._first(str(body.get("event_id", ""))):
             return
-        req = event_request(
-            event, await self.user(str(event.get("user", ""))), me, event_id=str(body["event_id"])
-        )
+        user = await self.user(str(event.get("user", "")))
+        req = event_request(event, user, me, event_id=str(body["event_id"]), conversational=True)
         await self._handle(req, handle)
 
     async def _message(self, body: JSON, event: JSON, handle: Handler) -> None:
@@ -276,16 +275,20 @@ class SlackAdapter:
         if kind is None:
             return
         channel, thread = str(event.get("channel", "")), str(event.get("thread_ts") or "")
-        if (
-            kind == "thread"
-            and not is_bare_clip(event)
-            and not await self._bot_in_thread(channel, thread, me)
-        ):
+        in_our_thread = kind == "thread" and await self._bot_in_thread(channel, thread, me)
+        if kind == "thread" and not in_our_thread and not is_bare_clip(event):
             return
         if not await self._first(str(body.get("event_id", ""))):
             return
         user = await self.user(str(event.get("user", "")))
-        await self._handle(event_request(event, user, me, event_id=str(body["event_id"])), handle)
+        req = event_request(
+            event,
+            user,
+            me,
+            event_id=str(body["event_id"]),
+            conversational=kind == "dm" or in_our_thread,
+        )
+        await self._handle(req, handle)
 
     async def _slash(self, body: JSON, handle: Handler) -> None:
         req = slash_request(body, await self.user(str(body.get("user_id", ""))), team_of(body))

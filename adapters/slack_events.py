@@ -133,7 +133,9 @@ def is_from_other_bot(event: Mapping[str, Any], me: Identity) -> bool:
     return bool(event.get("bot_id")) and event.get("bot_id") != me.bot_id
 
 
-def event_request(event: Mapping[str, Any], user: User, me: Identity, *, event_id: str) -> Request:
+def event_request(
+    event: Mapping[str, Any], user: User, me: Identity, *, event_id: str, conversational: bool
+) -> Request:
     """A Request for an app_mention or message event; answers go into the thread."""
     ts = str(event.get("ts", ""))
     thread = str(event.get("thread_ts") or ts) or None
@@ -143,6 +145,7 @@ def event_request(event: Mapping[str, Any], user: User, me: Identity, *, event_i
         text=strip_mention(str(event.get("text", "")), me.user_id),
         attachments=attachments(event.get("files")),
         event_id=event_id,
+        conversational=conversational,
         native=Origin(ts=ts),
     )
 

@@ -65,6 +65,10 @@ class Request:
     attachments: tuple[Attachment, ...] = ()
     # A stable id for de-duplicating platform redeliveries.
     event_id: str = ""
+    # Said to the bot as a turn of conversation (a DM, a mention, a reply to the bot, a
+    # follow-up in a thread it answers in), as opposed to a voice note merely posted in a
+    # channel: such a voice note is answered as if it had been typed.
+    conversational: bool = False
     native: Any = field(default=None, repr=False, compare=False)
 
 

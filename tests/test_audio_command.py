@@ -241,3 +241,27 @@ async def test_explicit_command_without_attachment_explains_usage(bot: Bot) -> N
     await bot.send(voice_note(command="transcribe"))
     [text] = bot.texts
     assert "Attach a voice note or audio file" in text
+
+
+async def test_a_voice_note_said_to_the_bot_is_answered_as_if_typed(
+    bot: Bot, audio_samples: AudioSamples
+) -> None:
+    bot.core.gateway.transcript = "what is the capital of France"
+    note = bot.attach(audio_samples.read("voice.ogg"), "voice-message.ogg")
+    await bot.send(replace(voice_note(note), conversational=True))
+    transcript, answer = bot.texts
+    assert transcript.endswith("\nwhat is the capital of France")
+    chat = [r.json for r in bot.core.gateway.requests if r.path.endswith("/chat/completions")]
+    assert chat[-1]["messages"][-1] == {"role": "user", "content": "what is the capital of France"}
+    assert answer == "You said: what is the capital of France"
+    commands = [row.charge.command for row in await bot.core.store.ledger()]
+    assert commands == ["transcribe", "ask"]
+
+
+async def test_a_voice_note_merely_posted_in_a_channel_gets_only_its_transcript(
+    bot: Bot, audio_samples: AudioSamples
+) -> None:
+    note = bot.attach(audio_samples.read("voice.ogg"), "voice-message.ogg")
+    await bot.send(voice_note(note))
+    assert len(bot.texts) == 1
+    assert not [r for r in bot.core.gateway.requests if r.path.endswith("/chat/completions")]

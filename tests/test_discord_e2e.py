@@ -22,7 +22,7 @@ from bot.services import Services
 from storage.sqlite import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples, duration_of
 from tests.discord_harness import running
-from tests.fake_discord import VOICE_FLAG, FakeDiscord, FakeMessage
+from tests.fake_discord import MEMBER_ID, VOICE_FLAG, FakeDiscord, FakeMessage
 from tests.fake_gateway import FakeGateway
 
 __all__ = ["audio_samples"]
@@ -207,3 +207,21 @@ async def test_every_slash_command_is_deferred_and_answered(
     image = next(fi for fi in sent if fi.name == "image")
     (picture,) = [m for m in fake.bot_messages() if m.interaction_id == image.id and m.files]
     assert picture.files[0][1][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_a_voice_message_in_a_dm_is_transcribed_then_answered(
+    stack: Stack, audio_samples: AudioSamples
+) -> None:
+    fake = stack.discord
+    stack.gateway.transcript = "what time is the deploy"
+    voice = fake.add_attachment(
+        "voice-message.ogg", audio_samples.read("voice.ogg"), "audio/ogg", duration=7.0
+    )
+    dm = fake.open_dm(MEMBER_ID)
+    sent = await fake.send_message("", channel_id=dm, attachments=[voice], flags=VOICE_FLAG)
+
+    def answered() -> bool:
+        return any(m.content == "You said: what time is the deploy" for m in fake.bot_messages(dm))
+
+    await fake.wait_until(answered, within=20)
+    assert any(m.content.endswith("what time is the deploy") for m in fake.replies_to(sent.id))

@@ -202,3 +202,19 @@ async def test_unexpected_429s_are_waited_out_and_the_full_text_still_lands(
 
         await slack.wait_until(complete, within=30)
         assert slack.rate_limited["chat.update"] > 0
+
+
+async def test_a_clip_sent_in_a_dm_is_transcribed_then_answered(
+    stack: Stack, audio_samples: AudioSamples
+) -> None:
+    slack, gw = stack.slack, stack.gateway
+    gw.transcript = "remind me what a 429 means"
+    clip = slack.add_file(
+        "audio_message.webm", "audio/webm", audio_samples.read("clip.webm"), subtype="slack_audio"
+    )
+    msg = slack.user_message("D1", "", files=[clip], channel_type="im")
+    await slack.wait_ack(await slack.send("events_api", slack.event_callback(msg)))
+    answer = to_mrkdwn("You said: remind me what a 429 means")
+    await slack.wait_until(lambda: answer in thread_texts(slack, "D1", msg["ts"]))
+    texts = thread_texts(slack, "D1", msg["ts"])
+    assert texts[0].endswith("remind me what a 429 means") and texts[-1] == answer

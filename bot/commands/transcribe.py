@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from bot.audio import (
     AudioError,
@@ -15,6 +16,7 @@ from bot.audio import (
     transcribe_prepared,
 )
 from bot.commands import Command
+from bot.commands.chat import ASK
 from bot.context import Context
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment
@@ -58,7 +60,10 @@ async def run_transcribe(ctx: Context, limits: AudioLimits, standby: Standby | N
     first = ctx.args.split()[0].lower() if ctx.args.split() else ""
     language = first if _LANGUAGE.match(first) else None
     if len(chosen) == 1:
-        await _transcribe_one(ctx, chosen[0], limits, standby, language, named=False)
+        text = await _transcribe_one(ctx, chosen[0], limits, standby, language, named=False)
+        if automatic and req.conversational and text:
+            # A voice note said to the bot (DM, its thread, a reply) is answered as if typed.
+            await ASK.run(replace(ctx, command=ASK.name, args=text))
         return
     for attachment in chosen:
         try:
@@ -76,7 +81,8 @@ async def _transcribe_one(
     language: str | None,
     *,
     named: bool,
-) -> None:
+) -> str:
+    """Posts the transcript; returns its text ("" when the gateway failed)."""
     prepared = await _download_and_prepare(ctx, attachment, limits, standby)
     model = ctx.services.config.transcribe_model
     seconds = prepared.duration_seconds
@@ -106,10 +112,11 @@ async def _transcribe_one(
         except GatewayError as err:
             meter.failed("error")
             await reply.interrupt(err.user_message())
-            return
+            return ""
         source = f" · {name}" if named else ""
         heading = f"🎙️ **{ctx.req.user.name}** · {length}{source}"
         reply.write(f"{heading}\n{text or '_(no speech found)_'}")
+    return text
 
 
 async def _download_and_prepare(
