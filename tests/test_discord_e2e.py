@@ -50,6 +50,7 @@ class Stack:
     gateway: FakeGateway
     adapter: DiscordAdapter
     store: SqliteStore
+    dispatcher: Dispatcher
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 first_delivery=store.first_delivery,
                 wire=dispatcher.handler_for,
             ) as adapter:
-                yield Stack(fake, gw, adapter, store)
+                yield Stack(fake, gw, adapter, store, dispatcher)
                 await dispatcher.drain(10)
         finally:
             await gateway.aclose()
@@ -115,13 +116,11 @@ async def test_a_5000_character_reply_with_code_spans_three_messages(stack: Stac
     assert 4900 < len(text) <= 5200
     stack.gateway.reply = text
     sent = await fake.send_message("explain the fix", mention_bot=True)
-
-    def complete() -> bool:
-        parts = fake.replies_to(sent.id)
-        return len(parts) >= 3 and parts[-1].content.rstrip().endswith("Closing words.")
-
-    await fake.wait_until(complete, within=20)
-    await asyncio.sleep(0.3)  # any late edit would show up now
+    # The text only says what was shown so far (an early frame can already end with
+    # "Closing words."); the request's end says the reply is complete. Its first post
+    # happens inside the request, so once it shows, draining waits for that request.
+    await fake.wait_until(lambda: bool(fake.replies_to(sent.id)), within=20)
+    await stack.dispatcher.drain(20)
     parts = fake.replies_to(sent.id)
     assert len(parts) == 3
     for part in parts:
