@@ -120,7 +120,9 @@ class ConsoleAdapter:
         if route(req, self._commands)[0] == CHAT_COMMAND and texts:
             self._turns += [Turn("user", req.text), Turn("assistant", "\n".join(texts))]
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         mid = str(next(self._ids))
         self._texts[mid] = text
         self._by_thread.setdefault(req.place.thread, []).append(mid)
@@ -130,6 +132,9 @@ class ConsoleAdapter:
     async def edit(self, posted: Posted, text: str) -> None:
         self._texts[posted.id] = text
         self._render(text, new=False)
+
+    async def finalize(self, posted: Posted) -> None:
+        """Nothing to end: a terminal line is final once printed."""
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         self._uploads.mkdir(parents=True, exist_ok=True)

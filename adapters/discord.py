@@ -273,7 +273,9 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------------ outbound
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         origin = _origin(req)
         message = await self.poster.send(origin, _content(text), ephemeral=ephemeral)
         if not ephemeral:
@@ -285,6 +287,9 @@ class DiscordAdapter:
         if not isinstance(ref, PostedRef):
             raise TypeError("a Posted that did not come from the Discord adapter")
         await self.poster.edit(ref.origin, ref.message, _content(text))
+
+    async def finalize(self, posted: Posted) -> None:
+        """Nothing to end: Discord has no native message streams; edits stop by themselves."""
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         origin = _origin(req)

@@ -39,6 +39,7 @@ from adapters.slack_history import ThreadHistory
 from adapters.slack_mrkdwn import to_mrkdwn
 from adapters.slack_settings import SlackSettings
 from adapters.slack_status import ThreadStatus
+from adapters.slack_stream import NativeStream, NativeStreams
 from adapters.slack_transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
@@ -95,6 +96,8 @@ class _Sent:
 
     header: str = ""
     ephemeral: bool = False
+    # Set when the message is a native stream (its edits append, or replace once stopped).
+    stream: NativeStream | None = None
 
 
 class SlackAdapter:
@@ -115,6 +118,7 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
+        self.streams = NativeStreams(self._client, enabled=settings.native_stream)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
@@ -373,7 +377,9 @@ class SlackAdapter:
                 raise translate(err, method) from err
         raise AssertionError("unreachable")
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         origin = req.native if isinstance(req.native, Origin) else Origin()
         if ephemeral:
             return await self._ephemeral(req, origin, text)
@@ -383,12 +389,26 @@ class SlackAdapter:
         if thread is None and origin.echo:
             # A slash command's invocation is invisible to the channel: quote it above the answer.
             header = echo_line(req.user.id, origin.echo)
-        kwargs: JSON = {"channel": channel, "text": header + to_mrkdwn(text)}
-        kwargs |= {"unfurl_links": False, "unfurl_media": False}
-        if thread:
-            kwargs["thread_ts"] = thread
-        resp = await self._call("chat.postMessage", **kwargs)
-        ts = str(resp.get("ts", ""))
+        stream = None
+        # Only for streamed replies: they get finalize(), where the stream is stopped.
+        if streamed and thread and not header:
+            # Markdown as the model wrote it: streams take standard Markdown, not mrkdwn.
+            stream = await self.streams.start(
+                channel=channel,
+                thread_ts=thread,
+                text=text,
+                team=req.place.workspace,
+                user=req.user.id,
+            )
+        if stream is not None:
+            ts = stream.ts
+        else:
+            kwargs: JSON = {"channel": channel, "text": header + to_mrkdwn(text)}
+            kwargs |= {"unfurl_links": False, "unfurl_media": False}
+            if thread:
+                kwargs["thread_ts"] = thread
+            resp = await self._call("chat.postMessage", **kwargs)
+            ts = str(resp.get("ts", ""))
         if thread is None and req.event_id:
             # Rollover messages and uploads for this request go under its first answer.
             self._anchors[req.event_id] = ts
@@ -401,7 +421,8 @@ class SlackAdapter:
         self.history_cache.note(
             channel, root, {"ts": ts, "user": me.user_id, "text": header + text}
         )
-        return Posted(place=replace(req.place, thread=root), id=ts, native=_Sent(header=header))
+        sent = _Sent(header=header, stream=stream)
+        return Posted(place=replace(req.place, thread=root), id=ts, native=sent)
 
     async def _ephemeral(self, req: Request, origin: Origin, text: str) -> Posted:
         body = to_mrkdwn(text)
@@ -431,12 +452,15 @@ class SlackAdapter:
         if sent.ephemeral or not posted.id:
             log.debug("slack: ephemeral messages cannot be edited; dropping an edit")
             return
-        await self._call(
-            "chat.update",
-            channel=posted.place.channel,
-            ts=posted.id,
-            text=sent.header + to_mrkdwn(text),
-        )
+        if sent.stream is not None:
+            await self.streams.show(sent.stream, text)
+        else:
+            await self._call(
+                "chat.update",
+                channel=posted.place.channel,
+                ts=posted.id,
+                text=sent.header + to_mrkdwn(text),
+            )
         if posted.place.thread:
             me = await self.identity()
             self.history_cache.note(
@@ -444,6 +468,12 @@ class SlackAdapter:
                 posted.place.thread,
                 {"ts": posted.id, "user": me.user_id, "text": sent.header + text},
             )
+
+    async def finalize(self, posted: Posted) -> None:
+        """A streamed message's text is final: stop its native stream (if it has one)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.stream is not None:
+            await self.streams.stop(sent.stream)
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         thread = req.place.thread or self._anchors.get(req.event_id)

@@ -30,6 +30,8 @@ class SlackSettings:
     api_url: str = DEFAULT_API_URL
     allow_bots: bool = False
     assistant_status: bool = True
+    # Stream thread replies with chat.startStream/appendStream/stopStream where available.
+    native_stream: bool = True
 
     @property
     def mode(self) -> Mode:
@@ -80,6 +82,7 @@ class SlackSettings:
             api_url=_api_url(environ.get("SLACK_API_URL", "").strip()),
             allow_bots=flag(environ, "CHATOPS_SLACK_ALLOW_BOTS", default=False),
             assistant_status=flag(environ, "CHATOPS_SLACK_ASSISTANT_STATUS", default=True),
+            native_stream=flag(environ, "CHATOPS_SLACK_NATIVE_STREAM", default=True),
         )
 
 

@@ -57,7 +57,9 @@ class LeanAdapter(MemoryAdapter):
         if waiter is not None and not waiter.done():
             waiter.set_result(now)
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         # One message per reply in these benchmarks: the request's key names both.
         key = req.event_id or req.place.channel
         self._note(key, text)
@@ -69,6 +71,9 @@ class LeanAdapter(MemoryAdapter):
         self._note(posted.id, text)
         if self.latency:
             await asyncio.sleep(self.latency)
+
+    async def finalize(self, posted: Posted) -> None:
+        """Nothing to end in memory."""
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,11 @@ class EnforcingAdapter(LeanAdapter):
             raise PlatformRateLimited(window[0] + seconds - now)
         window.append(now)
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         self._admit("post", self.platform.post_rule, req.place)
-        return await super().reply(req, text, ephemeral=ephemeral)
+        return await super().reply(req, text, ephemeral=ephemeral, streamed=streamed)
 
     async def edit(self, posted: Posted, text: str) -> None:
         self._admit("edit", self.platform.edit_rule, posted.place)

@@ -15,6 +15,11 @@ class Adapter(Protocol):
 
     `reply`, `edit` and `upload` raise `PlatformRateLimited` on a platform 429 so the
     caller can wait and retry; `download` raises `TooLarge` past `max_bytes`.
+    `reply(..., streamed=True)` starts a message that a streamed reply will edit; `finalize`
+    is called once for each such message after its final text (also when the reply was
+    interrupted or cut short): it will not change again. Platforms with native message
+    streams use them for these messages and end them in `finalize`; others ignore `streamed`
+    and do nothing in `finalize`. Other messages are final as posted, never finalized.
     """
 
     name: str
@@ -22,9 +27,13 @@ class Adapter(Protocol):
 
     async def run(self, handle: Handler) -> None: ...
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted: ...
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted: ...
 
     async def edit(self, posted: Posted, text: str) -> None: ...
+
+    async def finalize(self, posted: Posted) -> None: ...
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted: ...
 

@@ -78,6 +78,8 @@ class StreamingReply:
         self._token: EditBudget | None = None
         self._pledged_post = False
         self._pledged_edit = False
+        # Messages handed to adapter.finalize (by index into `posted`).
+        self._finalized = 0
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class StreamingReply:
             await self._deliver(self._final)
         finally:
             self._pledge(post=False, edit=False)
+            await self._finalize(len(self.posted))
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -261,6 +264,8 @@ class StreamingReply:
                 await self._post(part.text, part.end, deadline)
             else:
                 await self._edit(part.text, part.end, required=True, deadline=deadline)
+            # This part's text is final: the platform may end its stream now.
+            await self._finalize(len(self.posted))
             self._next_message(part)
 
     def _next_message(self, part: Part) -> None:
@@ -295,7 +300,7 @@ class StreamingReply:
 
     async def _post(self, text: str, end: int, deadline: float | None = None) -> None:
         posted = await self._required(
-            lambda: self.adapter.reply(self.req, text), self._posts, deadline
+            lambda: self.adapter.reply(self.req, text, streamed=True), self._posts, deadline
         )
         self.posted.append(posted)
         self._current = posted
@@ -344,6 +349,17 @@ class StreamingReply:
                 if loop.time() + e.retry_after > deadline:
                     raise TimeoutError from e
                 log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
+
+    async def _finalize(self, upto: int) -> None:
+        """Tell the adapter that messages before index `upto` are final (each once)."""
+        while self._finalized < upto:
+            posted = self.posted[self._finalized]
+            self._finalized += 1
+            try:
+                await self.adapter.finalize(posted)
+            except Exception:
+                # The text is delivered; a message left open is the platform's to time out.
+                log.warning("could not finalize a message in %s", self.req.place, exc_info=True)
 
     def _pledge(self, *, post: bool, edit: bool) -> None:
         """Declare the writes this reply will certainly still need (see the class doc).

@@ -29,6 +29,12 @@ UPDATE_PER_SECOND = 50 / 60
 UPDATE_BURST = 50.0
 POST_PER_SECOND = 1.0
 POST_BURST = 3.0
+# chat.startStream and chat.stopStream are Tier 2 (20+ a minute), chat.appendStream Tier 4
+# (100+ a minute), each per method per workspace.
+STREAM_PER_SECOND = 20 / 60
+STREAM_BURST = 20.0
+APPEND_PER_SECOND = 100 / 60
+APPEND_BURST = 100.0
 # conversations.replies: Tier 3 for internal apps.
 REPLIES_PER_SECOND = 50 / 60
 REPLIES_BURST = 50.0
@@ -100,7 +106,12 @@ class FakeSlack:
 
     Knobs: `errors[method] = "not_in_channel"` makes a method fail; `server_errors[method] = n`
     answers the next n calls with HTTP 503; `files_read = False` serves the login page the way
-    Slack does without the files:read scope; `update_rate/update_burst/post_rate/post_burst`.
+    Slack does without the files:read scope; `update_rate/update_burst/post_rate/post_burst`;
+    `streaming = False` makes chat.startStream/appendStream/stopStream answer
+    `streaming_error` (default `unknown_method`), as for an app or workspace without them;
+    `append_rate/append_burst` for chat.appendStream, `stream_rate/stream_burst` for
+    start/stop. Streamed messages keep their Markdown in `text` and say `streaming` until
+    stopped; a stopped stream refuses appends.
     Records: `writes`, `calls`, `rate_limited` (429s served per method), `acks`, `uploads`,
     `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
     """
@@ -115,6 +126,10 @@ class FakeSlack:
         latency: float = 0.0,
         replies_rate: float = REPLIES_PER_SECOND,
         replies_burst: float = REPLIES_BURST,
+        append_rate: float = APPEND_PER_SECOND,
+        append_burst: float = APPEND_BURST,
+        stream_rate: float = STREAM_PER_SECOND,
+        stream_burst: float = STREAM_BURST,
     ) -> None:
         self.bot_token = "xoxb-fake-bot-token"
         self.app_token = "xapp-fake-app-token"
@@ -123,6 +138,10 @@ class FakeSlack:
         self.post_rate, self.post_burst = post_rate, post_burst
         self.latency = latency
         self.replies_rate, self.replies_burst = replies_rate, replies_burst
+        self.append_rate, self.append_burst = append_rate, append_burst
+        self.stream_rate, self.stream_burst = stream_rate, stream_burst
+        self.streaming = True
+        self.streaming_error = "unknown_method"
         self.errors: dict[str, str] = {}
         self.server_errors: dict[str, int] = {}
         self.files_read = True
@@ -149,6 +168,7 @@ class FakeSlack:
         self._update_buckets: dict[str, Bucket] = {}
         self._post_buckets: dict[str, Bucket] = {}
         self._replies_buckets: dict[str, Bucket] = {}
+        self._stream_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -202,6 +222,16 @@ class FakeSlack:
         }
 
     # --- state helpers for tests -----------------------------------------------------------
+
+    def refill(self) -> None:
+        """Every rate limit back to full, as if a quiet minute had passed."""
+        for buckets in (
+            self._update_buckets,
+            self._post_buckets,
+            self._replies_buckets,
+            self._stream_buckets,
+        ):
+            buckets.clear()
 
     def new_ts(self) -> str:
         return f"{1700000000 + next(self._ts)}.{next(self._ids):06d}"
@@ -523,11 +553,111 @@ class FakeSlack:
             return _fail("message_not_found")
         if msg.get("user") != BOT_USER:
             return _fail("cant_update_message")
-        msg["text"] = args.get("text", "")
+        # markdown_text (standard Markdown) instead of text (mrkdwn); stored as given.
+        msg["text"] = args.get("markdown_text") or args.get("text", "")
         self.writes.append(
             Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
         )
         return _ok(channel=channel, ts=ts, text=msg["text"])
+
+    # Native streams (chat.startStream / appendStream / stopStream) --------------------------
+
+    def _stream_limited(self, method: str) -> web.Response | None:
+        if method == "chat.appendStream":
+            rate, burst = self.append_rate, self.append_burst
+        else:
+            rate, burst = self.stream_rate, self.stream_burst
+        # Slack limits each method separately per workspace.
+        return self._limited(method, self._stream_buckets, method, rate, burst)
+
+    def _streamed(self, method: str, args: JSON) -> tuple[str, JSON] | web.Response:
+        """The live stream an append/stop names, or the error Slack answers."""
+        if not self.streaming:
+            return _fail(self.streaming_error)
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._stream_limited(method):
+            return limited
+        msg = self.messages[channel].get(ts)
+        if msg is None:
+            return _fail("message_not_found")
+        if msg.get("user") != BOT_USER:
+            return _fail("message_not_owned_by_app")
+        if not msg.get("streaming"):
+            return _fail("message_not_in_streaming_state")
+        return channel, msg
+
+    def _m_chat_startStream(self, args: JSON) -> web.Response:
+        if not self.streaming:
+            return _fail(self.streaming_error)
+        channel, thread_ts = str(args.get("channel", "")), str(args.get("thread_ts", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._stream_limited("chat.startStream"):
+            return limited
+        if not thread_ts:
+            return _fail("invalid_arguments")
+        # Outside DMs Slack needs to know whom the streamed answer is for.
+        if not channel.startswith("D"):
+            if not args.get("recipient_team_id"):
+                return _fail("missing_recipient_team_id")
+            if not args.get("recipient_user_id"):
+                return _fail("missing_recipient_user_id")
+        ts = self.new_ts()
+        msg: JSON = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": str(args.get("markdown_text") or ""),
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "streaming": True,
+        }
+        self.messages[channel][ts] = msg
+        self.writes.append(
+            Write(time.monotonic(), "chat.startStream", channel, ts, msg["text"], thread_ts)
+        )
+        return _ok(channel=channel, ts=ts)
+
+    def _m_chat_appendStream(self, args: JSON) -> web.Response:
+        found = self._streamed("chat.appendStream", args)
+        if isinstance(found, web.Response):
+            return found
+        channel, msg = found
+        if not args.get("markdown_text"):
+            return _fail("markdown_text_required")
+        msg["text"] += str(args["markdown_text"])
+        self.writes.append(
+            Write(
+                time.monotonic(),
+                "chat.appendStream",
+                channel,
+                msg["ts"],
+                msg["text"],
+                msg["thread_ts"],
+            )
+        )
+        return _ok(channel=channel, ts=msg["ts"])
+
+    def _m_chat_stopStream(self, args: JSON) -> web.Response:
+        found = self._streamed("chat.stopStream", args)
+        if isinstance(found, web.Response):
+            return found
+        channel, msg = found
+        msg["text"] += str(args.get("markdown_text") or "")
+        msg["streaming"] = False
+        self.writes.append(
+            Write(
+                time.monotonic(),
+                "chat.stopStream",
+                channel,
+                msg["ts"],
+                msg["text"],
+                msg["thread_ts"],
+            )
+        )
+        return _ok(channel=channel, ts=msg["ts"])
 
     def _m_chat_postEphemeral(self, args: JSON) -> web.Response:
         channel = str(args.get("channel", ""))

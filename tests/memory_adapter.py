@@ -86,7 +86,11 @@ class MemoryAdapter:
         self.latency = latency
         self.clock = clock
         self.events: list[Event] = []
+        # (message id, its text when finalized), in call order.
+        self.finalized: list[tuple[str, str]] = []
         self.ephemeral_ids: set[str] = set()
+        # Messages posted with streamed=True (a streamed reply will finalize them).
+        self.streamed_ids: set[str] = set()
         self._texts: dict[str, list[str]] = {}
         self._places: dict[str, Place] = {}
         self._ids = itertools.count(1)
@@ -141,11 +145,15 @@ class MemoryAdapter:
             for req in self.requests:
                 tg.create_task(one(req))
 
-    async def reply(self, req: Request, text: str, *, ephemeral: bool = False) -> Posted:
+    async def reply(
+        self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
+    ) -> Posted:
         await self._arrive("reply", req.place, text)
         mid = self._new_message(req.place, text)
         if ephemeral:
             self.ephemeral_ids.add(mid)
+        if streamed:
+            self.streamed_ids.add(mid)
         await self._record(Event("reply", self.clock(), req.place, mid, text, ephemeral))
         return Posted(place=req.place, id=mid)
 
@@ -158,6 +166,10 @@ class MemoryAdapter:
         await self._arrive("edit", posted.place, text, posted.id)
         self._texts[posted.id].append(text)
         await self._record(Event("edit", self.clock(), posted.place, posted.id, text))
+
+    async def finalize(self, posted: Posted) -> None:
+        """Records which message was finalized and the text it had then (see `finalized`)."""
+        self.finalized.append((posted.id, self._texts[posted.id][-1]))
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         await self._arrive("upload", req.place, text)

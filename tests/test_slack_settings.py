@@ -20,7 +20,7 @@ def test_socket_mode_defaults() -> None:
     assert s is not None
     assert s.mode == "socket" and s.api_url == DEFAULT_API_URL
     assert s.file_hosts == {"files.slack.com", "slack.com"}
-    assert not s.allow_bots and s.assistant_status
+    assert not s.allow_bots and s.assistant_status and s.native_stream
     assert "secretvalue" not in repr(s)
 
 
@@ -32,9 +32,11 @@ def test_http_mode_and_api_url_trailing_slash() -> None:
             "CHATOPS_SLACK_HTTP_PORT": "3000",
             "SLACK_API_URL": "http://127.0.0.1:9/api",
             "CHATOPS_SLACK_ALLOW_BOTS": "yes",
+            "CHATOPS_SLACK_NATIVE_STREAM": "off",
         }
     )
     assert s is not None
+    assert not s.native_stream
     assert s.mode == "http" and s.http_port == 3000
     assert s.api_url == "http://127.0.0.1:9/api/"
     assert "127.0.0.1" in s.file_hosts and s.allow_bots
@@ -68,6 +70,10 @@ def test_http_mode_and_api_url_trailing_slash() -> None:
         (
             {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP, "CHATOPS_SLACK_ALLOW_BOTS": "maybe"},
             "CHATOPS_SLACK_ALLOW_BOTS",
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP, "CHATOPS_SLACK_NATIVE_STREAM": "2"},
+            "CHATOPS_SLACK_NATIVE_STREAM",
         ),
     ],
 )

@@ -42,6 +42,8 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 
 def make_adapter(slack: FakeSlack, **env: str) -> SlackAdapter:
+    # These tests cover posting and editing; native streams are in test_slack_stream.py.
+    env = {"CHATOPS_SLACK_NATIVE_STREAM": "false", **env}
     settings = SlackSettings.from_env(slack.env(**env))
     assert settings is not None
     return SlackAdapter(settings, SeenOnce())
