@@ -131,7 +131,7 @@ async def test_streams_start_only_while_the_tier_2_allowance_lasts(
     assert not slack.rate_limited
 
 
-async def test_a_start_429_falls_back_to_a_post(slack: FakeSlack) -> None:
+async def test_a_start_429_falls_back_to_a_post() -> None:
     async with FakeSlack(stream_burst=1, stream_rate=0.01) as strict:
         settings = SlackSettings.from_env(strict.env())
         assert settings is not None
