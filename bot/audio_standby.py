@@ -24,7 +24,7 @@ from bot.audio_probe import (
     parse_probe,
     probe_from,
 )
-from bot.audio_tools import FFMPEG, FFPROBE, ToolTimeout
+from bot.audio_tools import FFMPEG, FFPROBE, ToolTimeout, kill_and_reap
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,5 @@ async def _started(tool: str, *args: str) -> Process:
 
 
 async def _kill(pair: _Pair) -> None:
-    for proc in (pair.probe, pair.measure):
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-    # Shielded: reaping goes on even if our caller is cancelled meanwhile.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.shield(
-            asyncio.wait_for(asyncio.gather(pair.probe.wait(), pair.measure.wait()), 5)
-        )
+    # Returns only once both have exited, even if our caller is cancelled meanwhile.
+    await kill_and_reap(pair.probe, pair.measure)

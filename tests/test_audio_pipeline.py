@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.audio import AudioError, AudioLimits, PreparedAudio, check_ffmpeg, prepare_audio
+from bot.audio_tools import FFMPEG, FFMPEG_QUIET, run_tool
 from tests.audio_fixtures import (
     AudioSamples,
     audio_samples,
@@ -252,7 +253,8 @@ async def test_a_conversion_past_its_deadline_is_stopped_and_cleaned_up(
     with pytest.raises(AudioError, match="took longer than"):
         await prepare(audio_samples.long, replace(limits, tool_timeout_seconds=0.001))
     assert leftovers(limits) == []
-    await no_ffmpeg_children()
+    # At once: prepare_audio returns only after every ffmpeg it started has exited.
+    assert ffmpeg_children() == []
 
 
 async def test_cancelling_mid_conversion_kills_ffmpeg_and_cleans_up(
@@ -267,7 +269,38 @@ async def test_cancelling_mid_conversion_kills_ffmpeg_and_cleans_up(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert leftovers(limits) == []
-    await no_ffmpeg_children()
+    # At once: prepare_audio returns only after every ffmpeg it started has exited.
+    assert ffmpeg_children() == []
+
+
+@pytest.mark.parametrize("first", ["cancelled", "deadline"])
+async def test_a_tool_cancelled_again_while_it_is_killed_returns_only_once_it_exited(
+    first: str,
+) -> None:
+    # Tools that share a deadline (ffprobe and the measuring ffmpeg, pieces in one task
+    # group) time out together, so one is often cancelled again while it is still killing
+    # its ffmpeg. It must not return before that ffmpeg has exited: the scratch directory
+    # is removed right after, under a process that may still be writing into it.
+    # "cancelled": the first cancellation comes at once (often while asyncio still starts
+    # the process); "deadline": the tool's own time limit kills it.
+    before = set(ffmpeg_children())
+    endless = [*FFMPEG_QUIET, "-f", "lavfi", "-i", "anullsrc", "-f", "null", "-"]
+    limit = 0.2 if first == "deadline" else 60
+    task = asyncio.create_task(run_tool(FFMPEG, endless, time_limit=limit))
+    async with asyncio.timeout(10):
+        # Seen before the deadline: these polls are due long before its timer.
+        while not (started := set(ffmpeg_children()) - before):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        if first == "cancelled":
+            task.cancel()
+        # The kill and the wait for its exit begin in one step, and asyncio learns of the
+        # exit a few loop iterations after the kernel: the next cancel lands in that wait.
+        while not all(killed(pid) for pid in started):  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [pid for pid in started if not reaped(pid)] == []
 
 
 async def test_ffmpeg_check_passes_here_and_explains_when_missing(
@@ -278,14 +311,6 @@ async def test_ffmpeg_check_passes_here_and_explains_when_missing(
     message = await check_ffmpeg()
     assert message is not None
     assert "ffmpeg" in message and "apt-get install ffmpeg" in message
-
-
-async def no_ffmpeg_children(within: float = 5.0) -> None:
-    """Every ffmpeg/ffprobe we started is gone (a killed one may take a moment to vanish)."""
-    async with asyncio.timeout(within):
-        # Polling /proc: there is no event for "a child process exited" that covers them all.
-        while ffmpeg_children():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 def ffmpeg_children() -> list[int]:
@@ -304,3 +329,19 @@ def ffmpeg_children() -> list[int]:
         if int(ppid) == me and name in ("ffmpeg", "ffprobe") and state != "Z":
             found.append(int(entry))
     return found
+
+
+def reaped(pid: int) -> bool:
+    """`pid` has exited and been waited for (a zombie still shows in /proc)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def killed(pid: int) -> bool:
+    """SIGKILL is pending for `pid`, or it has already died."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+    return fields.get("State", "").startswith(("Z", "X")) or bool(pending & (1 << 8))

@@ -12,7 +12,7 @@ import pytest
 from bot.audio import AudioError, AudioLimits, Standby, prepare_audio
 from bot.audio_standby import STANDBY_MAX_BYTES
 from tests.audio_fixtures import AudioSamples, audio_samples
-from tests.test_audio_pipeline import ffmpeg_children, no_ffmpeg_children
+from tests.test_audio_pipeline import ffmpeg_children
 
 __all__ = ["audio_samples"]
 
@@ -28,7 +28,7 @@ async def standby() -> AsyncIterator[Standby]:
         async with asyncio.timeout(10):
             assert await ready.wait_ready()
         yield ready
-    await no_ffmpeg_children()
+    assert ffmpeg_children() == [], "closing returns once its tools have exited"
 
 
 async def ready(standby: Standby) -> None:
@@ -121,6 +121,6 @@ async def test_closing_stops_the_waiting_tools() -> None:
     await ready(standby)
     assert len(ffmpeg_children()) == 2
     await standby.aclose()
-    await no_ffmpeg_children()
+    assert ffmpeg_children() == []
     standby.warm()  # closed: starts nothing
     assert ffmpeg_children() == []
