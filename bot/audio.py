@@ -332,8 +332,12 @@ async def _encode_pieces(
         await asyncio.to_thread(dst.unlink)
         return data
 
-    async with asyncio.TaskGroup() as group:
-        tasks = [group.create_task(one(i, span)) for i, span in enumerate(spans)]
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(i, span)) for i, span in enumerate(spans)]
+    except BaseExceptionGroup as failed:
+        # prepare_audio turns ToolFailed/ToolTimeout into a sentence for the user, not a group.
+        raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
 
 

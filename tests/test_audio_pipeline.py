@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import struct
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -209,6 +210,15 @@ def _truncated_m4a(samples: AudioSamples) -> bytes:
     return data[: len(data) // 2]
 
 
+def _undecodable_wav() -> bytes:
+    """A WAV header for 8 s of MS ADPCM over bytes no ADPCM decoder accepts."""
+    data = random.Random(5).randbytes(64_000)
+    fmt = struct.pack("<HHIIHH", 2, 1, 16_000, 8_000, 2, 16)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
 BAD_INPUTS: dict[str, tuple[Callable[[AudioSamples], bytes], str]] = {
     "empty": (lambda s: b"", "empty"),
     "text": (lambda s: b"meeting notes: ship it on friday\n" * 50, "text file"),
@@ -218,6 +228,8 @@ BAD_INPUTS: dict[str, tuple[Callable[[AudioSamples], bytes], str]] = {
     "random": (lambda s: random.Random(1).randbytes(50_000), "not an audio recording"),
     "corrupt": (_corrupt_ogg, "damaged"),
     "truncated": (_truncated_m4a, "damaged"),
+    # Probes fine, fails while converting (in the task group that encodes the pieces).
+    "undecodable": (lambda s: _undecodable_wav(), "damaged"),
     "too short": (lambda s: s.read("short.ogg"), "only 0.2 s"),
     "silent video": (lambda s: s.silent_video.read_bytes(), "without a sound track"),
 }
