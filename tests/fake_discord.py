@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.loopback import serve_on_loopback
+
 BOT_ID = 100000000000000001
 APP_ID = BOT_ID
 GUILD_ID = 200000000000000001
@@ -170,13 +172,7 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/attachments/{tail:.*}", self._cdn)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app)
         self.channels = {
             CHANNEL_ID: self._text_channel(CHANNEL_ID, "general"),
             THREAD_ID: self._thread(THREAD_ID, CHANNEL_ID, "a thread"),

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from tests.loopback import serve_on_loopback
+
 DEFAULT_KEY = "sk-fake-gateway-test-key-0123456789abcdef"
 
 
@@ -247,13 +249,9 @@ class FakeGateway:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/files/{name}", self._file)
         # A short shutdown: a test ending mid-stream should not wait for the handler to finish.
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=0.2
+        self._runner, self.port = await serve_on_loopback(
+            app, port=self.port, access_log=None, shutdown_timeout=0.2
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from tests.loopback import serve_on_loopback
+
 TEAM = "T0FAKE"
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
@@ -189,13 +191,7 @@ class FakeSlack:
         app.router.add_get("/files-pri/{team_file}/download/{name}", self._download)
         app.router.add_post("/respond/{id}", self._respond)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._runner, self.port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
