@@ -36,43 +36,6 @@ from storage.sqlite import SqliteStore
 log = logging.getLogger("chatops")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chatops", description=__doc__)
-    sub = parser.add_subparsers(dest="action")
-    sub.add_parser("run", help="run every configured platform (the console when none is)")
-    sub.add_parser("console", help="chat on this terminal; scriptable through pipes")
-    sub.add_parser("quota", help="show, set or export quota (`chatops quota --help`)")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # A .env file is a convenience for local runs; real environment variables win.
-    load_dotenv(override=False)
-    if argv[:1] == ["quota"]:
-        # The operator CLI needs only the database, not the gateway key.
-        return asyncio.run(quota_cli(argv[1:]))
-    args = _parser().parse_args(argv)
-    try:
-        config = Config.from_env(os.environ)
-        platforms = Platforms.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"chatops: configuration error: {exc.variable}: {exc.problem}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=config.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at INFO: noise in a chat console and in production logs.
-    logging.getLogger("httpx").setLevel(
-        max(logging.WARNING, logging.getLevelName(config.log_level))
-    )
-    if args.action == "console":
-        platforms = Platforms(slack=None, discord=None)
-    return asyncio.run(serve(config, platforms))
-
-
 @dataclass(frozen=True, slots=True)
 class Platforms:
     """Which chat platforms the environment configures (validated before anything starts)."""
@@ -105,6 +68,51 @@ class Platforms:
         return adapters
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatops", description=__doc__)
+    sub = parser.add_subparsers(dest="action")
+    sub.add_parser("run", help="run every configured platform (the console when none is)")
+    sub.add_parser("console", help="chat on this terminal; scriptable through pipes")
+    sub.add_parser("quota", help="show, set or export quota (`chatops quota --help`)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A .env file is a convenience for local runs; real environment variables win.
+    load_dotenv(override=False)
+    if argv[:1] == ["quota"]:
+        # The operator CLI needs only the database, not the gateway key.
+        return asyncio.run(quota_cli(argv[1:]))
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env(os.environ)
+        platforms = Platforms.from_env(os.environ)
+    except ConfigError as exc:
+        return _refuse(exc)
+    logging.basicConfig(
+        level=config.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request at INFO: noise in a chat console and in production logs.
+    logging.getLogger("httpx").setLevel(
+        max(logging.WARNING, logging.getLevelName(config.log_level))
+    )
+    if args.action == "console":
+        platforms = Platforms(slack=None, discord=None)
+    try:
+        return asyncio.run(serve(config, platforms))
+    except ConfigError as exc:
+        # Found only when opening it: a database file that is newer, foreign or unusable.
+        return _refuse(exc)
+
+
+def _refuse(exc: ConfigError) -> int:
+    print(f"chatops: configuration error: {exc.variable}: {exc.problem}", file=sys.stderr)
+    return 2
+
+
 async def serve(config: Config, platforms: Platforms) -> int:
     problem = await check_ffmpeg(config.audio)
     if problem:
@@ -117,8 +125,19 @@ async def serve(config: Config, platforms: Platforms) -> int:
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     store = await SqliteStore.open(config.db_path, config.quota)
     gateway = Gateway(config.base_url, config.api_key)
+    try:
+        return await _run_platforms(
+            config, platforms, standby, Services(config, gateway, store, Budgets())
+        )
+    finally:
+        await gateway.aclose()
+        await store.close()
+
+
+async def _run_platforms(
+    config: Config, platforms: Platforms, standby: Standby, services: Services
+) -> int:
     table = command_table(transcribe_command(config.audio, standby))
-    services = Services(config, gateway, store, Budgets())
     dispatcher = Dispatcher(services, table)
     adapters = platforms.build(services, table) or [
         ConsoleAdapter(config.db_path.parent / "uploads", commands=list(table))
@@ -143,8 +162,6 @@ async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     stopping.cancel()
     await dispatcher.drain(config.shutdown_grace)
     await asyncio.gather(*runs, return_exceptions=True)
-    await gateway.aclose()
-    await store.close()
     return 1 if failed else 0
 
 

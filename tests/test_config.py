@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,23 @@ def test_start_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "WEELINKING_BASE_URL" in lines[0]
     assert "sk-do-not-print" not in done.stderr + done.stdout
+
+
+def test_start_up_refuses_a_database_from_a_newer_version(tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
+    env |= {"WEELINKING_API_KEY": "k", "CHATOPS_DB": str(db)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        cwd=tmp_path,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CHATOPS_DB" in lines[0], done.stderr
