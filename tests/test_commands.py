@@ -189,3 +189,12 @@ async def test_settings_changes_one_setting_for_slash_only_platforms(tmp_path: P
         await core.send(make_request("colour blue", command="settings", user=ADMIN))
         assert "no setting `colour`" in list(core.adapter.messages.values())[-1]
         assert await core.store.channel_settings(channel) == stored
+
+
+async def test_unknown_default_model_suggests_close_names(tmp_path: Path) -> None:
+    async with running_core(tmp_path, default_model="gpt-4o-mimi") as core:
+        await core.send(make_request("hello"))
+        [text] = core.adapter.messages.values()
+        assert "no model `gpt-4o-mimi`" in text and "`gpt-4o-mini`" in text
+        [row] = await core.store.ledger()
+        assert row.status == "error" and row.amounts.tokens == 0

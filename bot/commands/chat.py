@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 from bot.commands import Command
+from bot.commands.models import explain_gateway_error
 from bot.context import Context
 from bot.conversation import build_messages, estimate_tokens, supports_vision
 from bot.errors import UserFacingError
@@ -58,7 +59,7 @@ async def run_ask(ctx: Context) -> None:
             # Tokens already streamed were paid for upstream; charge them, not the cap.
             used = Amounts(1, prompt_tokens, estimate_tokens(reply.text)) if reply.text else None
             meter.failed("interrupted" if used else "error", used)
-            await reply.interrupt(err.user_message())
+            await reply.interrupt(await explain_gateway_error(ctx.services.gateway, err))
             return
         except BaseException:
             meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))

@@ -7,6 +7,7 @@ import re
 import time
 
 from bot.commands import Command
+from bot.commands.models import explain_gateway_error
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.gateway import GatewayError
@@ -97,7 +98,7 @@ async def run_image(ctx: Context) -> None:
             )
         except GatewayError as err:
             meter.failed("error")
-            await reply.interrupt(err.user_message())
+            await reply.interrupt(await explain_gateway_error(ctx.services.gateway, err))
             return
         finally:
             ticker.cancel()

@@ -10,7 +10,7 @@ from itertools import groupby
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
-from bot.gateway import Gateway, ModelInfo
+from bot.gateway import Gateway, GatewayError, ModelInfo
 from storage.base import ChannelSettings
 
 PAGE_SIZE = 60
@@ -43,6 +43,16 @@ def render_models(models: Sequence[ModelInfo], query: str, page: int, current: s
     if page < pages:
         lines.append(f"Next page: `models {query + ' ' if query else ''}{page + 1}`")
     return "\n".join(lines)
+
+
+async def explain_gateway_error(gateway: Gateway, error: GatewayError) -> str:
+    """The error's plain sentence; for an unknown model, with the closest model names."""
+    if error.code != "model_not_found" or not error.model:
+        return error.user_message()
+    try:
+        return await unknown_model_message(gateway, error.model)
+    except GatewayError:
+        return error.user_message()
 
 
 async def unknown_model_message(gateway: Gateway, name: str) -> str:
