@@ -13,7 +13,17 @@ import pytest
 from bot.config import Config
 from bot.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _start_console(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        cwd=cwd,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_defaults_and_key() -> None:
@@ -46,15 +56,7 @@ def test_invalid_values_name_the_variable(env: dict[str, str], variable: str) ->
 def test_start_up_refuses_bad_config_with_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
     env |= {"WEELINKING_API_KEY": "sk-do-not-print", "WEELINKING_BASE_URL": "nonsense"}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "console"],
-        cwd=tmp_path,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _start_console(env, tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "WEELINKING_BASE_URL" in lines[0]
@@ -67,15 +69,7 @@ def test_start_up_refuses_a_database_from_a_newer_version(tmp_path: Path) -> Non
         conn.execute("PRAGMA user_version = 999")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
     env |= {"WEELINKING_API_KEY": "k", "CHATOPS_DB": str(db)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "console"],
-        cwd=tmp_path,
-        env=env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _start_console(env, tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "CHATOPS_DB" in lines[0], done.stderr
