@@ -8,7 +8,7 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NoReturn
@@ -98,9 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def quota_cli(argv: list[str], environ: Mapping[str, str] | None = None) -> int:
-    """Run `chatops quota ...`; returns the process exit status."""
+async def quota_cli(
+    argv: list[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> int:
+    """Run `chatops quota ...`; returns the process exit status.
+
+    `clock` is the current moment (tests inject it so windows never depend on the real date).
+    """
     env = os.environ if environ is None else environ
+    now = clock or (lambda: datetime.now(UTC))
     try:
         args = _parser().parse_args(argv)
         quota = QuotaConfig.from_env(env)
@@ -119,13 +128,13 @@ async def quota_cli(argv: list[str], environ: Mapping[str, str] | None = None) -
         await _write(sys.stderr, f"chatops quota: no database at {path} (set CHATOPS_DB or --db)\n")
         return 2
     try:
-        store = await SqliteStore.open(path, quota)
+        store = await SqliteStore.open(path, quota, clock=now)
     except ConfigError as e:
         await _write(sys.stderr, f"chatops quota: {e.variable}: {e.problem}\n")
         return 2
     try:
         if args.action == "show":
-            await _show(store, args.channel)
+            await _show(store, args.channel, now())
         elif args.action == "set":
             return await _set(store, args.channel, args.metric, args.window, args.limit)
         elif args.action == "reset":
@@ -160,8 +169,7 @@ async def _write(stream: IO[str], text: str) -> None:
     await asyncio.to_thread(stream.write, text)
 
 
-async def _show(store: SqliteStore, channel: str | None) -> None:
-    now = datetime.now(UTC)
+async def _show(store: SqliteStore, channel: str | None, now: datetime) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
         await _write(sys.stdout, format_quota(status, now).replace("**", "") + "\n")

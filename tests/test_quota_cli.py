@@ -65,7 +65,8 @@ async def test_defaults_come_from_the_environment(
 ) -> None:
     path = await seeded(tmp_path)
     env = {"CHATOPS_DB": str(path), "CHATOPS_QUOTA_REQUESTS_MONTH": "100"}
-    assert await quota_cli(["show", "discord:9"], env) == 0
+    # The seeded usage is in T0's month; the CLI reads the month of the moment it is given.
+    assert await quota_cli(["show", "discord:9"], env, clock=lambda: T0.replace(day=28)) == 0
     assert "requests: 1 of 100 used, 99 left" in capsys.readouterr().out
 
 
