@@ -26,7 +26,7 @@ from pathlib import Path
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
-from bot.gateway import Gateway
+from bot.gateway.client import Gateway
 from bot.ratelimit import Budgets
 from bot.secret import Secret
 from bot.services import Services

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fake_process import fake_gateway_process
-from bot.gateway import Gateway
+from bot.gateway.client import Gateway
 from bot.secret import Secret
 
 KEY = "sk-bench-key"
@@ -123,8 +123,8 @@ async def bench_cpu(base_url: str, streams: int, chunks: int) -> None:
     finally:
         await sdk.close()
     names = {
-        "aiohttp": "bot.gateway (aiohttp transport, default)",
-        "httpcore": "bot.gateway (httpx's own transport)",
+        "aiohttp": "bot.gateway.client (aiohttp transport, default)",
+        "httpcore": "bot.gateway.client (httpx's own transport)",
         "sdk": f"openai SDK {openai.__version__}",
     }
     print(f"CPU per streamed chunk ({streams} streams x {chunks} chunks, 4 in parallel):")

@@ -309,10 +309,10 @@ class FirstByteProxy:
 
 async def through_gateway(samples: int) -> None:
     try:
-        from bot.gateway import Gateway
+        from bot.gateway.client import Gateway
         from bot.secret import Secret
     except ImportError:
-        print("bot.gateway not available: skipping the gateway figures")
+        print("bot.gateway.client not available: skipping the gateway figures")
         return
     async with fake_gateway_process(KEY, delay=0.002) as (base_url, _):
         upstream_port = int(base_url.rsplit(":", 1)[1].split("/", 1)[0])

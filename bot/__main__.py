@@ -27,7 +27,7 @@ from bot.commands.transcribe import transcribe_command
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
-from bot.gateway import Gateway
+from bot.gateway.client import Gateway
 from bot.quota_cli import quota_cli
 from bot.ratelimit import Budgets
 from bot.services import Services

@@ -56,7 +56,7 @@ class AudioError(UserFacingError):
 
 
 class Transcriber(Protocol):
-    """The one gateway capability the pipeline needs (bot.gateway.Gateway has it)."""
+    """The one gateway capability the pipeline needs (bot.gateway.client.Gateway has it)."""
 
     async def transcribe(
         self,

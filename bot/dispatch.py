@@ -13,7 +13,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
-from bot.gateway import GatewayError
+from bot.gateway.client import GatewayError
 from bot.services import Services
 
 log = logging.getLogger(__name__)

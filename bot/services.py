@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Config
-from bot.gateway import Gateway
+from bot.gateway.client import Gateway
 from bot.ratelimit import Budgets
 from storage.base import Store
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from bot.errors import TooLarge
-from bot.gateway import MAX_AUDIO_BYTES, Gateway, GatewayError, Timeouts, TokenUsage
-from bot.gateway_models import vendor_for
+from bot.gateway.client import MAX_AUDIO_BYTES, Gateway, GatewayError, Timeouts, TokenUsage
+from bot.gateway.models import vendor_for
 from bot.secret import Secret
 from tests.fake_gateway import CATALOGUE, FakeGateway, Quirks, png_bytes
 

@@ -10,7 +10,7 @@ from bot.context import Context
 from bot.conversation import build_messages, estimate_tokens, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
-from bot.gateway import GatewayError, TokenUsage
+from bot.gateway.client import GatewayError, TokenUsage
 from storage.base import Amounts
 
 

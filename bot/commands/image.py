@@ -10,7 +10,7 @@ from bot.commands import Command
 from bot.commands.models import explain_gateway_error
 from bot.context import Context
 from bot.errors import UserFacingError
-from bot.gateway import GatewayError
+from bot.gateway.client import GatewayError
 from bot.streaming import StreamingReply
 from storage.base import Amounts
 

@@ -10,7 +10,7 @@ from itertools import groupby
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
-from bot.gateway import Gateway, GatewayError, ModelInfo
+from bot.gateway.client import Gateway, GatewayError, ModelInfo
 from storage.base import ChannelSettings
 
 PAGE_SIZE = 60

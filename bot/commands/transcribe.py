@@ -20,7 +20,7 @@ from bot.commands.chat import ASK
 from bot.context import Context
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment
-from bot.gateway import GatewayError
+from bot.gateway.client import GatewayError
 from storage.base import Amounts
 
 USAGE = "transcribe [language, e.g. de] (with an audio file or voice note attached)"

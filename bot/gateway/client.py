@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 
 from bot.errors import TooLarge
-from bot.gateway_errors import GatewayError, error_from_answer
-from bot.gateway_models import ModelInfo, vendor_for
-from bot.gateway_stream import ChatStream, TokenUsage, sse_deltas, whole_completion
-from bot.gateway_transport import TransportName, make_transport
+from bot.gateway.errors import GatewayError, error_from_answer
+from bot.gateway.models import ModelInfo, vendor_for
+from bot.gateway.stream import ChatStream, TokenUsage, sse_deltas, whole_completion
+from bot.gateway.transport import TransportName, make_transport
 from bot.secret import Secret
 
 __all__ = [

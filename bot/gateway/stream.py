@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
-from bot.gateway_errors import GatewayError, error_from_event
+from bot.gateway.errors import GatewayError, error_from_event
 
 
 @dataclass(frozen=True, slots=True)

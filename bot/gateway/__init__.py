@@ -1,0 +1,1 @@
+"""The model gateway client: streamed chat, images, transcription, the model list, errors."""
