@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from bench.fake_process import fake_gateway_process
 from bot.errors import PlatformRateLimited
 from bot.events import Limits, Place, Posted, Request
-from bot.ratelimit import Budgets
-from bot.streaming import StreamingReply
+from bot.streaming.budgets import Budgets
+from bot.streaming.reply import StreamingReply
 from tests.memory_adapter import MemoryAdapter, make_request
 
 KEY = "sk-bench-streaming-key"

@@ -29,8 +29,8 @@ from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.gateway.client import Gateway
 from bot.quota_cli import quota_cli
-from bot.ratelimit import Budgets
 from bot.services import Services
+from bot.streaming.budgets import Budgets
 from storage.sqlite import SqliteStore
 
 log = logging.getLogger("chatops")

@@ -11,7 +11,7 @@ from bot.errors import PlatformRateLimited
 from bot.events import Attachment, Posted, Request
 from bot.meter import Meter, metered
 from bot.services import Services
-from bot.streaming import StreamingReply
+from bot.streaming.reply import StreamingReply
 from storage.base import Amounts, ChannelSettings, Charge
 
 UPLOAD_ATTEMPTS = 3

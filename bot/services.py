@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.gateway.client import Gateway
-from bot.ratelimit import Budgets
+from bot.streaming.budgets import Budgets
 from storage.base import Store
 
 

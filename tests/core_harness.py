@@ -12,9 +12,9 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.events import Limits, Request
 from bot.gateway.client import Gateway
-from bot.ratelimit import Budgets
 from bot.secret import Secret
 from bot.services import Services
+from bot.streaming.budgets import Budgets
 from storage.sqlite import SqliteStore
 from tests.fake_gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter

@@ -16,9 +16,9 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
-from bot.ratelimit import Budgets
 from bot.secret import Secret
 from bot.services import Services
+from bot.streaming.budgets import Budgets
 from storage.sqlite import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples, duration_of
 from tests.discord_harness import running

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.splitting import (
+from bot.streaming.splitting import (
     closing_fence,
     is_boundary,
     next_part,

@@ -12,9 +12,9 @@ import pytest
 
 from bot.errors import UserFacingError
 from bot.events import Limits, Place
-from bot.ratelimit import Budgets, EditBudget
-from bot.splitting import split_message
-from bot.streaming import EMPTY_REPLY, StreamingReply
+from bot.streaming.budgets import Budgets, EditBudget
+from bot.streaming.reply import EMPTY_REPLY, StreamingReply
+from bot.streaming.splitting import split_message
 from tests.memory_adapter import Event, MemoryAdapter, make_request
 from tests.test_splitting import ATOMS, CJK, fences_balanced, reassembles
 

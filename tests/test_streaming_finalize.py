@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.events import Limits
-from bot.ratelimit import Budgets
-from bot.streaming import StreamingReply
+from bot.streaming.budgets import Budgets
+from bot.streaming.reply import StreamingReply
 from tests.memory_adapter import MemoryAdapter, make_request
 
 LIMITS = Limits(max_chars=120, edit_interval=0.01, budget_per_second=1000.0, budget_burst=100)

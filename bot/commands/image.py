@@ -11,7 +11,7 @@ from bot.commands.models import explain_gateway_error
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.gateway.client import GatewayError
-from bot.streaming import StreamingReply
+from bot.streaming.reply import StreamingReply
 from storage.base import Amounts
 
 QUALITIES = ("auto", "low", "medium", "high", "standard", "hd")

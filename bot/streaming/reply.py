@@ -12,8 +12,8 @@ from typing import TypeVar
 from bot.adapter import Adapter
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
-from bot.ratelimit import Budgets, EditBudget
-from bot.splitting import Part, closing_fence, next_part
+from bot.streaming.budgets import Budgets, EditBudget
+from bot.streaming.splitting import Part, closing_fence, next_part
 
 log = logging.getLogger(__name__)
 

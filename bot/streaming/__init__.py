@@ -1,0 +1,1 @@
+"""Streaming replies: progressive edits within platform budgets, split past the length limit."""
