@@ -24,7 +24,13 @@ import time
 from pathlib import Path
 
 from bench.fake_process import fake_gateway_process
-from bot.audio import AudioLimits, PreparedAudio, Standby, prepare_audio, transcribe_prepared
+from bot.audio.pipeline import (
+    AudioLimits,
+    PreparedAudio,
+    Standby,
+    prepare_audio,
+    transcribe_prepared,
+)
 from bot.gateway.client import Gateway
 from bot.secret import Secret
 from tests.audio_fixtures import generate, loop_to

@@ -19,8 +19,8 @@ from adapters.discord_settings import DiscordSettings
 from adapters.slack import SlackAdapter
 from adapters.slack_settings import SlackSettings
 from bot.adapter import Adapter
-from bot.audio import check_ffmpeg
-from bot.audio_standby import Standby
+from bot.audio.pipeline import check_ffmpeg
+from bot.audio.standby import Standby
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.commands.transcribe import transcribe_command

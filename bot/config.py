@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bot.audio_limits import AudioLimits
+from bot.audio.limits import AudioLimits
 from bot.envvars import number
 from bot.errors import ConfigError
 from bot.quota import QuotaConfig

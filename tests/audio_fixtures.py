@@ -162,7 +162,7 @@ def duration_of(path: Path) -> float:
 
 @dataclass(frozen=True, slots=True)
 class ProbedAudio:
-    """What ffprobe (run here, independently of bot.audio) says about some bytes."""
+    """What ffprobe (run here, independently of bot.audio.pipeline) says about some bytes."""
 
     format_name: str
     codec: str

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.audio import AudioLimits
+from bot.audio.pipeline import AudioLimits
 from bot.commands.table import command_table
 from bot.commands.transcribe import transcribe_command
 from bot.dispatch import Dispatcher

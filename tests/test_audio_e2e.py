@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.audio import AudioLimits, PreparedAudio, prepare_audio, transcribe_prepared
+from bot.audio.pipeline import AudioLimits, PreparedAudio, prepare_audio, transcribe_prepared
 from bot.gateway.client import Gateway, GatewayError
 from bot.secret import Secret
 from tests.audio_fixtures import AudioSamples, audio_samples, ffprobe_bytes

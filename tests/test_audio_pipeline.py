@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audio import AudioError, AudioLimits, PreparedAudio, check_ffmpeg, prepare_audio
-from bot.audio_tools import FFMPEG, FFMPEG_QUIET, run_tool
+from bot.audio.pipeline import AudioError, AudioLimits, PreparedAudio, check_ffmpeg, prepare_audio
+from bot.audio.tools import FFMPEG, FFMPEG_QUIET, run_tool
 from tests.audio_fixtures import (
     AudioSamples,
     audio_samples,

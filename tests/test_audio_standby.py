@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.audio import AudioError, AudioLimits, Standby, prepare_audio
-from bot.audio_standby import STANDBY_MAX_BYTES
+from bot.audio.pipeline import AudioError, AudioLimits, Standby, prepare_audio
+from bot.audio.standby import STANDBY_MAX_BYTES
 from tests.audio_fixtures import AudioSamples, audio_samples
 from tests.test_audio_pipeline import ffmpeg_children
 

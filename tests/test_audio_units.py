@@ -6,8 +6,7 @@ import itertools
 
 import pytest
 
-from bot.audio import AudioLimits, format_duration
-from bot.audio_formats import (
+from bot.audio.formats import (
     M4A,
     MP4,
     OGG,
@@ -17,8 +16,9 @@ from bot.audio_formats import (
     seeks_exactly,
     sniff,
 )
-from bot.audio_probe import last_out_time
-from bot.audio_split import SLACK, parse_silences, plan_pieces
+from bot.audio.pipeline import AudioLimits, format_duration
+from bot.audio.probe import last_out_time
+from bot.audio.split import SLACK, parse_silences, plan_pieces
 from bot.errors import ConfigError
 
 

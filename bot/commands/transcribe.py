@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from bot.audio import (
+from bot.audio.pipeline import (
     AudioError,
     AudioLimits,
     PreparedAudio,

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.audio_limits import ConvertFormat
-from bot.audio_split import Span, parse_silences
-from bot.audio_tools import FFMPEG, FFMPEG_QUIET, run_tool
+from bot.audio.limits import ConvertFormat
+from bot.audio.split import Span, parse_silences
+from bot.audio.tools import FFMPEG, FFMPEG_QUIET, run_tool
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.audio_convert import ENCODINGS, Encoding, detect_silences, encode, encode_segments
-from bot.audio_formats import (
+from bot.audio.convert import ENCODINGS, Encoding, detect_silences, encode, encode_segments
+from bot.audio.formats import (
     HEAD_BYTES,
     accepted_format,
     describe,
@@ -23,11 +23,11 @@ from bot.audio_formats import (
     seeks_exactly,
     sniff,
 )
-from bot.audio_limits import MB, AudioLimits
-from bot.audio_probe import Probe, Unreadable, probe_file
-from bot.audio_split import Span, plan_pieces
-from bot.audio_standby import Standby
-from bot.audio_tools import FFMPEG, ToolFailed, ToolMissing, ToolTimeout, run_tool, tools_on_path
+from bot.audio.limits import MB, AudioLimits
+from bot.audio.probe import Probe, Unreadable, probe_file
+from bot.audio.split import Span, plan_pieces
+from bot.audio.standby import Standby
+from bot.audio.tools import FFMPEG, ToolFailed, ToolMissing, ToolTimeout, run_tool, tools_on_path
 from bot.errors import UserFacingError
 
 __all__ = [

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.audio_formats import sniff
-from bot.audio_tools import FFMPEG, FFMPEG_QUIET, FFPROBE, ToolFailed, run_tool
+from bot.audio.formats import sniff
+from bot.audio.tools import FFMPEG, FFMPEG_QUIET, FFPROBE, ToolFailed, run_tool
 
 
 class Unreadable(Exception):

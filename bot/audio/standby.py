@@ -15,7 +15,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from bot.audio_probe import (
+from bot.audio.probe import (
     MEASURE_OUTPUT,
     PROBE_ARGS,
     Probe,
@@ -24,7 +24,7 @@ from bot.audio_probe import (
     parse_probe,
     probe_from,
 )
-from bot.audio_tools import FFMPEG, FFPROBE, ToolTimeout, kill_and_reap
+from bot.audio.tools import FFMPEG, FFPROBE, ToolTimeout, kill_and_reap
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Audio for transcription: identify, convert and split recordings with ffmpeg."""
