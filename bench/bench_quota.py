@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.quota import QuotaConfig
+from bot.quota.config import quota_config_from_env
 from storage.base import Amounts, Charge
 from storage.sqlite import SqliteStore, open_store
 
@@ -38,7 +38,7 @@ def summary(ms: list[float]) -> str:
 
 async def closed_loop(path: Path, tasks: int) -> None:
     """`tasks` workers doing reserve + settle back to back: throughput."""
-    store = await open_store(path, QuotaConfig.from_env(ENV))
+    store = await open_store(path, quota_config_from_env(ENV))
     gate: list[float] = []  # reserve + settle seconds, per request
     done = 0
     deadline = time.perf_counter() + SECONDS_PER_LEVEL
@@ -68,7 +68,7 @@ async def closed_loop(path: Path, tasks: int) -> None:
 async def open_loop(path: Path, rate: float) -> None:
     """Requests arriving at `rate`/s, each reserve → 20 ms gateway call → settle: what the
     gate adds to one request's latency at a given load."""
-    store = await open_store(path, QuotaConfig.from_env(ENV))
+    store = await open_store(path, quota_config_from_env(ENV))
     await warm_up(store)
     added: list[float] = []
 

@@ -28,9 +28,10 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.gateway.client import Gateway
-from bot.quota_cli import quota_cli
+from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
+from storage.base import DatabaseUnusable
 from storage.sqlite import SqliteStore
 
 log = logging.getLogger("chatops")
@@ -103,12 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         platforms = Platforms(slack=None, discord=None)
     try:
         return asyncio.run(serve(config, platforms))
-    except ConfigError as exc:
+    except (ConfigError, DatabaseUnusable) as exc:
         # Found only when opening it: a database file that is newer, foreign or unusable.
         return _refuse(exc)
 
 
-def _refuse(exc: ConfigError) -> int:
+def _refuse(exc: ConfigError | DatabaseUnusable) -> int:
     print(f"chatops: configuration error: {exc.variable}: {exc.problem}", file=sys.stderr)
     return 2
 

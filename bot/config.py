@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from bot.audio.limits import AudioLimits
 from bot.envvars import number
 from bot.errors import ConfigError
-from bot.quota import QuotaConfig
+from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
+from storage.base import QuotaConfig
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -57,7 +58,7 @@ class Config:
                 part.strip() for part in env.get("CHATOPS_ADMINS", "").split(",") if part.strip()
             ),
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
-            quota=QuotaConfig.from_env(env),
+            quota=quota_config_from_env(env),
             audio=AudioLimits.from_env(env),
         )
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bot.adapter import Adapter
 from bot.errors import PlatformRateLimited
 from bot.events import Attachment, Posted, Request
-from bot.meter import Meter, metered
+from bot.quota.meter import Meter, metered
 from bot.services import Services
 from bot.streaming.reply import StreamingReply
 from storage.base import Amounts, ChannelSettings, Charge

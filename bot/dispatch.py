@@ -14,7 +14,9 @@ from bot.context import Context
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
 from bot.gateway.client import GatewayError
+from bot.quota.view import refusal_text
 from bot.services import Services
+from storage.base import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,8 @@ class Dispatcher:
             raise
         except UserFacingError as exc:
             await _tell(adapter, req, exc.message)
+        except QuotaExceeded as exc:
+            await _tell(adapter, req, refusal_text(exc))
         except GatewayError as exc:
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
             await _tell(adapter, req, exc.user_message())

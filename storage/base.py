@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Literal, Protocol
-
-from bot.errors import UserFacingError
+from zoneinfo import ZoneInfo
 
 Metric = Literal["requests", "tokens", "images", "audio_seconds"]
 Window = Literal["day", "month"]
@@ -15,6 +14,48 @@ Status = Literal["ok", "error", "interrupted", "cancelled"]
 # What a ledger row may say besides a final Status: still held, given back by expiry, refused.
 LedgerStatus = Literal["pending", "expired", "refused", "ok", "error", "interrupted", "cancelled"]
 Scope = Literal["channel", "user"]
+
+METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds")
+WINDOWS: tuple[Window, ...] = ("day", "month")
+DEFAULT_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowKeys:
+    """The calendar windows a moment falls in, as sortable strings in the quota time zone."""
+
+    day: str
+    month: str
+
+    def of(self, window: Window) -> str:
+        return self.day if window == "day" else self.month
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaConfig:
+    """Default limits for every channel, the windows' time zone and the reservation TTL."""
+
+    limits: Mapping[tuple[Metric, Window], float | None] = field(default_factory=dict)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    # Fraction of each channel limit one user may use inside that channel; None = no cap.
+    user_share: float | None = None
+    reservation_ttl: timedelta = DEFAULT_TTL
+
+    def default_limit(self, metric: Metric, window: Window) -> float | None:
+        return self.limits.get((metric, window))
+
+    def window_keys(self, now: datetime) -> WindowKeys:
+        local = now.astimezone(self.tz)
+        return WindowKeys(day=local.date().isoformat(), month=f"{local.year:04d}-{local.month:02d}")
+
+    def resets_at(self, window: Window, now: datetime) -> datetime:
+        """The start of the next window, in the quota time zone."""
+        today = now.astimezone(self.tz).date()
+        if window == "day":
+            nxt = today + timedelta(days=1)
+        else:
+            nxt = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+        return datetime.combine(nxt, time(), tzinfo=self.tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +164,18 @@ class QuotaStatus:
     time_zone: str  # the windows' zone, e.g. "UTC" or "Europe/Berlin"
 
 
-def _amount(metric: Metric, value: float) -> str:
-    if metric == "audio_seconds":
-        return f"{value:,.0f} s"
-    unit = metric[:-1] if value == 1 else metric
-    return f"{value:,.0f} {unit}"
+class DatabaseUnusable(Exception):
+    """CHATOPS_DB names a database that cannot be opened or used; says why in one line."""
+
+    variable = "CHATOPS_DB"
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{self.variable}: {problem}")
+        self.problem = problem
 
 
-class QuotaExceeded(UserFacingError):
-    """A reservation would pass a limit; says which limit, what is left, when it resets."""
+class QuotaExceeded(Exception):
+    """A reservation would pass a limit: which limit, what is used and left, when it resets."""
 
     def __init__(
         self,
@@ -144,28 +188,12 @@ class QuotaExceeded(UserFacingError):
         needed: float = 0.0,
         scope: Scope = "channel",
     ) -> None:
-        left = max(limit - used, 0)
-        period = "daily" if window == "day" else "monthly"
-        who = "This channel's" if scope == "channel" else "Your share of this channel's"
-        name = {"requests": "request", "tokens": "token", "images": "image"}.get(metric, "audio")
-        cap = f"{limit:,.0f}" + (" s" if metric == "audio_seconds" else "")
-        if left <= 0 or metric == "requests":
-            state = f"is used up ({_amount(metric, used)} of {cap})"
-        else:
-            state = (
-                f"would be exceeded: {_amount(metric, used)} used of {cap}, "
-                f"{_amount(metric, left)} left, this request may need up to "
-                f"{_amount(metric, needed)}"
-            )
-        super().__init__(
-            f"{who} {period} {name} limit {state}. "
-            f"It resets {resets_at:%Y-%m-%d %H:%M} {resets_at.tzname()}."
-        )
+        super().__init__(f"{scope} {window} {metric} limit {limit:g} reached")
         self.metric = metric
         self.window = window
         self.limit = limit
         self.used = used
-        self.left = left
+        self.left = max(limit - used, 0)
         self.needed = needed
         self.scope = scope
         self.resets_at = resets_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from bot.errors import ConfigError
+from storage.base import DatabaseUnusable
 
 # Version 1 is the minimal store of the core issue (settings: model; a plain ledger; events).
 V1 = """
@@ -149,8 +149,7 @@ def check_version(conn: sqlite3.Connection, where: str) -> int:
     """The file's schema version; refuses one written by a newer bot, changing nothing."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > LATEST:
-        raise ConfigError(
-            "CHATOPS_DB",
+        raise DatabaseUnusable(
             f"{where} has schema version {version} but this bot knows only up to "
             f"{LATEST}; upgrade the bot, or point CHATOPS_DB at another file",
         )

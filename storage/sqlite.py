@@ -13,20 +13,23 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from bot.errors import ConfigError
-from bot.quota import METRICS, WINDOWS, QuotaConfig, WindowKeys
 from storage.base import (
+    METRICS,
+    WINDOWS,
     Amounts,
     ChannelSettings,
     Charge,
+    DatabaseUnusable,
     LedgerRow,
     LimitSetting,
     Metric,
+    QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
     Reservation,
     Status,
     Window,
+    WindowKeys,
     WindowUsage,
 )
 from storage.checkpointer import INLINE_PAGES, Checkpointer
@@ -103,7 +106,7 @@ class SqliteStore:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; timeout: busy_timeout.
             db = await aiosqlite.connect(where, isolation_level=None, timeout=10.0)
         except (OSError, sqlite3.Error) as e:
-            raise ConfigError("CHATOPS_DB", f"cannot open {where}: {e}") from None
+            raise DatabaseUnusable(f"cannot open {where}: {e}") from None
         try:
             raw = db._conn
             store = cls(
@@ -114,7 +117,7 @@ class SqliteStore:
             except sqlite3.DatabaseError as e:
                 if isinstance(e, sqlite3.OperationalError):
                     raise  # locked, I/O: not a configuration problem
-                raise ConfigError("CHATOPS_DB", f"{where} is not a usable database: {e}") from None
+                raise DatabaseUnusable(f"{where} is not a usable database: {e}") from None
             if where != ":memory:":
                 store._checkpointer = Checkpointer(where)
                 await store._checkpointer.start()

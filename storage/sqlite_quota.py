@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bot.quota import METRICS, WINDOWS, WindowKeys
-from storage.base import Amounts, Charge, LedgerRow, LimitSetting, Metric, Spender, Window
+from storage.base import (
+    METRICS,
+    WINDOWS,
+    Amounts,
+    Charge,
+    LedgerRow,
+    LimitSetting,
+    Metric,
+    Spender,
+    Window,
+    WindowKeys,
+)
 
 _TS = "%Y-%m-%dT%H:%M:%S.%fZ"
 

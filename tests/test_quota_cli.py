@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.quota_cli import CSV_FIELDS, quota_cli
+from bot.quota.cli import CSV_FIELDS, quota_cli
 from storage.base import Amounts, Charge
 from storage.sqlite import SqliteStore
 
@@ -138,7 +138,7 @@ async def test_export_writes_every_ledger_row_as_csv(tmp_path: Path) -> None:
 async def test_export_to_stdout_from_a_real_process(tmp_path: Path) -> None:
     path = await seeded(tmp_path)
     script = (
-        "import asyncio, sys\nfrom bot.quota_cli import quota_cli\n"
+        "import asyncio, sys\nfrom bot.quota.cli import quota_cli\n"
         "sys.exit(asyncio.run(quota_cli(sys.argv[1:])))"
     )
     proc = await asyncio.create_subprocess_exec(

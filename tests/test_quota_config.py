@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from bot.errors import ConfigError
-from bot.quota import QuotaConfig, parse_limit, parse_metric, parse_window
+from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
 
 
 def test_defaults_are_unlimited_in_utc() -> None:
-    config = QuotaConfig.from_env({})
+    config = quota_config_from_env({})
     assert config.tz.key == "UTC"
     assert config.default_limit("tokens", "day") is None
     assert config.user_share is None
@@ -19,7 +19,7 @@ def test_defaults_are_unlimited_in_utc() -> None:
 
 
 def test_every_metric_and_window_from_the_environment() -> None:
-    config = QuotaConfig.from_env(
+    config = quota_config_from_env(
         {
             "CHATOPS_QUOTA_REQUESTS_DAY": "200",
             "CHATOPS_QUOTA_TOKENS_DAY": "250k",
@@ -61,7 +61,7 @@ def test_every_metric_and_window_from_the_environment() -> None:
 )
 def test_bad_values_name_the_variable(variable: str, value: str, says: str) -> None:
     with pytest.raises(ConfigError) as info:
-        QuotaConfig.from_env({variable: value})
+        quota_config_from_env({variable: value})
     assert info.value.variable == variable
     assert says in info.value.problem
 

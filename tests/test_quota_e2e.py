@@ -64,7 +64,7 @@ async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(tmp_pat
         assert "temperature: 0.4" in third
         chats = [r for r in fake.requests if r.path.endswith("/chat/completions")]
         assert len(chats) == 2
-    script = "import asyncio, sys\nfrom bot.quota_cli import quota_cli\n"
+    script = "import asyncio, sys\nfrom bot.quota.cli import quota_cli\n"
     script += "sys.exit(asyncio.run(quota_cli(sys.argv[1:])))"
     exported = await _run(["-c", script, "export"], env, "", tmp_path)
     rows = list(csv.DictReader(io.StringIO(exported)))

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.quota import QuotaConfig
-from storage.base import Amounts, Charge, QuotaExceeded, Reservation
+from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded, Reservation
 from storage.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -94,8 +93,7 @@ async def test_exactly_the_allowed_number_get_through(
 CHILD = r"""
 import asyncio, sys
 from datetime import datetime
-from bot.quota import QuotaConfig
-from storage.base import Amounts, Charge
+from storage.base import Amounts, Charge, QuotaConfig
 from storage.sqlite import SqliteStore
 
 async def main() -> None:

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
-from bot.quota import QuotaConfig
-from storage.base import Amounts, ChannelSettings, Charge, QuotaExceeded
+from storage.base import (
+    Amounts,
+    ChannelSettings,
+    Charge,
+    DatabaseUnusable,
+    QuotaConfig,
+    QuotaExceeded,
+)
 from storage.schema import LATEST
 from storage.sqlite import SqliteStore
 
@@ -109,7 +114,7 @@ async def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {LATEST + 5}")
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(DatabaseUnusable) as info:
         await SqliteStore.open(path)
     assert info.value.variable == "CHATOPS_DB"
     assert f"schema version {LATEST + 5}" in info.value.problem
@@ -121,12 +126,12 @@ async def test_a_newer_file_is_refused_and_left_alone(tmp_path: Path) -> None:
 async def test_an_unusable_path_or_file_names_the_variable(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(DatabaseUnusable) as info:
         await SqliteStore.open(blocker / "chatops.db")
     assert info.value.variable == "CHATOPS_DB" and "cannot open" in info.value.problem
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(DatabaseUnusable) as info:
         await SqliteStore.open(garbage)
     assert "is not a usable database" in info.value.problem
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.quota import QuotaConfig
-from storage.base import Amounts, Charge, QuotaExceeded
+from bot.quota.view import refusal_text
+from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded
 from storage.sqlite import SqliteStore
 
 # Auckland is UTC+13 in November: its midnight is 11:00 UTC, far from UTC's own.
@@ -36,7 +36,7 @@ async def test_day_rolls_over_at_local_midnight_not_utc(tmp_path: Path) -> None:
         with pytest.raises(QuotaExceeded) as info:
             await store.reserve(CHARGE, EST, now=at("2026-11-26T00:01:00"))  # same local day
         assert info.value.resets_at == datetime(2026, 11, 27, tzinfo=AKL)
-        assert "2026-11-27 00:00 NZDT" in info.value.message
+        assert "2026-11-27 00:00 NZDT" in refusal_text(info.value)
         with pytest.raises(QuotaExceeded):
             await store.reserve(CHARGE, EST, now=at("2026-11-26T10:59:59"))  # 23:59:59 local
         await store.reserve(CHARGE, EST, now=at("2026-11-26T11:00:00"))  # 00:00 next day

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.quota import QuotaConfig
-from storage.base import Amounts, ChannelSettings, Charge, QuotaExceeded, Store
+from bot.quota.view import refusal_text
+from storage.base import Amounts, ChannelSettings, Charge, QuotaConfig, QuotaExceeded, Store
 from storage.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -195,8 +195,9 @@ async def test_refusal_names_limit_left_and_reset(make_store: MakeStore) -> None
     assert (e.metric, e.window, e.scope) == ("tokens", "month", "channel")
     assert (e.limit, e.used, e.left, e.needed) == (1000, 600, 400, 500)
     assert e.resets_at == datetime(2026, 12, 1, tzinfo=UTC)
-    assert "monthly token limit" in e.message and "400 tokens left" in e.message
-    assert "2026-12-01 00:00" in e.message
+    said = refusal_text(e)
+    assert "monthly token limit" in said and "400 tokens left" in said
+    assert "2026-12-01 00:00" in said
     # The refused request leaves a row that charges nothing; the counters did not move.
     refused = [row for row in await store.ledger() if row.status == "refused"]
     assert len(refused) == 1 and refused[0].amounts == Amounts()
@@ -295,7 +296,7 @@ async def test_user_share_caps_one_person(make_store: MakeStore) -> None:
     with pytest.raises(QuotaExceeded) as info:
         await store.reserve(alice, EST, now=T0)
     assert info.value.scope == "user" and info.value.limit == 2
-    assert info.value.message.startswith("Your share")
+    assert refusal_text(info.value).startswith("Your share")
     await store.reserve(bob, EST, now=T0)
     await store.reserve(bob, EST, now=T0)
     with pytest.raises(QuotaExceeded) as info:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
-from bot.quota import format_amount, format_quota, parse_limit, parse_metric, parse_window
+from bot.quota.config import parse_limit, parse_metric, parse_window
+from bot.quota.view import format_amount, format_quota
 
 SET_USAGE = "`quota set <requests|tokens|images|audio> <day|month> <limit|unlimited|default>`"
 _PERIOD = {"day": "daily", "month": "monthly"}

@@ -14,15 +14,9 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from bot.errors import ConfigError
-from bot.quota import (
-    QuotaConfig,
-    format_amount,
-    format_quota,
-    parse_limit,
-    parse_metric,
-    parse_window,
-)
-from storage.base import LedgerRow
+from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
+from bot.quota.view import format_amount, format_quota
+from storage.base import DatabaseUnusable, LedgerRow
 from storage.sqlite import SqliteStore
 
 DEFAULT_DB = "data/chatops.db"  # as CHATOPS_DB defaults in bot/config.py
@@ -112,7 +106,7 @@ async def quota_cli(
     now = clock or (lambda: datetime.now(UTC))
     try:
         args = _parser().parse_args(argv)
-        quota = QuotaConfig.from_env(env)
+        quota = quota_config_from_env(env)
         since = _parse_since(args.since) if args.action == "export" else None
         _check_channel(args.channel)
     except UsageError as e:
@@ -129,7 +123,7 @@ async def quota_cli(
         return 2
     try:
         store = await SqliteStore.open(path, quota, clock=now)
-    except ConfigError as e:
+    except DatabaseUnusable as e:
         await _write(sys.stderr, f"chatops quota: {e.variable}: {e.problem}\n")
         return 2
     try:

@@ -1,0 +1,1 @@
+"""Quota: limits from the environment, the reserve/settle meter, the view, the operator CLI."""

@@ -1,0 +1,137 @@
+"""Quota configuration: limits, shares and hold TTL parsed from the environment and commands."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError
+from storage.base import DEFAULT_TTL, METRICS, WINDOWS, Metric, QuotaConfig, Window
+
+# Above this a limit is a typo, not a budget (a trillion tokens is ~ millions of dollars).
+MAX_LIMIT = 1e12
+
+_METRIC_NAMES: dict[str, Metric] = {
+    "requests": "requests",
+    "request": "requests",
+    "req": "requests",
+    "tokens": "tokens",
+    "token": "tokens",
+    "images": "images",
+    "image": "images",
+    "img": "images",
+    "audio": "audio_seconds",
+    "audio_seconds": "audio_seconds",
+    "audio-seconds": "audio_seconds",
+    "seconds": "audio_seconds",
+}
+_WINDOW_NAMES: dict[str, Window] = {
+    "day": "day",
+    "daily": "day",
+    "today": "day",
+    "month": "month",
+    "monthly": "month",
+}
+_UNLIMITED = {"unlimited", "none", "off", "inf", "infinite", "-"}
+_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
+_SECONDS_SUFFIX = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_NUMBER = re.compile(r"^([0-9][0-9_,]*(?:\.[0-9]+)?|\.[0-9]+)\s*([a-z]*)$")
+
+
+def parse_metric(text: str) -> Metric:
+    """A metric name or alias; ValueError names the valid ones."""
+    metric = _METRIC_NAMES.get(text.strip().lower())
+    if metric is None:
+        raise ValueError(f"unknown metric {text!r}; use one of: requests, tokens, images, audio")
+    return metric
+
+
+def parse_window(text: str) -> Window:
+    window = _WINDOW_NAMES.get(text.strip().lower())
+    if window is None:
+        raise ValueError(f"unknown window {text!r}; use day or month")
+    return window
+
+
+def parse_limit(metric: Metric, text: str) -> float | None:
+    """A limit for `metric`: a number (k/M suffixes; s/min/h for audio) or "unlimited" (None)."""
+    raw = text.strip().lower()
+    if raw in _UNLIMITED:
+        return None
+    if raw.startswith("-"):
+        raise ValueError(f"a limit cannot be negative (got {text.strip()!r})")
+    match = _NUMBER.match(raw)
+    suffixes = _SECONDS_SUFFIX if metric == "audio_seconds" else _COUNT_SUFFIX
+    if match is None or match.group(2) not in suffixes:
+        hint = "seconds, or with min/h" if metric == "audio_seconds" else "a whole number"
+        raise ValueError(f"{text.strip()!r} is not a limit; use {hint}, or 'unlimited'")
+    value = float(match.group(1).replace("_", "").replace(",", "")) * suffixes[match.group(2)]
+    if not math.isfinite(value) or value > MAX_LIMIT:
+        raise ValueError(f"{text.strip()!r} is absurdly large (at most {MAX_LIMIT:,.0f})")
+    if metric != "audio_seconds":
+        if value != int(value):
+            raise ValueError(f"{metric} limits are whole numbers (got {text.strip()!r})")
+        return float(int(value))
+    return value
+
+
+def quota_config_from_env(environ: Mapping[str, str]) -> QuotaConfig:
+    """Default limits, time zone, user share and hold TTL from CHATOPS_QUOTA_* variables."""
+    limits: dict[tuple[Metric, Window], float | None] = {}
+    for metric in METRICS:
+        for window in WINDOWS:
+            name = f"CHATOPS_QUOTA_{metric.upper()}_{window.upper()}"
+            raw = environ.get(name, "").strip()
+            if not raw:
+                continue
+            try:
+                limits[(metric, window)] = parse_limit(metric, raw)
+            except ValueError as e:
+                raise ConfigError(name, str(e)) from None
+    tz_name = environ.get("CHATOPS_QUOTA_TZ", "").strip() or "UTC"
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "CHATOPS_QUOTA_TZ", f"unknown time zone {tz_name!r} (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return QuotaConfig(
+        limits=limits,
+        tz=tz,
+        user_share=_parse_share(environ.get("CHATOPS_QUOTA_USER_SHARE", "")),
+        reservation_ttl=_parse_ttl(environ.get("CHATOPS_QUOTA_RESERVATION_TTL", "")),
+    )
+
+
+def _parse_share(raw: str) -> float | None:
+    raw = raw.strip()
+    if not raw or raw.lower() in _UNLIMITED:
+        return None
+    try:
+        share = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= 1:
+        raise ConfigError(
+            "CHATOPS_QUOTA_USER_SHARE", f"{raw!r} is not a share; use a fraction in (0, 1] or 25%"
+        )
+    return None if share == 1 else share
+
+
+def _parse_ttl(raw: str) -> timedelta:
+    raw = raw.strip()
+    if not raw:
+        return DEFAULT_TTL
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    # Below a minute a slow image generation would lose its reservation mid-call.
+    if not 60 <= seconds <= 86400:
+        raise ConfigError(
+            "CHATOPS_QUOTA_RESERVATION_TTL", f"{raw!r}: use seconds between 60 and 86400"
+        )
+    return timedelta(seconds=seconds)

@@ -1,0 +1,120 @@
+"""The `quota` view: usage against limits per window, resets, top users and models."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from storage.base import METRICS, LimitSetting, Metric, QuotaExceeded, QuotaStatus, Spender
+
+_LABELS: dict[Metric, str] = {
+    "requests": "requests",
+    "tokens": "tokens",
+    "images": "images",
+    "audio_seconds": "audio",
+}
+
+
+def format_amount(metric: Metric, value: float) -> str:
+    if metric == "audio_seconds":
+        return format_seconds(value)
+    return f"{value:,.0f}"
+
+
+def format_seconds(value: float) -> str:
+    seconds = round(value)
+    if seconds < 60:
+        return f"{value:.0f} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def format_in(delta: timedelta) -> str:
+    """A coarse "in 3 h 5 min" for reset times."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"in {days} d {hours} h"
+    if hours:
+        return f"in {hours} h {minutes} min"
+    return f"in {minutes} min"
+
+
+def _limit_line(metric: Metric, used: float, setting: LimitSetting | None) -> str:
+    value = None if setting is None else setting.value
+    mark = " (set for this channel)" if setting is not None and setting.overridden else ""
+    if value is None:
+        return f"• {_LABELS[metric]}: {format_amount(metric, used)} used, no limit{mark}"
+    left = max(value - used, 0)
+    return (
+        f"• {_LABELS[metric]}: {format_amount(metric, used)} of {format_amount(metric, value)}"
+        f" used, {format_amount(metric, left)} left{mark}"
+    )
+
+
+def _spenders(title: str, rows: tuple[Spender, ...]) -> str:
+    if not rows:
+        return f"• {title}: nobody yet" if title == "top users" else f"• {title}: none yet"
+    parts = []
+    for row in rows:
+        bits = [f"{row.requests:,} req"]
+        if row.tokens:
+            bits.append(f"{row.tokens:,} tokens")
+        if row.images:
+            bits.append(f"{row.images:,} images")
+        if row.audio_seconds:
+            bits.append(format_seconds(row.audio_seconds) + " audio")
+        parts.append(f"{row.name} ({', '.join(bits)})")
+    return f"• {title}: " + "; ".join(parts)
+
+
+def format_quota(status: QuotaStatus, now: datetime) -> str:
+    """The `quota` view: usage against limits per window, resets, top users and models."""
+    settings = {(s.metric, s.window): s for s in status.limits}
+    title = {"day": "Today", "month": "This month"}
+    lines = [f"**Quota for this channel** (windows in {status.time_zone})"]
+    for usage in status.windows:
+        at = usage.resets_at
+        lines.append(
+            f"**{title[usage.window]}** ({usage.key}), resets {at:%Y-%m-%d %H:%M} {at.tzname()}"
+            f" ({format_in(at - now)})"
+        )
+        for metric in METRICS:
+            setting = settings.get((metric, usage.window))
+            lines.append(_limit_line(metric, usage.used.get(metric, 0), setting))
+        lines.append(_spenders("top users", usage.top_users))
+        lines.append(_spenders("top models", usage.top_models))
+    if status.user_share is not None:
+        lines.append(f"Each person may use at most {status.user_share:.0%} of each limit.")
+    if status.pending:
+        lines.append(f"{status.pending} request(s) in progress hold part of the budget.")
+    return "\n".join(lines)
+
+
+def refusal_text(refused: QuotaExceeded) -> str:
+    """The sentence a user sees when a request does not fit: which limit, what is left, when."""
+    metric, limit, used, left = refused.metric, refused.limit, refused.used, refused.left
+    period = "daily" if refused.window == "day" else "monthly"
+    who = "This channel's" if refused.scope == "channel" else "Your share of this channel's"
+    name = {"requests": "request", "tokens": "token", "images": "image"}.get(metric, "audio")
+    cap = f"{limit:,.0f}" + (" s" if metric == "audio_seconds" else "")
+    if left <= 0 or metric == "requests":
+        state = f"is used up ({_amount(metric, used)} of {cap})"
+    else:
+        state = (
+            f"would be exceeded: {_amount(metric, used)} used of {cap}, "
+            f"{_amount(metric, left)} left, this request may need up to "
+            f"{_amount(metric, refused.needed)}"
+        )
+    at = refused.resets_at
+    return f"{who} {period} {name} limit {state}. It resets {at:%Y-%m-%d %H:%M} {at.tzname()}."
+
+
+def _amount(metric: Metric, value: float) -> str:
+    if metric == "audio_seconds":
+        return f"{value:,.0f} s"
+    unit = metric[:-1] if value == 1 else metric
+    return f"{value:,.0f} {unit}"
