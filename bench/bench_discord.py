@@ -30,7 +30,7 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.discord_harness import running
 from tests.fake_discord import FakeDiscord, FakeMessage
 from tests.fake_gateway import FakeGateway

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.quota.config import quota_config_from_env
 from storage.base import Amounts, Charge
-from storage.sqlite import SqliteStore, open_store
+from storage.sqlite.store import SqliteStore, open_store
 
 # Every limit set (high) so the gate evaluates all its conditions, as in production.
 ENV = {

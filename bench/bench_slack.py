@@ -29,7 +29,7 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.fake_gateway import FakeGateway
 from tests.fake_slack import BOT_USER, FakeSlack, running
 

@@ -32,7 +32,7 @@ from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.base import DatabaseUnusable
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 log = logging.getLogger("chatops")
 

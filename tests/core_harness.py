@@ -15,7 +15,7 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.fake_gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 

@@ -19,7 +19,7 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples, duration_of
 from tests.discord_harness import running
 from tests.fake_discord import MEMBER_ID, VOICE_FLAG, FakeDiscord, FakeMessage

@@ -13,7 +13,7 @@ import pytest
 
 from bot.quota.cli import CSV_FIELDS, quota_cli
 from storage.base import Amounts, Charge
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded, Reservation
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ CHILD = r"""
 import asyncio, sys
 from datetime import datetime
 from storage.base import Amounts, Charge, QuotaConfig
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 async def main() -> None:
     quota = QuotaConfig(limits={("requests", "day"): 2, ("tokens", "day"): 1000})

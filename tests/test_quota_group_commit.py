@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from storage.group_commit import GroupCommit
+from storage.sqlite.group_commit import GroupCommit
 
 
 def open_db(path: Path) -> sqlite3.Connection:

@@ -17,11 +17,11 @@ from storage.base import (
     QuotaConfig,
     QuotaExceeded,
 )
-from storage.schema import LATEST
-from storage.sqlite import SqliteStore
+from storage.sqlite.schema import LATEST
+from storage.sqlite.store import SqliteStore
 
 # Version 1 as the core issue shipped it, written out here on purpose: the migration must
-# keep working on files that exist, whatever storage/schema.py says today.
+# keep working on files that exist, whatever storage/sqlite/schema.py says today.
 V1_FILE = """
 CREATE TABLE channel_settings (channel TEXT PRIMARY KEY, model TEXT, updated_at TEXT NOT NULL);
 CREATE TABLE ledger (

@@ -10,7 +10,7 @@ import pytest
 
 from bot.quota.view import refusal_text
 from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 # Auckland is UTC+13 in November: its midnight is 11:00 UTC, far from UTC's own.
 AKL = ZoneInfo("Pacific/Auckland")

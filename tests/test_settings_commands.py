@@ -8,7 +8,7 @@ import pytest
 
 from bot.events import User
 from storage.base import ChannelSettings
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.memory_adapter import make_request
 from tests.test_quota_commands import ADMIN, CHANNEL, MEMBER, core_with_quota, last
 

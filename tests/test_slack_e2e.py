@@ -23,7 +23,7 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples
 from tests.fake_gateway import FakeGateway
 from tests.fake_slack import BOT_USER, TEAM, FakeSlack, running

@@ -13,7 +13,7 @@ from adapters.slack_errors import SlackProblem
 from adapters.slack_settings import SlackSettings
 from bot.errors import PlatformRateLimited
 from bot.events import Request
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 from tests.fake_slack import BOT_ID, BOT_USER, TEAM, FakeSlack, SeenOnce, running
 
 

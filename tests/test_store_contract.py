@@ -13,7 +13,7 @@ import pytest
 
 from bot.quota.view import refusal_text
 from storage.base import Amounts, ChannelSettings, Charge, QuotaConfig, QuotaExceeded, Store
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CHAT = Charge("slack", "slack:C1", "U1", "ask", "gpt-4o")

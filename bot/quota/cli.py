@@ -17,7 +17,7 @@ from bot.errors import ConfigError
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
 from bot.quota.view import format_amount, format_quota
 from storage.base import DatabaseUnusable, LedgerRow
-from storage.sqlite import SqliteStore
+from storage.sqlite.store import SqliteStore
 
 DEFAULT_DB = "data/chatops.db"  # as CHATOPS_DB defaults in bot/config.py
 EXPORT_PAGE = 2000

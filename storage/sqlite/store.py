@@ -32,10 +32,9 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.checkpointer import INLINE_PAGES, Checkpointer
-from storage.group_commit import GroupCommit
-from storage.schema import check_version, migrate
-from storage.sqlite_quota import (
+from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
+from storage.sqlite.group_commit import GroupCommit
+from storage.sqlite.quota import (
     ADJUST_SQL,
     EST_RETURNING,
     GATE_BASE,
@@ -53,6 +52,7 @@ from storage.sqlite_quota import (
     top_spenders,
     ts,
 )
+from storage.sqlite.schema import check_version, migrate
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -68,7 +68,7 @@ class SqliteStore:
     One aiosqlite connection. Every write transaction runs whole on that connection's thread
     (statements of concurrent tasks never interleave inside one, and a reserve or settle
     costs one hop to the thread, not one per statement); writes that queue up meanwhile share
-    one COMMIT (storage/group_commit.py). Other processes (the operator CLI, a second
+    one COMMIT (storage/sqlite/group_commit.py). Other processes (the operator CLI, a second
     replica on the same host) share the file through WAL, BEGIN IMMEDIATE and busy_timeout.
     """
 
@@ -134,7 +134,9 @@ class SqliteStore:
         # process crash (the kill test) and only loses the last commits on power loss.
         _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}")  # see storage/checkpointer.py
+        conn.execute(
+            f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}"
+        )  # see checkpointer.py
         migrate(conn, self._where)
 
     async def _run(self, fn: Callable[[], T]) -> T:

@@ -1,0 +1,1 @@
+"""The SQLite store: the embedded default backend for one process."""
