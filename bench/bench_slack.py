@@ -20,8 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.slack import SlackAdapter
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.settings import SlackSettings
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher

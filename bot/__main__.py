@@ -16,8 +16,8 @@ from dotenv import load_dotenv
 from adapters.console import ConsoleAdapter
 from adapters.discord import DiscordAdapter
 from adapters.discord_settings import DiscordSettings
-from adapters.slack import SlackAdapter
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.settings import SlackSettings
 from bot.adapter import Adapter
 from bot.audio.pipeline import check_ffmpeg
 from bot.audio.standby import Standby

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.slack import SlackAdapter
-from adapters.slack_events import SLASH_COMMANDS
-from adapters.slack_mrkdwn import to_mrkdwn
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.events import SLASH_COMMANDS
+from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.settings import SlackSettings
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.slack_events import (
+from adapters.slack.events import (
     Identity,
     classify_message,
     echo_line,

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from adapters.slack import SlackAdapter
-from adapters.slack_events import Origin, attachment
-from adapters.slack_files import ForeignHost
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.events import Origin, attachment
+from adapters.slack.files import ForeignHost
+from adapters.slack.settings import SlackSettings
 from bot.errors import TooLarge, UserFacingError
 from tests.fake_slack import BOT_USER, FakeSlack, SeenOnce
 from tests.memory_adapter import make_request

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from adapters.slack import SlackAdapter
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.settings import SlackSettings
 from tests.fake_slack import BOT_USER, FakeSlack, SeenOnce, running, signed_headers
 from tests.test_slack_socket import Inbox
 

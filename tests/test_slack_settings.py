@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.slack_settings import DEFAULT_API_URL, SlackSettings
+from adapters.slack.settings import DEFAULT_API_URL, SlackSettings
 from bot.errors import ConfigError
 
 BOT = "xoxb-123-secretvalue"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.slack import SlackAdapter
-from adapters.slack_errors import SlackProblem
-from adapters.slack_settings import SlackSettings
+from adapters.slack.app import SlackAdapter
+from adapters.slack.errors import SlackProblem
+from adapters.slack.settings import SlackSettings
 from bot.errors import PlatformRateLimited
 from bot.events import Request
 from storage.sqlite.store import SqliteStore

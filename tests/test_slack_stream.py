@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.slack import SlackAdapter
-from adapters.slack_settings import SlackSettings
-from adapters.slack_stream import STREAMS_BURST
+from adapters.slack.app import SlackAdapter
+from adapters.slack.settings import SlackSettings
+from adapters.slack.stream import STREAMS_BURST
 from bot.errors import PlatformRateLimited
 from bot.events import Posted, Request
 from tests.fake_slack import TEAM, FakeSlack, SeenOnce

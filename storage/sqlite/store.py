@@ -134,9 +134,7 @@ class SqliteStore:
         # process crash (the kill test) and only loses the last commits on power loss.
         _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(
-            f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}"
-        )  # see checkpointer.py
+        conn.execute(f"PRAGMA wal_autocheckpoint = {INLINE_PAGES}")  # see checkpointer.py
         migrate(conn, self._where)
 
     async def _run(self, fn: Callable[[], T]) -> T:

@@ -13,11 +13,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_errors import translate
-from adapters.slack_events import Identity, attachment, split_echo, strip_mention
+from adapters.slack.errors import translate
+from adapters.slack.events import Identity, attachment, split_echo, strip_mention
 from bot.events import Attachment, Turn
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 JSON = dict[str, Any]
 ImageFetcher = Callable[[Attachment, int], Awaitable[bytes]]

@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.secret import Secret
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 
 async def serve_socket(

@@ -17,9 +17,9 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters import slack_files
-from adapters.slack_errors import code_of, is_server_error, translate
-from adapters.slack_events import (
+from adapters.slack import files as slack_files
+from adapters.slack.errors import code_of, is_server_error, translate
+from adapters.slack.events import (
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
@@ -35,17 +35,17 @@ from adapters.slack_events import (
     team_of,
     user_from_info,
 )
-from adapters.slack_history import ThreadHistory
-from adapters.slack_mrkdwn import to_mrkdwn
-from adapters.slack_settings import SlackSettings
-from adapters.slack_status import ThreadStatus
-from adapters.slack_stream import NativeStream, NativeStreams
-from adapters.slack_transport import serve_http, serve_socket
+from adapters.slack.history import ThreadHistory
+from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.settings import SlackSettings
+from adapters.slack.status import ThreadStatus
+from adapters.slack.stream import NativeStream, NativeStreams
+from adapters.slack.transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Turn, User
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 Dedupe = Callable[[str], Awaitable[bool]]
 JSON = dict[str, Any]
@@ -86,7 +86,7 @@ class _QuietTokenNotice(logging.Filter):
         return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-_bolt_log = logging.getLogger("adapters.slack.bolt")
+_bolt_log = logging.getLogger("adapters.slack.app.bolt")
 _bolt_log.addFilter(_QuietTokenNotice())
 
 

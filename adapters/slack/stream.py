@@ -12,10 +12,10 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_errors import SlackProblem, is_server_error, translate
+from adapters.slack.errors import SlackProblem, is_server_error, translate
 from bot.errors import PlatformRateLimited
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 JSON = dict[str, Any]
 

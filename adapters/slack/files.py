@@ -10,12 +10,12 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_errors import translate
+from adapters.slack.errors import translate
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment
 from bot.secret import Secret
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 _CHUNK = 64 * 1024
 _HTML_SNIFF = (b"<!doctype html", b"<html")

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import PlatformRateLimited, UserFacingError
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 # Codes after which the bot token is useless until an admin acts.
 AUTH_CODES = frozenset(

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_errors import AUTH_CODES, code_of
+from adapters.slack.errors import AUTH_CODES, code_of
 
-log = logging.getLogger("adapters.slack")
+log = logging.getLogger("adapters.slack.app")
 
 STATUS_TEXT = "is thinking…"
 # A status is a nicety: never hold a request up for long waiting on it.

@@ -1,0 +1,1 @@
+"""Slack: Socket Mode and HTTP events, streamed replies, files and thread history."""
