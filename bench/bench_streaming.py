@@ -79,7 +79,7 @@ class LeanAdapter(MemoryAdapter):
 @dataclass(frozen=True)
 class Platform:
     """A platform's real write limits (what its fake enforces) and the Limits its adapter
-    declares (copied from adapters/slack/app.py and adapters/discord.py)."""
+    declares (copied from adapters/slack/app.py and adapters/discord/client.py)."""
 
     name: str
     limits: Limits

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from dotenv import load_dotenv
 
 from adapters.console import ConsoleAdapter
-from adapters.discord import DiscordAdapter
-from adapters.discord_settings import DiscordSettings
+from adapters.discord.client import DiscordAdapter
+from adapters.discord.settings import DiscordSettings
 from adapters.slack.app import SlackAdapter
 from adapters.slack.settings import SlackSettings
 from bot.adapter import Adapter

@@ -7,10 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from adapters.discord import DISCORD_LIMITS, DiscordAdapter
-from adapters.discord_commands import ModelsSource
-from adapters.discord_origin import INTERACTION_TTL
-from adapters.discord_settings import DiscordSettings
+from adapters.discord.client import DISCORD_LIMITS, DiscordAdapter
+from adapters.discord.commands import ModelsSource
+from adapters.discord.origin import INTERACTION_TTL
+from adapters.discord.settings import DiscordSettings
 from bot.adapter import Handler
 from bot.commands import Command
 from bot.events import Limits

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from adapters.discord import DiscordAdapter
+from adapters.discord.client import DiscordAdapter
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
 from bot.events import Request
 from tests.discord_harness import running, settings_for

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.discord import DiscordAdapter
+from adapters.discord.client import DiscordAdapter
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.context import Context

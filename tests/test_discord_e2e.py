@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.discord import DISCORD_LIMITS, DiscordAdapter
+from adapters.discord.client import DISCORD_LIMITS, DiscordAdapter
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config

@@ -6,7 +6,7 @@ import discord
 import pytest
 from discord.http import Route
 
-from adapters.discord_settings import DEFAULT_API_BASE, DiscordSettings, invite_url
+from adapters.discord.settings import DEFAULT_API_BASE, DiscordSettings, invite_url
 from bot.errors import ConfigError
 
 

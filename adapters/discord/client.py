@@ -12,18 +12,18 @@ from typing import Any
 import aiohttp
 import discord
 
-from adapters.discord_commands import ModelsSource, build_tree, sync_if_changed
-from adapters.discord_events import (
+from adapters.discord.commands import ModelsSource, build_tree, sync_if_changed
+from adapters.discord.events import (
     attachment_of,
     interaction_request,
     is_addressed,
     message_request,
 )
-from adapters.discord_history import history as conversation_history
-from adapters.discord_media import download, fit_upload
-from adapters.discord_origin import INTERACTION_TTL, Origin
-from adapters.discord_replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
-from adapters.discord_settings import DiscordSettings, invite_url
+from adapters.discord.history import history as conversation_history
+from adapters.discord.media import download, fit_upload
+from adapters.discord.origin import INTERACTION_TTL, Origin
+from adapters.discord.replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
+from adapters.discord.settings import DiscordSettings, invite_url
 from bot.adapter import Handler
 from bot.commands import Command
 from bot.events import Attachment, Limits, Posted, Request, Turn

@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord_origin import Origin
+from adapters.discord.origin import Origin
 from bot.events import Attachment, AttachmentKind, Place, Request, User
 
 PLATFORM = "discord"

@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from adapters.discord_origin import Origin
+from adapters.discord.origin import Origin
 from bot.errors import PlatformRateLimited, UserFacingError
 
 log = logging.getLogger(__name__)

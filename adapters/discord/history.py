@@ -6,8 +6,8 @@ import logging
 
 import discord
 
-from adapters.discord_events import readable_text
-from adapters.discord_origin import Origin
+from adapters.discord.events import readable_text
+from adapters.discord.origin import Origin
 from bot.events import Turn
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Discord: gateway events, slash commands, reply chains, rate-limited replies and media."""
