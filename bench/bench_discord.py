@@ -32,8 +32,8 @@ from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
 from tests.discord_harness import running
-from tests.fake_discord import FakeDiscord, FakeMessage
-from tests.fake_gateway import FakeGateway
+from tests.fakes.discord import FakeDiscord, FakeMessage
+from tests.fakes.gateway import FakeGateway
 
 TOKENS = 300
 TOKENS_PER_SECOND = 40.0

@@ -30,8 +30,8 @@ from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
-from tests.fake_gateway import FakeGateway
-from tests.fake_slack import BOT_USER, FakeSlack, running
+from tests.fakes.gateway import FakeGateway
+from tests.fakes.slack import BOT_USER, FakeSlack, running
 
 TOKENS = 300
 TOKENS_PER_SECOND = 40.0

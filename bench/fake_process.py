@@ -19,7 +19,7 @@ async def fake_gateway_process(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fake_gateway",
+        "tests.fakes.gateway",
         "--port",
         "0",
         "--key",

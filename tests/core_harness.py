@@ -16,7 +16,7 @@ from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
-from tests.fake_gateway import FakeGateway
+from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 
 LIMITS = Limits(max_chars=400, edit_interval=0.01, budget_per_second=500.0, budget_burst=50)

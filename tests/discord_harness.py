@@ -14,7 +14,7 @@ from adapters.discord.settings import DiscordSettings
 from bot.adapter import Handler
 from bot.commands import Command
 from bot.events import Limits
-from tests.fake_discord import FakeDiscord
+from tests.fakes.discord import FakeDiscord
 
 
 def settings_for(fake: FakeDiscord, state_dir: Path, **env: str) -> DiscordSettings:

@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.events import Attachment, Turn, User
 from storage.base import ChannelSettings
 from tests.core_harness import running_core
-from tests.fake_gateway import png_bytes
+from tests.fakes.gateway import png_bytes
 from tests.memory_adapter import make_request
 
 ADMIN = User("U0", "admin", is_admin=True)

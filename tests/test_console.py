@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from tests.fake_gateway import FakeGateway
+from tests.fakes.gateway import FakeGateway
 
 
 def _env(fake: FakeGateway, db: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from bot.errors import TooLarge
 from bot.gateway.client import MAX_AUDIO_BYTES, Gateway, GatewayError, Timeouts, TokenUsage
 from bot.gateway.models import vendor_for
 from bot.secret import Secret
-from tests.fake_gateway import CATALOGUE, FakeGateway, Quirks, png_bytes
+from tests.fakes.gateway import CATALOGUE, FakeGateway, Quirks, png_bytes
 
 MESSAGES = [
     {"role": "system", "content": "be brief"},
@@ -621,7 +621,7 @@ async def test_fake_runs_standalone() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fake_gateway",
+        "tests.fakes.gateway",
         "--port",
         "0",
         "--key",

@@ -8,9 +8,9 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.fake_discord import FakeDiscord
-from tests.fake_gateway import FakeGateway
-from tests.fake_slack import BOT_USER, FakeSlack
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.gateway import FakeGateway
+from tests.fakes.slack import BOT_USER, FakeSlack
 
 
 async def test_run_serves_slack_and_discord_side_by_side(tmp_path: Path) -> None:

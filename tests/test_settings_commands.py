@@ -10,7 +10,7 @@ from bot.events import User
 from storage.base import ChannelSettings
 from storage.sqlite.store import SqliteStore
 from tests.memory_adapter import make_request
-from tests.test_quota_commands import ADMIN, CHANNEL, MEMBER, core_with_quota, last
+from tests.quota.test_commands import ADMIN, CHANNEL, MEMBER, core_with_quota, last
 
 
 async def test_settings_shows_defaults_then_changes(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from bot.commands.table import command_table
 from bot.context import Context
 from bot.events import Request
 from tests.discord_harness import running
-from tests.fake_discord import (
+from tests.fakes.discord import (
     CHANNEL_ID,
     EPHEMERAL_FLAG,
     VOICE_FLAG,

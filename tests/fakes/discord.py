@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.loopback import serve_on_loopback
+from tests.fakes.loopback import serve_on_loopback
 
 BOT_ID = 100000000000000001
 APP_ID = BOT_ID

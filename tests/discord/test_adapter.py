@@ -13,7 +13,7 @@ from adapters.discord.client import DiscordAdapter
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
 from bot.events import Request
 from tests.discord_harness import running, settings_for
-from tests.fake_discord import (
+from tests.fakes.discord import (
     BOT_ID,
     CHANNEL_ID,
     MEMBER_ID,

@@ -13,7 +13,7 @@ from adapters.slack.events import Origin, attachment
 from adapters.slack.files import ForeignHost
 from adapters.slack.settings import SlackSettings
 from bot.errors import TooLarge, UserFacingError
-from tests.fake_slack import BOT_USER, FakeSlack, SeenOnce
+from tests.fakes.slack import BOT_USER, FakeSlack, SeenOnce
 from tests.memory_adapter import make_request
 
 AUDIO = b"RIFF" + bytes(range(256)) * 64

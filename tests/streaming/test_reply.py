@@ -16,7 +16,7 @@ from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.reply import EMPTY_REPLY, StreamingReply
 from bot.streaming.splitting import split_message
 from tests.memory_adapter import Event, MemoryAdapter, make_request
-from tests.test_splitting import ATOMS, CJK, fences_balanced, reassembles
+from tests.streaming.test_splitting import ATOMS, CJK, fences_balanced, reassembles
 
 STATUS = re.compile(r"(\n\n)?(🎨|⏳) [^\n]*\Z")
 

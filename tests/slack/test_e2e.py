@@ -25,8 +25,8 @@ from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples
-from tests.fake_gateway import FakeGateway
-from tests.fake_slack import BOT_USER, TEAM, FakeSlack, running
+from tests.fakes.gateway import FakeGateway
+from tests.fakes.slack import BOT_USER, TEAM, FakeSlack, running
 
 __all__ = ["audio_samples"]
 

@@ -14,7 +14,7 @@ from bot.audio.pipeline import AudioLimits, PreparedAudio, prepare_audio, transc
 from bot.gateway.client import Gateway, GatewayError
 from bot.secret import Secret
 from tests.audio_fixtures import AudioSamples, audio_samples, ffprobe_bytes
-from tests.fake_gateway import FakeGateway
+from tests.fakes.gateway import FakeGateway
 
 __all__ = ["audio_samples"]
 

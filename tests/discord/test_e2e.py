@@ -22,8 +22,8 @@ from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples, duration_of
 from tests.discord_harness import running
-from tests.fake_discord import MEMBER_ID, VOICE_FLAG, FakeDiscord, FakeMessage
-from tests.fake_gateway import FakeGateway
+from tests.fakes.discord import MEMBER_ID, VOICE_FLAG, FakeDiscord, FakeMessage
+from tests.fakes.gateway import FakeGateway
 
 __all__ = ["audio_samples"]
 

@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.fake_gateway import FakeGateway
+from tests.fakes.gateway import FakeGateway
 
 
 def _env(fake: FakeGateway, db: Path) -> dict[str, str]:

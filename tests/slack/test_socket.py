@@ -14,7 +14,7 @@ from adapters.slack.settings import SlackSettings
 from bot.errors import PlatformRateLimited
 from bot.events import Request
 from storage.sqlite.store import SqliteStore
-from tests.fake_slack import BOT_ID, BOT_USER, TEAM, FakeSlack, SeenOnce, running
+from tests.fakes.slack import BOT_ID, BOT_USER, TEAM, FakeSlack, SeenOnce, running
 
 
 class Inbox:

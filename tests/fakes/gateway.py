@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from tests.loopback import serve_on_loopback
+from tests.fakes.loopback import serve_on_loopback
 
 DEFAULT_KEY = "sk-fake-gateway-test-key-0123456789abcdef"
 

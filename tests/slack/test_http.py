@@ -12,8 +12,8 @@ import pytest
 
 from adapters.slack.app import SlackAdapter
 from adapters.slack.settings import SlackSettings
-from tests.fake_slack import BOT_USER, FakeSlack, SeenOnce, running, signed_headers
-from tests.test_slack_socket import Inbox
+from tests.fakes.slack import BOT_USER, FakeSlack, SeenOnce, running, signed_headers
+from tests.slack.test_socket import Inbox
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.stream import STREAMS_BURST
 from bot.errors import PlatformRateLimited
 from bot.events import Posted, Request
-from tests.fake_slack import TEAM, FakeSlack, SeenOnce
+from tests.fakes.slack import TEAM, FakeSlack, SeenOnce
 from tests.memory_adapter import make_request
 
 

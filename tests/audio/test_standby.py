@@ -11,8 +11,8 @@ import pytest
 
 from bot.audio.pipeline import AudioError, AudioLimits, Standby, prepare_audio
 from bot.audio.standby import STANDBY_MAX_BYTES
+from tests.audio.test_pipeline import ffmpeg_children
 from tests.audio_fixtures import AudioSamples, audio_samples
-from tests.test_audio_pipeline import ffmpeg_children
 
 __all__ = ["audio_samples"]
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
-from tests.loopback import serve_on_loopback
+from tests.fakes.loopback import serve_on_loopback
 
 TEAM = "T0FAKE"
 BOT_USER = "UBOT"

@@ -1,0 +1,1 @@
+"""Tests of quota: config, windows, gate, commands, CLI, migrations."""
