@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: installs what the bot needs, then
 #   scripts/bot.sh run [chatops args…]   runs the bot (console when no platform is configured)
-#   scripts/bot.sh test                  installs the test extras, runs ruff, mypy and pytest
+#   scripts/bot.sh test                  installs the test extras (and PostgreSQL for its
+#                                        throwaway test cluster), runs ruff, mypy and pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,12 @@ need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 if [ "$action" = test ]; then
     command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+    # The PostgreSQL tests start a throwaway cluster (tests/postgres.py) unless
+    # CHATOPS_TEST_POSTGRES names a server; Debian keeps initdb off PATH.
+    if [ -z "${CHATOPS_TEST_POSTGRES:-}" ] && ! command -v initdb >/dev/null \
+        && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+        need_apt+=(postgresql)
+    fi
 fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
