@@ -32,7 +32,7 @@ from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.base import DatabaseUnusable
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
 
 log = logging.getLogger("chatops")
 
@@ -105,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(serve(config, platforms))
     except (ConfigError, DatabaseUnusable) as exc:
-        # Found only when opening it: a database file that is newer, foreign or unusable.
+        # Found only when opening it: a database that is newer, foreign, unreachable or
+        # refuses our login (said without the password).
         return _refuse(exc)
 
 
@@ -124,7 +125,7 @@ async def serve(config: Config, platforms: Platforms) -> int:
 
 
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
-    store = await SqliteStore.open(config.db_path, config.quota)
+    store = await open_store(config.database, config.quota, pool_size=config.db_pool_size)
     gateway = Gateway(config.base_url, config.api_key)
     try:
         return await _run_platforms(

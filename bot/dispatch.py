@@ -16,7 +16,7 @@ from bot.events import Request
 from bot.gateway.client import GatewayError
 from bot.quota.view import refusal_text
 from bot.services import Services
-from storage.base import QuotaExceeded
+from storage.base import DatabaseUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,9 @@ class Dispatcher:
         except GatewayError as exc:
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
             await _tell(adapter, req, exc.user_message())
+        except DatabaseUnavailable as exc:
+            log.warning("%s: %s", name, exc)
+            await _tell(adapter, req, exc.user_message)
         except PlatformRateLimited:
             log.warning("%s: %s gave up after platform rate limits", adapter.name, name)
         except Exception:

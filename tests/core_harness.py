@@ -1,4 +1,4 @@
-"""A running core for tests: fake gateway over HTTP, real SQLite file, memory adapter."""
+"""A running core for tests: fake gateway over HTTP, a real database, memory adapter."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite.store import SqliteStore
+from storage.base import Store
+from storage.opener import open_store
 from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 
@@ -25,7 +26,7 @@ LIMITS = Limits(max_chars=400, edit_interval=0.01, budget_per_second=500.0, budg
 @dataclass(slots=True)
 class Core:
     gateway: FakeGateway
-    store: SqliteStore
+    store: Store
     adapter: MemoryAdapter
     dispatcher: Dispatcher
     services: Services
@@ -35,7 +36,10 @@ class Core:
 
 
 @asynccontextmanager
-async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
+async def running_core(
+    tmp_path: Path, *, db: str | None = None, **config: object
+) -> AsyncIterator[Core]:
+    """`db`: a PostgreSQL URL (or SQLite path) instead of a SQLite file in `tmp_path`."""
     async with FakeGateway() as fake:
         settings = Config(
             api_key=Secret(fake.api_key),
@@ -43,7 +47,7 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        store = await SqliteStore.open(settings.db_path, settings.quota)
+        store = await open_store(db or settings.db_path, settings.quota)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
         services = Services(settings, gateway, store, Budgets())
         adapter = MemoryAdapter(limits=LIMITS)

@@ -16,8 +16,8 @@ from typing import IO, NoReturn
 from bot.errors import ConfigError
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
 from bot.quota.view import format_amount, format_quota
-from storage.base import DatabaseUnusable, LedgerRow
-from storage.sqlite.store import SqliteStore
+from storage.base import DatabaseUnavailable, DatabaseUnusable, LedgerRow, Store
+from storage.opener import open_store
 
 DEFAULT_DB = "data/chatops.db"  # as CHATOPS_DB defaults in bot/config.py
 EXPORT_PAGE = 2000
@@ -73,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="chatops quota",
         description="Read and change channel quotas and export the usage ledger.",
     )
-    parser.add_argument("--db", help=f"SQLite file (default: $CHATOPS_DB or {DEFAULT_DB})")
+    parser.add_argument(
+        "--db",
+        help=f"SQLite file or postgresql:// URL (default: $CHATOPS_DB or {DEFAULT_DB})",
+    )
     sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
     show = sub.add_parser("show", help="usage against limits; every channel when none is given")
     show.add_argument("channel", nargs="?", help="channel key, e.g. slack:C0123 or discord:42")
@@ -117,26 +120,38 @@ async def quota_cli(
     except ConfigError as e:
         await _write(sys.stderr, f"chatops quota: configuration error: {e.variable}: {e.problem}\n")
         return 2
-    path = Path(args.db or env.get("CHATOPS_DB", "") or DEFAULT_DB)
-    if not await asyncio.to_thread(path.exists):
-        await _write(sys.stderr, f"chatops quota: no database at {path} (set CHATOPS_DB or --db)\n")
+    where = (args.db or env.get("CHATOPS_DB", "")).strip() or DEFAULT_DB
+    # A SQLite path that does not exist is a typo, not a request for a new database.
+    if "://" not in where and not await asyncio.to_thread(Path(where).exists):
+        await _write(
+            sys.stderr, f"chatops quota: no database at {where} (set CHATOPS_DB or --db)\n"
+        )
         return 2
     try:
-        store = await SqliteStore.open(path, quota, clock=now)
+        store = await open_store(where, quota, clock=now)
     except DatabaseUnusable as e:
         await _write(sys.stderr, f"chatops quota: {e.variable}: {e.problem}\n")
         return 2
     try:
-        if args.action == "show":
-            await _show(store, args.channel, now())
-        elif args.action == "set":
-            return await _set(store, args.channel, args.metric, args.window, args.limit)
-        elif args.action == "reset":
-            await _reset(store, args.channel, args.what)
-        else:
-            await _export(store, args.channel, since, args.output)
+        return await _act(store, args, since, now)
+    except DatabaseUnavailable:
+        await _write(sys.stderr, "chatops quota: lost the connection to the database; retry\n")
+        return 1
     finally:
         await store.close()
+
+
+async def _act(
+    store: Store, args: argparse.Namespace, since: datetime | None, now: Callable[[], datetime]
+) -> int:
+    if args.action == "show":
+        await _show(store, args.channel, now())
+    elif args.action == "set":
+        return await _set(store, args.channel, args.metric, args.window, args.limit)
+    elif args.action == "reset":
+        await _reset(store, args.channel, args.what)
+    else:
+        await _export(store, args.channel, since, args.output)
     return 0
 
 
@@ -163,7 +178,7 @@ async def _write(stream: IO[str], text: str) -> None:
     await asyncio.to_thread(stream.write, text)
 
 
-async def _show(store: SqliteStore, channel: str | None, now: datetime) -> None:
+async def _show(store: Store, channel: str | None, now: datetime) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
         await _write(sys.stdout, format_quota(status, now).replace("**", "") + "\n")
@@ -185,7 +200,7 @@ async def _show(store: SqliteStore, channel: str | None, now: datetime) -> None:
     await _write(sys.stdout, "\n".join(lines) + "\n")
 
 
-async def _set(store: SqliteStore, channel: str, metric: str, window: str, limit: str) -> int:
+async def _set(store: Store, channel: str, metric: str, window: str, limit: str) -> int:
     try:
         m = parse_metric(metric)
         w = parse_window(window)
@@ -205,7 +220,7 @@ async def _set(store: SqliteStore, channel: str, metric: str, window: str, limit
     return 0
 
 
-async def _reset(store: SqliteStore, channel: str, what: str) -> None:
+async def _reset(store: Store, channel: str, what: str) -> None:
     if what == "limits":
         dropped = await store.clear_limits(channel)
         await _write(sys.stdout, f"{channel}: {dropped} override(s) removed\n")
@@ -248,7 +263,7 @@ def _csv_row(row: LedgerRow) -> list[object]:
 
 
 async def _export(
-    store: SqliteStore, channel: str | None, since: datetime | None, output: str | None
+    store: Store, channel: str | None, since: datetime | None, output: str | None
 ) -> None:
     # Pages keep memory flat for a large ledger; each page is written off the event loop.
     target: IO[str] = (

@@ -13,12 +13,12 @@ from pathlib import Path
 from tests.fakes.gateway import FakeGateway
 
 
-def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
+def _env(fake: FakeGateway, db: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
     return env | {
         "WEELINKING_API_KEY": fake.api_key,
         "WEELINKING_BASE_URL": fake.base_url,
-        "CHATOPS_DB": str(db),
+        "CHATOPS_DB": db,
         "CHATOPS_SHUTDOWN_GRACE": "0.5",
         "CHATOPS_QUOTA_REQUESTS_DAY": "2",
         "CHATOPS_QUOTA_TZ": "Europe/Berlin",
@@ -41,11 +41,13 @@ async def _run(argv: list[str], env: dict[str, str], stdin: str, cwd: Path) -> s
     return out.decode()
 
 
-async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(tmp_path: Path) -> None:
+async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(
+    store_at: str, tmp_path: Path
+) -> None:
     # Real clocks here (separate processes): only a run straddling midnight in Berlin could
     # see the day roll over between sessions; the windows themselves are tested with
     # injected time in test_quota_windows.py.
-    db = tmp_path / "e2e.db"
+    db = store_at  # a SQLite file, then a PostgreSQL URL
     async with FakeGateway() as fake:
         env = _env(fake, db)
         console = ["-m", "bot", "console"]

@@ -1,0 +1,128 @@
+"""The PostgreSQL schema as numbered migrations, applied at start-up under an advisory lock."""
+
+from __future__ import annotations
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from storage.base import DatabaseUnusable
+
+# Same tables as storage/sqlite/schema.py at its latest version, in PostgreSQL's own types;
+# `events.claim` lets a caller retry an insert after a lost connection and learn whether its
+# own earlier attempt was the first delivery.
+V1 = """
+CREATE TABLE channel_settings (
+    channel text PRIMARY KEY,
+    model text,
+    system_prompt text,
+    temperature double precision,
+    max_tokens integer,
+    auto_transcribe boolean NOT NULL DEFAULT true,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE ledger (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL,
+    platform text NOT NULL,
+    channel text NOT NULL,
+    user_id text NOT NULL,
+    user_name text NOT NULL DEFAULT '',
+    command text NOT NULL,
+    model text NOT NULL,
+    requests bigint NOT NULL DEFAULT 0,
+    tokens_in bigint NOT NULL DEFAULT 0,
+    tokens_out bigint NOT NULL DEFAULT 0,
+    images bigint NOT NULL DEFAULT 0,
+    audio_seconds double precision NOT NULL DEFAULT 0,
+    status text NOT NULL,
+    est_requests bigint NOT NULL DEFAULT 0,
+    est_tokens_in bigint NOT NULL DEFAULT 0,
+    est_tokens_out bigint NOT NULL DEFAULT 0,
+    est_images bigint NOT NULL DEFAULT 0,
+    est_audio_seconds double precision NOT NULL DEFAULT 0,
+    finished_at timestamptz,
+    expires_at timestamptz,
+    day_key text NOT NULL DEFAULT '',
+    month_key text NOT NULL DEFAULT ''
+);
+-- Few indexes: each one is written on every reserve and settle. (channel, month, day)
+-- serves both windows' top users/models; the partial index finds stale reservations.
+CREATE INDEX ledger_window ON ledger (channel, month_key, day_key);
+CREATE INDEX ledger_pending ON ledger (expires_at) WHERE status = 'pending';
+
+-- One row per channel (user_id '') and per user within a channel: the quota gate's counters
+-- for the current day and month; a window rolls over when a later key arrives.
+CREATE TABLE quota_usage (
+    channel text NOT NULL,
+    user_id text NOT NULL,
+    day_key text NOT NULL,
+    month_key text NOT NULL,
+    day_requests bigint NOT NULL DEFAULT 0,
+    day_tokens bigint NOT NULL DEFAULT 0,
+    day_images bigint NOT NULL DEFAULT 0,
+    day_audio_seconds double precision NOT NULL DEFAULT 0,
+    month_requests bigint NOT NULL DEFAULT 0,
+    month_tokens bigint NOT NULL DEFAULT 0,
+    month_images bigint NOT NULL DEFAULT 0,
+    month_audio_seconds double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, user_id)
+);
+
+-- Per-channel overrides of the service defaults; value NULL means unlimited.
+CREATE TABLE quota_limits (
+    channel text NOT NULL,
+    metric text NOT NULL,
+    period text NOT NULL,
+    value double precision,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (channel, metric, period)
+);
+
+CREATE TABLE events (
+    event_id text PRIMARY KEY,
+    seen_at timestamptz NOT NULL,
+    claim text NOT NULL
+);
+CREATE INDEX events_seen ON events (seen_at);
+
+-- The reservation statement gates the channel's and the user's counter rows at once; when
+-- only one of them has room it calls this, so the statement (and its one change) is undone.
+CREATE FUNCTION chatops_gate_split() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'CQ001',
+        MESSAGE = 'quota gate: one counter row had room and the other not; undone';
+END
+$$;
+"""
+
+# MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).
+MIGRATIONS: tuple[str, ...] = (V1,)
+LATEST = len(MIGRATIONS)
+
+# Any constant both replicas agree on; 0x63686174 is "chat".
+MIGRATION_LOCK = 0x63686174
+
+
+async def migrate(conn: PoolConnectionProxy[asyncpg.Record], where: str) -> int:
+    """Bring the database up to LATEST; refuse one written by a newer bot, changing nothing.
+
+    One transaction under a transaction-level advisory lock: replicas starting together
+    queue on the lock, and each finds the version the one before it committed. DDL is
+    transactional in PostgreSQL, so a failed step leaves the previous version whole.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS chatops_schema (version integer NOT NULL)")
+        version = int(await conn.fetchval("SELECT max(version) FROM chatops_schema") or 0)
+        if version > LATEST:
+            raise DatabaseUnusable(
+                f"{where} has schema version {version} but this bot knows only up to "
+                f"{LATEST}; upgrade the bot, or point CHATOPS_DB at another database"
+            )
+        for step in MIGRATIONS[version:]:
+            await conn.execute(step)
+        if version < LATEST:
+            await conn.execute("DELETE FROM chatops_schema")
+            await conn.execute("INSERT INTO chatops_schema (version) VALUES ($1)", LATEST)
+        return LATEST

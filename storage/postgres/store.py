@@ -1,0 +1,650 @@
+"""The Store on PostgreSQL (an asyncpg pool): what several replicas of the bot share."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from storage.base import (
+    EVENT_PRUNE_INTERVAL,
+    EVENT_RETENTION,
+    METRICS,
+    WINDOWS,
+    Amounts,
+    ChannelSettings,
+    Charge,
+    DatabaseUnavailable,
+    DatabaseUnusable,
+    LedgerRow,
+    LimitSetting,
+    Metric,
+    QuotaConfig,
+    QuotaExceeded,
+    QuotaStatus,
+    Reservation,
+    Spender,
+    Status,
+    Window,
+    WindowKeys,
+    WindowUsage,
+)
+from storage.limits import Limits, amounts_of, exceeded, metered, settings_of
+from storage.postgres.quota import (
+    COUNTERS,
+    DUE,
+    FINISH,
+    LEDGER_COLS,
+    REFUSED,
+    RESERVE,
+    RESET,
+    TOP_MODELS,
+    TOP_USERS,
+)
+from storage.postgres.schema import migrate
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+# What the pool hands out (generic only in the type stubs, hence the quotes).
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+DEFAULT_POOL_SIZE = 10
+CONNECT_TIMEOUT = 10.0
+# Longest a statement may run (lock waits included) before the request fails plainly.
+COMMAND_TIMEOUT = 30.0
+# Idempotent calls are retried across a lost connection for about this long in all.
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+SPLIT_GATE = "CQ001"  # chatops_gate_split(): one counter row had room, the other not
+
+# The connection, not the statement, failed: the server went away, restarted, was shut
+# down, cancelled us or could not be reached in time.
+LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    # What asyncpg raises when a statement is sent on a connection the server has just
+    # ended, before the client noticed the end.
+    asyncpg.exceptions.InternalClientError,
+)
+# A new connection may also be refused by the server: a login, a database missing or closed.
+CONNECT_FAILED: tuple[type[BaseException], ...] = (*LOST, asyncpg.PostgresError)
+# Opening may also meet a malformed URL.
+OPEN_FAILED: tuple[type[BaseException], ...] = (*CONNECT_FAILED, ValueError)
+
+
+def redact(url: str) -> str:
+    """`url` as safe to show: scheme, host, port and database, never user or password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "the PostgreSQL URL"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class PostgresStore:
+    """The Store protocol on PostgreSQL.
+
+    Each reservation, settlement and expiry is one statement (storage/postgres/quota.py),
+    so it is atomic on its own and costs one round trip; the pool gives concurrent requests
+    their own connections. Several processes (replicas, the operator CLI) share everything
+    here: settings, limits, the ledger, the counters and de-duplication.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, where: str, quota: QuotaConfig, clock: Clock) -> None:
+        self._pool = pool
+        self._where = where
+        self.quota = quota
+        self._clock = clock
+        self._defaults = Limits.defaults(quota)
+        self._pruned_at: datetime | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        quota: QuotaConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> PostgresStore:
+        """Connect (creating and migrating the schema as needed) to the database at `url`."""
+        where = redact(url)
+        password = urlsplit(url).password if "://" in url else None
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+            )
+        except OPEN_FAILED as e:
+            raise DatabaseUnusable(f"cannot connect to {where}: {_reason(e, password)}") from None
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn, where)
+        except DatabaseUnusable:
+            await pool.close()
+            raise
+        except OPEN_FAILED as e:
+            await pool.close()
+            raise DatabaseUnusable(
+                f"{where} could not be prepared: {_reason(e, password)}"
+            ) from None
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, where, quota or QuotaConfig(), clock or (lambda: datetime.now(UTC)))
+
+    async def close(self) -> None:
+        # Bounded: a connection stuck on a dead server must not hold up shutdown.
+        try:
+            await asyncio.wait_for(self._pool.close(), 10)
+        except TimeoutError:
+            self._pool.terminate()
+
+    # --- running statements ------------------------------------------------------------
+
+    async def _once(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `work` on a pooled connection; a lost connection becomes DatabaseUnavailable.
+
+        For work that must not run twice (a reservation): the first attempt's fate is
+        unknown when the connection drops, so it is not retried. A hold it may have left
+        expires after the reservation TTL, so nothing is charged twice.
+        """
+        try:
+            conn = await self._pool.acquire(timeout=CONNECT_TIMEOUT)
+        except CONNECT_FAILED as e:
+            # Any refusal to connect (a server starting or shut, a database closed to
+            # connections) means the same to a request: not now.
+            raise self._unavailable(e) from None
+        try:
+            return await work(conn)
+        except LOST as e:
+            raise self._unavailable(e) from None
+        finally:
+            # The pool closes a connection that broke rather than hand it out again.
+            await self._pool.release(conn)
+
+    def _unavailable(self, e: BaseException) -> DatabaseUnavailable:
+        log.warning("database %s unavailable: %s", self._where, type(e).__name__)
+        return DatabaseUnavailable(type(e).__name__)
+
+    async def _retried(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Like _once, for work that is safe to repeat: retried while the pool reconnects."""
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await self._once(work)
+            except DatabaseUnavailable:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # --- channel settings --------------------------------------------------------------
+
+    async def channel_settings(self, channel: str) -> ChannelSettings:
+        return await self._retried(lambda conn: _read_settings(conn, channel))
+
+    async def set_channel_settings(self, channel: str, settings: ChannelSettings) -> None:
+        now = self._clock()
+        await self._retried(lambda conn: _write_settings(conn, channel, settings, now))
+
+    async def update_channel_settings(
+        self, channel: str, change: Callable[[ChannelSettings], ChannelSettings]
+    ) -> ChannelSettings:
+        now = self._clock()
+
+        async def update(conn: Conn) -> ChannelSettings:
+            async with conn.transaction():
+                # A row to lock first, so two first changes of a channel also queue up.
+                await conn.execute(
+                    "INSERT INTO channel_settings (channel, updated_at) VALUES ($1, $2) "
+                    "ON CONFLICT (channel) DO NOTHING",
+                    channel,
+                    now,
+                )
+                new = change(await _read_settings(conn, channel, lock=True))
+                await _write_settings(conn, channel, new, now)
+                return new
+
+        # Not retried: a change applied by a commit whose answer was lost would apply twice.
+        return await self._once(update)
+
+    # --- event de-duplication ----------------------------------------------------------
+
+    async def first_delivery(self, event_id: str) -> bool:
+        if not event_id:
+            return True  # nothing to de-duplicate on
+        now = self._clock()
+        # The claim makes a retry after a lost connection idempotent: an id this call
+        # already inserted still counts as its first delivery.
+        claim = secrets.token_hex(8)
+        prune = self._pruned_at is None or now - self._pruned_at >= EVENT_PRUNE_INTERVAL
+
+        async def insert(conn: Conn) -> bool:
+            row = await conn.fetchrow(
+                "INSERT INTO events (event_id, seen_at, claim) VALUES ($1, $2, $3) "
+                "ON CONFLICT (event_id) DO UPDATE SET seen_at = events.seen_at "
+                "WHERE events.claim = excluded.claim RETURNING event_id",
+                event_id,
+                now,
+                claim,
+            )
+            return row is not None
+
+        first = await self._retried(insert)
+        if prune:
+            self._pruned_at = now
+            await self._retried(
+                lambda conn: conn.execute(
+                    "DELETE FROM events WHERE seen_at < $1", now - EVENT_RETENTION
+                )
+            )
+        return first
+
+    # --- quota: reserve, settle, release, expire ---------------------------------------
+
+    async def reserve(
+        self, charge: Charge, estimate: Amounts, *, now: datetime | None = None
+    ) -> Reservation:
+        if not charge.user:
+            # '' is the channel's own counter row; an anonymous user must not land on it.
+            charge = replace(charge, user="unknown")
+        moment = now or self._clock()
+        keys = self.quota.window_keys(moment)
+        want = metered(estimate)
+        params: dict[str, Any] = {
+            "now": moment,
+            "expires_at": moment + self.quota.reservation_ttl,
+            "platform": charge.platform,
+            "channel": charge.channel,
+            "user_id": charge.user,
+            "user_name": charge.user_name,
+            "command": charge.command,
+            "model": charge.model,
+            "day_key": keys.day,
+            "month_key": keys.month,
+            "tokens_in": estimate.tokens_in,
+            "tokens_out": estimate.tokens_out,
+            **_metric_params("e", want),
+        }
+
+        async def attempt(conn: Conn) -> int | QuotaExceeded:
+            swept = False
+            # Bounded: each pass either reserves, refuses with a reason, or saw the budget
+            # change under it (a hold expired or was given back) and looks again.
+            for _ in range(4):
+                limits = await self._limits(conn, charge.channel)
+                params.update(_limit_params(limits))
+                try:
+                    reserved = await conn.fetchval(RESERVE.text, *RESERVE.args(params))
+                except asyncpg.PostgresError as e:
+                    if e.sqlstate != SPLIT_GATE:
+                        raise
+                    reserved = None
+                if reserved is not None:
+                    return int(reserved)
+                # Stale holds (a crashed replica) are swept only when they could matter,
+                # when the budget looks spent; then the gate gets a second look.
+                if not swept:
+                    swept = True
+                    if await self._expire(conn, moment):
+                        continue
+                refused = await self._diagnose(conn, charge, limits, keys, want, moment)
+                if refused is not None:
+                    # Every request leaves a ledger row, refused ones too (nothing charged).
+                    await conn.execute(REFUSED.text, *REFUSED.args(params))
+                    return refused
+            # Each look saw room the gate then did not find: hardly possible, but bounded.
+            raise DatabaseUnavailable("the quota counters kept changing")
+
+        result = await self._once(attempt)
+        if isinstance(result, QuotaExceeded):
+            raise result
+        return Reservation(id=result, charge=charge, estimate=estimate)
+
+    async def settle(
+        self, reservation: Reservation, actual: Amounts, status: Status = "ok"
+    ) -> None:
+        new = metered(actual)
+        params = {
+            **_metric_params("n", new),
+            "tokens_in": actual.tokens_in,
+            "tokens_out": actual.tokens_out,
+        }
+        await self._finish(reservation.id, status, params, charged=True)
+
+    async def release(self, reservation: Reservation, status: Status = "error") -> None:
+        nothing = {
+            **_metric_params("n", dict.fromkeys(METRICS, 0)),
+            "tokens_in": 0,
+            "tokens_out": 0,
+        }
+        await self._finish(reservation.id, status, nothing, charged=False)
+
+    async def _finish(
+        self, ledger_id: int, status: Status, amounts: dict[str, Any], *, charged: bool
+    ) -> None:
+        """Settle (charged: real usage) or release a reservation, exactly once; safe to retry."""
+        params = {**amounts, "id": ledger_id, "status": status, "now": self._clock(), "due": None}
+
+        async def finish(conn: Conn) -> None:
+            done = await conn.fetchval(
+                FINISH.text, *FINISH.args({**params, "was": "pending", "had_charge": True})
+            )
+            if done or not charged:
+                return
+            # Expired meanwhile (the call outlived the TTL): the estimate was given back, so
+            # the real usage is charged afresh. Anything else was settled or released already.
+            await conn.fetchval(
+                FINISH.text, *FINISH.args({**params, "was": "expired", "had_charge": False})
+            )
+
+        await self._retried(finish)
+
+    async def expire_stale(self, *, now: datetime | None = None) -> int:
+        moment = now or self._clock()
+        return await self._retried(lambda conn: self._expire(conn, moment))
+
+    async def _expire(self, conn: Conn, moment: datetime) -> int:
+        """Give back reservations past their TTL, each in its own statement (see FINISH)."""
+        nothing = {
+            **_metric_params("n", dict.fromkeys(METRICS, 0)),
+            "tokens_in": 0,
+            "tokens_out": 0,
+        }
+        params = {
+            **nothing,
+            "status": "expired",
+            "now": moment,
+            "due": moment,
+            "was": "pending",
+            "had_charge": True,
+        }
+        expired = 0
+        while True:
+            due = await conn.fetch(DUE.text, *DUE.args({"now": moment}))
+            for row in due:
+                # Another replica may sweep the same row at once; only one of them counts.
+                expired += int(
+                    await conn.fetchval(FINISH.text, *FINISH.args({**params, "id": row[0]}))
+                )
+            if len(due) < 500:
+                return expired
+
+    async def _limits(self, conn: Conn, channel: str) -> Limits:
+        """Read on every reserve, so a limit set by the CLI (another process) applies at once."""
+        rows = await conn.fetch(
+            "SELECT metric, period, value FROM quota_limits WHERE channel = $1", channel
+        )
+        return self._defaults.overridden_by(rows, self.quota.user_share)
+
+    async def _diagnose(
+        self,
+        conn: Conn,
+        charge: Charge,
+        limits: Limits,
+        keys: WindowKeys,
+        want: dict[Metric, float],
+        moment: datetime,
+    ) -> QuotaExceeded | None:
+        """Which limit refused, read after the gate said no, to word the message; None when
+        the counters have room again (a hold was given back meanwhile)."""
+        rows = await conn.fetch(
+            COUNTERS.text, *COUNTERS.args({"channel": charge.channel, "user_id": charge.user})
+        )
+        by_user = {row["user_id"]: row for row in rows}
+        for who, table in (("", limits.channel), (charge.user, limits.user)):
+            refused = exceeded(
+                by_user.get(who),
+                table,
+                keys,
+                want,
+                quota=self.quota,
+                moment=moment,
+                user_scope=bool(who),
+            )
+            if refused is not None:
+                return refused
+        return None
+
+    # --- quota administration ----------------------------------------------------------
+
+    async def limits(self, channel: str) -> tuple[LimitSetting, ...]:
+        return settings_of(await self._retried(lambda conn: self._limits(conn, channel)))
+
+    async def set_limit(
+        self, channel: str, metric: Metric, window: Window, value: float | None
+    ) -> None:
+        if value is not None and value < 0:
+            raise ValueError("a limit cannot be negative")
+        now = self._clock()
+        await self._retried(
+            lambda conn: conn.execute(
+                "INSERT INTO quota_limits (channel, metric, period, value, updated_at) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel, metric, period) DO UPDATE "
+                "SET value = excluded.value, updated_at = excluded.updated_at",
+                channel,
+                metric,
+                window,
+                value,
+                now,
+            )
+        )
+
+    async def clear_limits(
+        self, channel: str, metric: Metric | None = None, window: Window | None = None
+    ) -> int:
+        async def clear(conn: Conn) -> int:
+            status = await conn.execute(
+                "DELETE FROM quota_limits WHERE channel = $1 "
+                "AND ($2::text IS NULL OR metric = $2) AND ($3::text IS NULL OR period = $3)",
+                channel,
+                metric,
+                window,
+            )
+            return int(status.rsplit(" ", 1)[-1])
+
+        # Not retried: a repeat would report 0 removed after the first removed them.
+        return await self._once(clear)
+
+    async def reset_usage(self, channel: str, *, now: datetime | None = None) -> None:
+        keys = self.quota.window_keys(now or self._clock())
+        params = {"channel": channel, "day_key": keys.day, "month_key": keys.month}
+
+        async def reset(conn: Conn) -> None:
+            async with conn.transaction():
+                # Locked first, in a statement of its own: RESET's snapshot then includes
+                # every reservation that got in before us, and later ones wait.
+                await conn.execute(
+                    "SELECT 1 FROM quota_usage WHERE channel = $1 ORDER BY user_id FOR UPDATE",
+                    channel,
+                )
+                await conn.execute(RESET.text, *RESET.args(params))
+
+        await self._retried(reset)
+
+    async def quota_status(
+        self, channel: str, *, now: datetime | None = None, top: int = 3
+    ) -> QuotaStatus:
+        moment = now or self._clock()
+        keys = self.quota.window_keys(moment)
+
+        async def read(conn: Conn) -> QuotaStatus:
+            await self._expire(conn, moment)
+            limits = await self._limits(conn, channel)
+            row = await conn.fetchrow(
+                "SELECT * FROM quota_usage WHERE channel = $1 AND user_id = ''", channel
+            )
+            windows = []
+            for w in WINDOWS:
+                current = row is not None and row[f"{w}_key"] >= keys.of(w)
+                used: dict[Metric, float] = {
+                    m: (float(row[f"{w}_{m}"]) if current and row is not None else 0.0)
+                    for m in METRICS
+                }
+                spent = {
+                    "channel": channel,
+                    "month_key": keys.month,
+                    "day_key": keys.day if w == "day" else None,
+                    "top": top,
+                }
+                windows.append(
+                    WindowUsage(
+                        window=w,
+                        key=keys.of(w),
+                        used=used,
+                        top_users=_spenders(
+                            await conn.fetch(TOP_USERS.text, *TOP_USERS.args(spent))
+                        ),
+                        top_models=_spenders(
+                            await conn.fetch(TOP_MODELS.text, *TOP_MODELS.args(spent))
+                        ),
+                        resets_at=self.quota.resets_at(w, moment),
+                    )
+                )
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM ledger WHERE status = 'pending' AND channel = $1", channel
+            )
+            return QuotaStatus(
+                channel=channel,
+                windows=tuple(windows),
+                limits=settings_of(limits),
+                user_share=self.quota.user_share,
+                pending=int(pending),
+                time_zone=self.quota.tz.key,
+            )
+
+        return await self._retried(read)
+
+    async def channels(self) -> list[str]:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                "SELECT channel FROM channel_settings UNION SELECT channel FROM quota_limits "
+                "UNION SELECT channel FROM quota_usage ORDER BY 1"
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+    # --- ledger ------------------------------------------------------------------------
+
+    async def ledger(
+        self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
+    ) -> list[LedgerRow]:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                f"SELECT {LEDGER_COLS} FROM ledger WHERE id > $1 "
+                "AND ($2::text IS NULL OR channel = $2) ORDER BY id LIMIT $3",
+                after_id,
+                channel,
+                limit,
+            )
+        )
+        return [_ledger_row(r) for r in rows]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _reason(e: BaseException, password: str | None) -> str:
+    """One line saying why a connection failed, with the password scrubbed to be sure."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, TimeoutError):
+        text = f"no answer within {CONNECT_TIMEOUT:g} s"
+    if password:
+        text = text.replace(password, "***")
+    return text
+
+
+def _metric_params(prefix: str, values: dict[Metric, float]) -> dict[str, Any]:
+    return {
+        f"{prefix}_{m}": (float(v) if m == "audio_seconds" else int(v)) for m, v in values.items()
+    }
+
+
+def _limit_params(limits: Limits) -> dict[str, float | None]:
+    params: dict[str, float | None] = {}
+    for (m, w), value in limits.channel.items():
+        params[f"ch_{w}_{m}"] = value
+    for (m, w), value in limits.user.items():
+        params[f"us_{w}_{m}"] = value
+    return params
+
+
+async def _read_settings(conn: Conn, channel: str, *, lock: bool = False) -> ChannelSettings:
+    row = await conn.fetchrow(
+        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe "
+        "FROM channel_settings WHERE channel = $1" + (" FOR UPDATE" if lock else ""),
+        channel,
+    )
+    if row is None:
+        return ChannelSettings()
+    return ChannelSettings(
+        model=row[0],
+        system_prompt=row[1],
+        temperature=row[2],
+        max_tokens=row[3],
+        auto_transcribe=bool(row[4]),
+    )
+
+
+async def _write_settings(conn: Conn, channel: str, s: ChannelSettings, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO channel_settings (channel, model, system_prompt, temperature, max_tokens, "
+        "auto_transcribe, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel) "
+        "DO UPDATE SET model = excluded.model, system_prompt = excluded.system_prompt, "
+        "temperature = excluded.temperature, max_tokens = excluded.max_tokens, "
+        "auto_transcribe = excluded.auto_transcribe, updated_at = excluded.updated_at",
+        channel,
+        s.model,
+        s.system_prompt,
+        s.temperature,
+        s.max_tokens,
+        s.auto_transcribe,
+        now,
+    )
+
+
+def _spenders(rows: list[asyncpg.Record]) -> tuple[Spender, ...]:
+    return tuple(
+        Spender(
+            name=str(r[0]),
+            requests=int(r[1]),
+            tokens=int(r[2]),
+            images=int(r[3]),
+            audio_seconds=float(r[4]),
+        )
+        for r in rows
+    )
+
+
+def _ledger_row(r: asyncpg.Record) -> LedgerRow:
+    return LedgerRow(
+        id=int(r[0]),
+        created_at=r[1].astimezone(UTC),
+        charge=Charge(
+            platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6], user_name=r[21]
+        ),
+        amounts=amounts_of(r[7:12]),
+        status=str(r[12]),
+        estimate=amounts_of(r[13:18]),
+        finished_at=r[18].astimezone(UTC) if r[18] is not None else None,
+        day=str(r[19]),
+        month=str(r[20]),
+    )
