@@ -33,6 +33,7 @@ from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.base import DatabaseUnusable
 from storage.opener import open_store
+from storage.postgres.store import PostgresStore
 
 log = logging.getLogger("chatops")
 
@@ -127,9 +128,11 @@ async def serve(config: Config, platforms: Platforms) -> int:
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     store = await open_store(config.database, config.quota, pool_size=config.db_pool_size)
     gateway = Gateway(config.base_url, config.api_key)
+    # Replicas on one PostgreSQL share the platform budgets that count writes per app.
+    shared = store.budgets() if isinstance(store, PostgresStore) else None
     try:
         return await _run_platforms(
-            config, platforms, standby, Services(config, gateway, store, Budgets())
+            config, platforms, standby, Services(config, gateway, store, Budgets(shared=shared))
         )
     finally:
         await gateway.aclose()

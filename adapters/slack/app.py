@@ -71,6 +71,7 @@ LIMITS = Limits(
     post_burst=2,
     post_scope="channel",
     length=mrkdwn_length,
+    app_wide=True,
 )
 _SERVER_ERROR_PAUSE = 1.0
 # Longest conversations.replies 429 worth waiting out before answering without context.

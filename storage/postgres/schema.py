@@ -96,8 +96,19 @@ END
 $$;
 """
 
+# Version 2: platform write budgets shared by replicas (storage/postgres/budgets.py). Each
+# row is one sliding window: when its last `burst` writes were recorded (by the database's
+# clock, which every replica shares), and until when a 429 closed it.
+V2 = """
+CREATE TABLE budgets (
+    key text PRIMARY KEY,
+    spent timestamptz[] NOT NULL DEFAULT '{}',
+    blocked_until timestamptz
+);
+"""
+
 # MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).
-MIGRATIONS: tuple[str, ...] = (V1,)
+MIGRATIONS: tuple[str, ...] = (V1, V2)
 LATEST = len(MIGRATIONS)
 
 # Any constant both replicas agree on; 0x63686174 is "chat".

@@ -38,6 +38,8 @@ from storage.base import (
     WindowUsage,
 )
 from storage.limits import Limits, amounts_of, exceeded, metered, settings_of
+from storage.postgres.budgets import SharedWindows
+from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
 from storage.postgres.quota import (
     COUNTERS,
     DUE,
@@ -65,24 +67,6 @@ COMMAND_TIMEOUT = 30.0
 # Idempotent calls are retried across a lost connection for about this long in all.
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 SPLIT_GATE = "CQ001"  # chatops_gate_split(): one counter row had room, the other not
-
-# The connection, not the statement, failed: the server went away, restarted, was shut
-# down, cancelled us or could not be reached in time.
-LOST: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    # What asyncpg raises when a statement is sent on a connection the server has just
-    # ended, before the client noticed the end.
-    asyncpg.exceptions.InternalClientError,
-)
-# A new connection may also be refused by the server: a login, a database missing or closed.
-CONNECT_FAILED: tuple[type[BaseException], ...] = (*LOST, asyncpg.PostgresError)
-# Opening may also meet a malformed URL.
-OPEN_FAILED: tuple[type[BaseException], ...] = (*CONNECT_FAILED, ValueError)
 
 
 def redact(url: str) -> str:
@@ -151,6 +135,10 @@ class PostgresStore:
             await pool.close()
             raise
         return cls(pool, where, quota or QuotaConfig(), clock or (lambda: datetime.now(UTC)))
+
+    def budgets(self) -> SharedWindows:
+        """Platform write budgets shared with every replica, on this store's pool."""
+        return SharedWindows(self._pool)
 
     async def close(self) -> None:
         # Bounded: a connection stuck on a dead server must not hold up shutdown.
