@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.commands.table import command_table
@@ -21,6 +23,15 @@ from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 
 LIMITS = Limits(max_chars=400, edit_interval=0.01, budget_per_second=500.0, budget_burst=50)
+# The core's clock starts here, not at the real date: noon UTC mid-month, hours from any
+# quota window's edge, so no test sees a day or a month roll over whenever it runs.
+ANCHOR = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def steady_clock(anchor: datetime = ANCHOR) -> Callable[[], datetime]:
+    """A clock that starts at `anchor` and runs at real speed."""
+    start = time.monotonic()
+    return lambda: anchor + timedelta(seconds=time.monotonic() - start)
 
 
 @dataclass(slots=True)
@@ -36,10 +47,10 @@ class Core:
 
 
 @asynccontextmanager
-async def running_core(
-    tmp_path: Path, *, db: str | None = None, **config: object
-) -> AsyncIterator[Core]:
-    """`db`: a PostgreSQL URL (or SQLite path) instead of a SQLite file in `tmp_path`."""
+async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
+    """`config`: Config fields, and `db`: a PostgreSQL URL to use instead of a SQLite file."""
+    db = config.pop("db", None)
+    assert db is None or isinstance(db, str)
     async with FakeGateway() as fake:
         settings = Config(
             api_key=Secret(fake.api_key),
@@ -47,9 +58,10 @@ async def running_core(
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        store = await open_store(db or settings.db_path, settings.quota)
+        clock = steady_clock()
+        store = await open_store(db or settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
-        services = Services(settings, gateway, store, Budgets())
+        services = Services(settings, gateway, store, Budgets(), clock=clock)
         adapter = MemoryAdapter(limits=LIMITS)
         try:
             yield Core(fake, store, adapter, Dispatcher(services, command_table()), services)
