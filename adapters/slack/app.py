@@ -44,6 +44,7 @@ from adapters.slack.transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Turn, User
+from bot.streaming.budgets import Budgets
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -107,7 +108,9 @@ class SlackAdapter:
     name = "slack"
     limits = LIMITS
 
-    def __init__(self, settings: SlackSettings, dedupe: Dedupe) -> None:
+    def __init__(
+        self, settings: SlackSettings, dedupe: Dedupe, budgets: Budgets | None = None
+    ) -> None:
         self.settings = settings
         self._dedupe = dedupe
         self._session: aiohttp.ClientSession | None = None
@@ -119,7 +122,8 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
-        self.streams = NativeStreams(self._client, enabled=settings.native_stream)
+        # The service's budgets: replicas on PostgreSQL share the streams allowance too.
+        self.streams = NativeStreams(self._client, enabled=settings.native_stream, budgets=budgets)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.errors import SlackProblem, is_server_error, translate
 from bot.errors import PlatformRateLimited
+from bot.streaming.budgets import Budgets, EditBudget
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -38,7 +38,7 @@ ENDED = frozenset({"message_not_in_streaming_state", "stopped_by_user"})
 # this allowance has room; otherwise it is posted and edited (chat.update is Tier 3). Half
 # of Slack's minute as burst leaves room for stops that come late and bunch up.
 STREAMS_PER_SECOND = 20 / 62.5
-STREAMS_BURST = 10.0
+STREAMS_BURST = 10
 # chat.stopStream 429s are waited out here (the core's budgets do not cover it), briefly.
 STOP_ATTEMPTS = 3
 STOP_MAX_WAIT = 10.0
@@ -53,32 +53,7 @@ class NativeStream:
     ts: str
     text: str
     live: bool = True
-
-
-class _Allowance:
-    """A token bucket that never waits: `take` says whether a stream may start now."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self._level = burst
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        self._refill()
-        if self._level >= 1.0:
-            self._level -= 1.0
-            return True
-        return False
-
-    def penalize(self, seconds: float) -> None:
-        """Slack said 429: no new stream until Retry-After has passed."""
-        self._refill()
-        self._level = min(self._level, 1.0 - seconds * self.rate)
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._level = min(self.burst, self._level + (now - self._at) * self.rate)
-        self._at = now
+    team: str = ""  # whose streams allowance it came from
 
 
 class NativeStreams:
@@ -90,17 +65,32 @@ class NativeStreams:
     replaces the message with chat.update, which then carries every later edit.
     """
 
-    def __init__(self, client: Callable[[], Awaitable[AsyncWebClient]], *, enabled: bool) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Awaitable[AsyncWebClient]],
+        *,
+        enabled: bool,
+        budgets: Budgets | None = None,
+    ) -> None:
         self._client = client
         self.enabled = enabled
         self.unavailable: set[str] = set()
-        self._allowance = _Allowance(STREAMS_PER_SECOND, STREAMS_BURST)
+        # Per workspace, and shared by replicas when they share a database (see Budgets).
+        self._budgets = budgets or Budgets()
+
+    def _allowance(self, team: str) -> EditBudget:
+        return self._budgets.named(
+            "slack-streams", team, STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True
+        )
 
     async def start(
         self, *, channel: str, thread_ts: str, text: str, team: str, user: str
     ) -> NativeStream | None:
         """A stream in the thread showing `text`, or None when the reply should be posted."""
-        if not self.enabled or team in self.unavailable or not self._allowance.take():
+        if not self.enabled or team in self.unavailable:
+            return None
+        allowance = self._allowance(team)
+        if not await allowance.try_take():
             return None
         args: JSON = {"channel": channel, "thread_ts": thread_ts, "markdown_text": text}
         # Required outside DMs: who the streamed answer is for.
@@ -111,7 +101,7 @@ class NativeStreams:
         try:
             resp = await self._api("chat.startStream", retry=False, **args)
         except PlatformRateLimited as limited:
-            self._allowance.penalize(limited.retry_after)
+            allowance.penalize(limited.retry_after)
             return None
         except SlackProblem as problem:
             if problem.code in UNAVAILABLE:
@@ -123,7 +113,7 @@ class NativeStreams:
                 self.unavailable.add(team)
             return None
         ts = str(resp.get("ts") or "")
-        return NativeStream(channel, ts, text) if ts else None
+        return NativeStream(channel, ts, text, team=team) if ts else None
 
     async def show(self, stream: NativeStream, text: str) -> None:
         """Make the streamed message show `text`, its whole Markdown so far."""
@@ -164,7 +154,7 @@ class NativeStreams:
                 await self._api("chat.stopStream", channel=stream.channel, ts=stream.ts)
                 return
             except PlatformRateLimited as limited:
-                self._allowance.penalize(limited.retry_after)
+                self._allowance(stream.team).penalize(limited.retry_after)
                 if attempt == STOP_ATTEMPTS or limited.retry_after > STOP_MAX_WAIT:
                     break
                 await asyncio.sleep(limited.retry_after)

@@ -78,6 +78,11 @@ class EditBudget:
         self._spent.append(self._clock())
         return True
 
+    async def try_take(self) -> bool:
+        """try_acquire() for callers that can await a shared budget's answer (never waits
+        for a token to come back)."""
+        return self.try_acquire()
+
     async def acquire(self) -> None:
         """Wait (first come, first served) for a token and take it."""
         if not self.waiting and self.available() >= 1:
@@ -175,6 +180,13 @@ class Budgets:
             return self.for_place(limits, place)
         key = ("post", limits.post_budget_key(place))
         return self._get(key, limits.post_per_second, limits.post_burst, limits.app_wide)
+
+    def named(
+        self, name: str, scope: str, rate: float, burst: int, *, app_wide: bool
+    ) -> EditBudget:
+        """A budget for a limit an adapter keeps itself (Slack's native streams per
+        workspace), shared by replicas like the others when `app_wide`."""
+        return self._get((name, scope), rate, burst, app_wide)
 
     def __len__(self) -> int:
         return len(self._budgets)

@@ -80,6 +80,15 @@ class SharedEditBudget(EditBudget):
         self._ready_at = None
         return True
 
+    async def try_take(self) -> bool:
+        if not self._holding():
+            if self.waiting or self.available() < 1 or self._clock() < self._refused_until:
+                return False
+            if await self._take(0) != 0.0:
+                return False
+            self._ready_at = self._clock()
+        return self.try_acquire()
+
     async def acquire(self) -> None:
         async with self._turn:
             while True:

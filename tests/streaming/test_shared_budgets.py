@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from adapters.slack.stream import STREAMS_BURST, STREAMS_PER_SECOND
 from bot.events import Limits, Place
 from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.shared import SharedEditBudget
@@ -106,3 +107,14 @@ async def test_only_app_wide_budgets_are_shared_and_only_with_a_database(
         guild = Place(platform="discord", channel="42", workspace="7")
         assert type(budgets.for_place(discord, guild)) is EditBudget
     assert type(Budgets().for_place(SCARCE, PLACE)) is EditBudget  # SQLite: one process
+
+
+async def test_slack_streams_allowance_is_shared_by_replicas(postgres_url: str) -> None:
+    async with replicas(postgres_url, 3) as budgets:
+        allowances = [
+            b.named("slack-streams", "T1", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True)
+            for b in budgets
+        ]
+        started = [await a.try_take() for _ in range(STREAMS_BURST) for a in allowances]
+    # chat.startStream is counted per workspace by Slack: 10 in all, not 10 per replica.
+    assert sum(started) == STREAMS_BURST
