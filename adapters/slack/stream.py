@@ -76,7 +76,8 @@ class NativeStreams:
         self.enabled = enabled
         self.unavailable: set[str] = set()
         # Per workspace, and shared by replicas when they share a database (see Budgets).
-        self._budgets = budgets or Budgets()
+        # (Not `budgets or ...`: an empty Budgets is falsy, having a length.)
+        self._budgets = budgets if budgets is not None else Budgets()
 
     def _allowance(self, team: str) -> EditBudget:
         return self._budgets.named(

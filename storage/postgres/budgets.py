@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import logging
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -10,25 +11,48 @@ import asyncpg
 from storage.base import DatabaseUnavailable
 from storage.postgres.errors import CONNECT_FAILED
 
-log = logging.getLogger(__name__)
+# A replica's pledges count for others this long after its last take or publish.
+PLEDGE_SECONDS = 60.0
+MIN_WAIT = 0.005
 
-# Take one write from a window: granted only if, after forgetting writes older than the
-# window, there is room for it and `reserve` more, and no 429 has closed the window. One
-# statement: the row lock makes concurrent takes from every replica queue, and each sees
-# the writes of those before it. Times are the database's, which all replicas share.
+_LIVE = "ARRAY(SELECT t FROM unnest(b.spent) AS t WHERE t > now() - make_interval(secs => $3))"
+# Take one write from a scope's window: granted only if, after forgetting writes older than
+# the window, there is room for it, for `reserve` more and, for an optional write, for what
+# the other replicas have pledged; and no 429 has closed the window. One statement: the row
+# lock queues concurrent takes from every replica, each seeing the writes before it. It also
+# records this replica's own pledges (its heartbeat). Times are the database's, which every
+# replica shares. $1 key, $2 burst, $3 window seconds, $4 reserve, $5 optional, $6 owner,
+# $7 the owner's pledges.
 TAKE = (
-    "INSERT INTO budgets AS b (key, spent) SELECT $1, ARRAY[now()] WHERE 1 + $4::int <= $2::int "
-    "ON CONFLICT (key) DO UPDATE SET spent = ARRAY(SELECT t FROM unnest(b.spent) AS t "
-    "WHERE t > now() - make_interval(secs => $3::float8) ORDER BY t) || now() "
-    "WHERE (SELECT count(*) FROM unnest(b.spent) AS t "
-    "WHERE t > now() - make_interval(secs => $3::float8)) + 1 + $4::int <= $2::int "
-    "AND (b.blocked_until IS NULL OR b.blocked_until <= now()) RETURNING 1"
+    "WITH mine AS (INSERT INTO budget_pledges (key, owner, count, expires_at) "
+    f"VALUES ($1, $6, $7, now() + make_interval(secs => {PLEDGE_SECONDS})) "
+    "ON CONFLICT (key, owner) DO UPDATE SET count = excluded.count, "
+    "expires_at = excluded.expires_at), "
+    "others AS (SELECT CASE WHEN $5::boolean THEN COALESCE(sum(count), 0) ELSE 0 END AS n "
+    "FROM budget_pledges WHERE key = $1 AND owner <> $6 AND expires_at > now()) "
+    "INSERT INTO budgets AS b (key, spent) SELECT $1, ARRAY[now()] FROM others "
+    "WHERE 1 + $4::int + others.n <= $2::int "
+    f"ON CONFLICT (key) DO UPDATE SET spent = {_LIVE.replace('$3', '$3::float8')} || now() "
+    f"WHERE cardinality({_LIVE}) + 1 + $4::int + (SELECT n FROM others) <= $2::int "
+    "AND (b.blocked_until IS NULL OR b.blocked_until <= now()) RETURNING now()"
 )
-# After a refusal: the writes still in the window, the 429 block, and the database's now.
+# After a refusal: the writes still in the window, the 429 block, the others' pledges (for an
+# optional write) and the database's now.
 LOOK = (
-    "SELECT ARRAY(SELECT t FROM unnest(spent) AS t "
-    "WHERE t > now() - make_interval(secs => $2::float8) ORDER BY t), blocked_until, now() "
-    "FROM budgets WHERE key = $1"
+    f"SELECT {_LIVE}, b.blocked_until, now(), (SELECT CASE WHEN $4::boolean THEN "
+    "COALESCE(sum(count), 0) ELSE 0 END FROM budget_pledges WHERE key = $1 AND owner <> $2 "
+    "AND expires_at > now()) FROM budgets b WHERE key = $1"
+)
+PLEDGE = (
+    "INSERT INTO budget_pledges (key, owner, count, expires_at) "
+    f"VALUES ($1, $2, $3, now() + make_interval(secs => {PLEDGE_SECONDS})) "
+    "ON CONFLICT (key, owner) DO UPDATE SET count = excluded.count, "
+    "expires_at = excluded.expires_at"
+)
+# A write taken ahead and never used goes back: one occurrence of its time leaves the window.
+GIVE_BACK = (
+    "UPDATE budgets SET spent = spent[:array_position(spent, $2) - 1] "
+    "|| spent[array_position(spent, $2) + 1:] WHERE key = $1 AND $2 = ANY(spent)"
 )
 BLOCK = (
     "INSERT INTO budgets AS b (key, blocked_until) "
@@ -37,36 +61,67 @@ BLOCK = (
 )
 
 
-MIN_WAIT = 0.005
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A take's answer: `at` (the database's time of the write) when granted, else `wait`,
+    the seconds (> 0; inf: not while these pledges stand) before asking again."""
+
+    at: datetime | None
+    wait: float = 0.0
 
 
 class SharedWindows:
-    """Sliding-window budgets on the store's connection pool (see bot/streaming/shared.py)."""
+    """Sliding-window budgets on the store's connection pool (see bot/streaming/shared.py).
+
+    `owner` names this process among the replicas, for its pledges.
+    """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self.owner = secrets.token_hex(8)
 
-    async def take(self, key: str, *, burst: int, window: float, reserve: int = 0) -> float:
-        """Take one write: 0.0 when granted, else the seconds (> 0; inf: never) until
-        `1 + reserve` writes could fit."""
+    async def take(
+        self,
+        key: str,
+        *,
+        burst: int,
+        window: float,
+        reserve: int = 0,
+        optional: bool = False,
+        pledged: int = 0,
+    ) -> Taken:
+        """Take one write; an optional one also leaves room for the others' pledges."""
         try:
             async with self._pool.acquire(timeout=5.0) as conn:
-                if await conn.fetchval(TAKE, key, burst, window, reserve) is not None:
-                    return 0.0
-                row = await conn.fetchrow(LOOK, key, window)
+                args = (key, burst, window, reserve, optional, self.owner, pledged)
+                at = await conn.fetchval(TAKE, *args)
+                if at is not None:
+                    return Taken(at)
+                row = await conn.fetchrow(LOOK, key, self.owner, window, optional)
         except CONNECT_FAILED as e:
             raise DatabaseUnavailable(type(e).__name__) from None
         if row is None:
-            return float("inf")  # a first take is refused only when 1 + reserve > burst
-        wait = wait_for(row[0], row[1], row[2], burst=burst, window=window, need=1 + reserve)
+            return Taken(None, float("inf"))  # a first take is refused only by pledges
+        need = 1 + reserve + int(row[3])
+        wait = wait_for(row[0], row[1], row[2], burst=burst, window=window, need=need)
         # Refused yet no wait: the window changed between the two statements; look again soon.
-        return max(wait, MIN_WAIT)
+        return Taken(None, max(wait, MIN_WAIT))
+
+    async def pledge(self, key: str, count: int) -> None:
+        """Publish this process's pledges in a scope (the writes it will surely need)."""
+        await self._run(PLEDGE, key, self.owner, count)
+
+    async def give_back(self, key: str, at: datetime) -> None:
+        await self._run(GIVE_BACK, key, at)
 
     async def block(self, key: str, seconds: float) -> None:
         """The platform answered 429 for this scope: no replica writes for `seconds`."""
+        await self._run(BLOCK, key, seconds)
+
+    async def _run(self, statement: str, *args: object) -> None:
         try:
             async with self._pool.acquire(timeout=5.0) as conn:
-                await conn.execute(BLOCK, key, seconds)
+                await conn.execute(statement, *args)
         except CONNECT_FAILED as e:
             raise DatabaseUnavailable(type(e).__name__) from None
 

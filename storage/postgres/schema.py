@@ -105,6 +105,15 @@ CREATE TABLE budgets (
     spent timestamptz[] NOT NULL DEFAULT '{}',
     blocked_until timestamptz
 );
+-- Writes each replica's open replies will certainly still need in a scope (their pledges),
+-- kept by every take it makes; a replica that stops refreshing them (crashed) is forgotten.
+CREATE TABLE budget_pledges (
+    key text NOT NULL,
+    owner text NOT NULL,
+    count integer NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (key, owner)
+);
 """
 
 # MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).

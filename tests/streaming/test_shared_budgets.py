@@ -77,10 +77,10 @@ async def test_a_429_in_one_replica_pauses_the_scope_in_all(postgres_url: str) -
     a, b = [await PostgresStore.open(postgres_url) for _ in range(2)]
     try:
         key = "write:slack:T1"
-        assert await b.budgets().take(key, burst=50, window=60.0) == 0.0
+        assert (await b.budgets().take(key, burst=50, window=60.0)).at is not None
         await a.budgets().block(key, 30.0)
-        wait = await b.budgets().take(key, burst=50, window=60.0)
-        assert 25.0 < wait <= 30.0
+        refused = await b.budgets().take(key, burst=50, window=60.0)
+        assert refused.at is None and 25.0 < refused.wait <= 30.0
     finally:
         await a.close()
         await b.close()

@@ -1,0 +1,282 @@
+"""Replicas: several real `chatops run` processes on one PostgreSQL, against the fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+
+from storage.base import Amounts, Charge, QuotaConfig
+from storage.postgres.store import PostgresStore
+from tests.fakes.discord import CHANNEL2_ID, CHANNEL_ID, MEMBER_ID, FakeDiscord
+from tests.fakes.gateway import FakeGateway
+from tests.fakes.slack import BOT_USER, FakeSlack, signed_headers
+from tests.postgres import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Replica:
+    """One `chatops run` process; `url` is its Slack Events endpoint in HTTP mode."""
+
+    process: asyncio.subprocess.Process
+    url: str = ""
+    stderr: bytes = field(default=b"", repr=False)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        async with asyncio.timeout(30):
+            _, self.stderr = await self.process.communicate()
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+
+async def start(env: Mapping[str, str], cwd: Path) -> Replica:
+    await asyncio.to_thread(cwd.mkdir, parents=True, exist_ok=True)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=cwd,
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return Replica(process)
+
+
+def service_env(gateway: FakeGateway, db: str, **extra: str) -> dict[str, str]:
+    return {
+        "WEELINKING_API_KEY": gateway.api_key,
+        "WEELINKING_BASE_URL": gateway.base_url,
+        "CHATOPS_DB": db,
+        "CHATOPS_SHUTDOWN_GRACE": "5",
+        **extra,
+    }
+
+
+@contextlib.asynccontextmanager
+async def slack_replicas(
+    count: int, slack: FakeSlack, gateway: FakeGateway, db: str, root: Path, **extra: str
+) -> AsyncIterator[list[Replica]]:
+    """`count` replicas in Slack HTTP mode (Events API), each on its own port, all ready."""
+    replicas: list[Replica] = []
+    try:
+        for i in range(count):
+            port = free_port()
+            env = slack.env(
+                SLACK_SIGNING_SECRET=slack.signing_secret,
+                CHATOPS_SLACK_HTTP_HOST="127.0.0.1",
+                CHATOPS_SLACK_HTTP_PORT=str(port),
+            )
+            del env["SLACK_APP_TOKEN"]
+            replica = await start({**service_env(gateway, db, **extra), **env}, root / f"r{i}")
+            replica.url = f"http://127.0.0.1:{port}/slack/events"
+            replicas.append(replica)
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(until_listening(slack, r) for r in replicas))
+        yield replicas
+    finally:
+        for replica in replicas:
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await replica.stop()
+
+
+async def until_listening(slack: FakeSlack, replica: Replica) -> None:
+    body = json.dumps({"type": "url_verification", "challenge": "up", "token": "t"})
+    while True:
+        if replica.process.returncode is not None:
+            raise AssertionError(f"a replica exited: {await replica.process.stderr.read()!r}")  # type: ignore[union-attr]
+        with contextlib.suppress(aiohttp.ClientError):
+            if (await deliver(replica, body, slack.signing_secret))[0] == 200:
+                return
+        await asyncio.sleep(0.1)
+
+
+async def deliver(replica: Replica, body: str, secret: str, *, retry: int = 0) -> tuple[int, str]:
+    """POST a signed Events API request, as Slack does (a retry says so in its headers)."""
+    headers = {**signed_headers(secret, body), "Content-Type": "application/json"}
+    if retry:
+        headers |= {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(replica.url, data=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.text()
+
+
+def mention(slack: FakeSlack, channel: str, text: str, event_id: str) -> tuple[str, str]:
+    """A mention stored in the fake; returns its ts and the Events API body delivering it."""
+    msg = slack.user_message(channel, f"<@{BOT_USER}> {text}")
+    body = json.dumps(slack.event_callback({**msg, "type": "app_mention"}, event_id=event_id))
+    return msg["ts"], body
+
+
+async def until_held(url: str) -> None:
+    """Until some reservation is pending in the database (bounded)."""
+    store = await PostgresStore.open(url)
+    try:
+        async with asyncio.timeout(30):
+            for _ in range(3000):
+                if any(r.status == "pending" for r in await store.ledger()):
+                    return
+                await asyncio.sleep(0.01)
+        raise AssertionError("no reservation was ever held")
+    finally:
+        await store.close()
+
+
+def answers(slack: FakeSlack, channel: str, ts: str) -> list[str]:
+    return [m["text"] for m in slack.thread(channel, ts) if m.get("user") == BOT_USER]
+
+
+async def test_each_event_is_answered_once_whichever_replica_gets_it_and_its_retry(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    async with (
+        FakeGateway() as gateway,
+        FakeSlack() as slack,
+        slack_replicas(3, slack, gateway, postgres_url, tmp_path) as replicas,
+    ):
+        asked = [
+            (f"C{i % 20}", *mention(slack, f"C{i % 20}", f"question {i}", f"EvRR{i:03d}"))
+            for i in range(60)
+        ]
+
+        async def both(i: int, body: str) -> None:
+            first, again = replicas[i % 3], replicas[(i + 1) % 3]
+            # The retry races the first delivery on another replica.
+            done = await asyncio.gather(
+                deliver(first, body, slack.signing_secret),
+                deliver(again, body, slack.signing_secret, retry=1),
+            )
+            assert [status for status, _ in done] == [200, 200]
+
+        await asyncio.gather(*(both(i, body) for i, (_, _, body) in enumerate(asked)))
+
+        def all_answered() -> bool:
+            return all(answers(slack, c, ts) for c, ts, _ in asked)
+
+        await slack.wait_until(all_answered, within=60)
+    # Every replica has stopped (drained) by now: no answer is still on its way.
+    for i, (channel, ts, _) in enumerate(asked):
+        assert answers(slack, channel, ts) == [f"You said: question {i}"]
+    assert not slack.rate_limited
+
+
+async def test_50_conversations_over_3_replicas_draw_no_429_and_all_complete(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    words = [f"word{n}" for n in range(40)]
+    full = " ".join(words)
+    # A slow stream, so every reply edits its message while the others do too.
+    async with FakeGateway(chunk_delay=0.05) as gateway, FakeSlack() as slack:
+        gateway.chunks = [w + " " for w in words[:-1]] + [words[-1]]
+        async with slack_replicas(3, slack, gateway, postgres_url, tmp_path) as replicas:
+            asked = [
+                (f"C{i}", *mention(slack, f"C{i}", f"talk {i}", f"EvBurst{i:03d}"))
+                for i in range(50)
+            ]
+            await asyncio.gather(
+                *(
+                    deliver(replicas[i % 3], body, slack.signing_secret)
+                    for i, (_, _, body) in enumerate(asked)
+                )
+            )
+
+            def all_complete() -> bool:
+                return all(answers(slack, c, ts) == [full] for c, ts, _ in asked)
+
+            await slack.wait_until(all_complete, within=60)
+    assert not slack.rate_limited, dict(slack.rate_limited)
+    updates = [w for w in slack.writes if w.method == "chat.update"]
+    assert updates, "no reply was edited: the test would not exercise the shared budget"
+
+
+async def test_a_killed_replica_leaves_a_hold_that_expires_while_the_others_serve(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    limits = {"CHATOPS_QUOTA_REQUESTS_DAY": "1"}
+    async with FakeGateway(chunk_delay=5.0) as gateway, FakeSlack() as slack:
+        gateway.chunks = ["thinking", " for", " a", " long", " time"]
+        async with slack_replicas(2, slack, gateway, postgres_url, tmp_path, **limits) as replicas:
+            doomed, survivor = replicas
+            _, body = mention(slack, "C1", "a slow one", "EvKill1")
+            await deliver(doomed, body, slack.signing_secret)
+            await until_held(postgres_url)
+            assert await doomed.stop(signal.SIGKILL) == -signal.SIGKILL
+            # The other replica goes on serving (another channel, a quick answer).
+            gateway.chunks, gateway.chunk_delay = None, 0.0
+            ts, body = mention(slack, "C2", "still there?", "EvKill2")
+            await deliver(survivor, body, slack.signing_secret)
+            await slack.wait_until(lambda: bool(answers(slack, "C2", ts)), within=30)
+    # The dead replica's hold counts until the TTL passes, then the budget is whole again.
+    quota = QuotaConfig(limits={("requests", "day"): 1})
+    store = await PostgresStore.open(postgres_url, quota)
+    try:
+        [held] = [r for r in await store.ledger("slack:C1") if r.status == "pending"]
+        later = held.created_at + quota.reservation_ttl + timedelta(seconds=1)
+        status = await store.quota_status("slack:C1", now=later)
+        again = await store.reserve(
+            Charge("slack", "slack:C1", "U1", "ask", "m"), Amounts(), now=later
+        )
+        rows = {r.id: r for r in await store.ledger("slack:C1")}
+    finally:
+        await store.close()
+    assert status.pending == 0 and status.windows[0].used["requests"] == 0
+    assert rows[held.id].status == "expired" and rows[held.id].amounts == Amounts()
+    assert rows[again.id].status == "pending"
+
+
+async def test_discord_shards_split_over_two_processes_answer_each_guild_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    async with FakeGateway() as gateway, FakeDiscord(second_guild=True) as discord:
+        processes = []
+        try:
+            for shard, model in ((0, "gpt-4o-mini"), (1, "gpt-4o")):
+                env = service_env(gateway, postgres_url, CHATOPS_DEFAULT_MODEL=model)
+                env |= discord.env(DISCORD_SHARD_COUNT="2", DISCORD_SHARD_IDS=str(shard))
+                processes.append(await start(env, tmp_path / f"shard{shard}"))
+            await discord.wait_until(lambda: discord.shards_ready == {0, 1}, within=60)
+            first = await discord.send_message("hello guild one", mention_bot=True)
+            second = await discord.send_message(
+                "hello guild two", mention_bot=True, channel_id=CHANNEL2_ID
+            )
+            dm = await discord.send_message(
+                "hello in private", channel_id=discord.open_dm(MEMBER_ID)
+            )
+            sent = (first, second, dm)
+            await discord.wait_until(lambda: all(discord.replies_to(m.id) for m in sent), within=30)
+        finally:
+            for process in processes:
+                with contextlib.suppress(TimeoutError, ProcessLookupError):
+                    await process.stop()
+    for message in sent:
+        assert [r.content for r in discord.replies_to(message.id)] == [
+            f"You said: {message.content.split('> ', 1)[-1]}"
+        ]
+    store = await PostgresStore.open(postgres_url)
+    try:
+        ledger = await store.ledger()
+    finally:
+        await store.close()
+    # Which process answered: each runs another default model, and the ledger says which.
+    by_channel = {row.charge.channel: row.charge.model for row in ledger}
+    assert by_channel[f"discord:{CHANNEL_ID}"] == "gpt-4o-mini"  # guild one: shard 0
+    assert by_channel[f"discord:{CHANNEL2_ID}"] == "gpt-4o"  # guild two: shard 1
+    assert len(ledger) == 3 and sorted(by_channel.values()).count("gpt-4o-mini") == 2
