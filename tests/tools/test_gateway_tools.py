@@ -13,7 +13,7 @@ from bot.gateway.client import ChatStream, Gateway, GatewayError
 from bot.secret import Secret
 from tests.fakes.gateway import FakeGateway, ModelTurn, ScriptedCall
 
-TOOLS = [
+TOOLS: list[dict[str, Any]] = [
     {
         "type": "function",
         "function": {
@@ -23,7 +23,10 @@ TOOLS = [
         },
     }
 ]
-ASK = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "what is a cat"}]
+ASK: list[dict[str, Any]] = [
+    {"role": "system", "content": "be brief"},
+    {"role": "user", "content": "what is a cat"},
+]
 
 
 @pytest.fixture
@@ -152,7 +155,7 @@ async def test_configured_models_stream_through_responses(gw: FakeGateway, clien
     assert body["max_output_tokens"] == 50 and body["temperature"] == 0.5
     assert body["tools"] == [{"type": "function", **TOOLS[0]["function"]}]
     # The next round carries the call and its output in the Responses input format.
-    follow = [
+    follow: list[dict[str, Any]] = [
         *ASK,
         {
             "role": "assistant",
