@@ -11,6 +11,8 @@ from bot.conversation import build_messages, estimate_tokens, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
 from bot.gateway.client import GatewayError, TokenUsage
+from bot.tools.loop import Chat, converse
+from bot.tools.registry import tools_for
 from storage.base import Amounts
 
 
@@ -46,6 +48,11 @@ async def run_ask(ctx: Context) -> None:
     messages, prompt_tokens = build_messages(
         model, settings.system_prompt, history, turn, config.context_tokens
     )
+    tools = await tools_for(ctx)
+    if tools:
+        chat = Chat(model, messages, prompt_tokens, max_tokens, settings.temperature)
+        await converse(ctx, chat, tools)
+        return
     estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=max_tokens)
     async with ctx.metered(model, estimate) as meter, ctx.stream() as reply:
         stream = ctx.services.gateway.chat(

@@ -169,6 +169,7 @@ class Gateway:
         temperature: float | None = None,
         max_tokens: int | None = None,
         tools: Sequence[dict[str, Any]] = (),
+        tool_choice: str | None = None,
     ) -> ChatStream:
         """Start a streamed chat completion; nothing is sent until the stream is iterated.
 
@@ -192,6 +193,8 @@ class Gateway:
                 stream.tools_dropped = True
             else:
                 body["tools"] = list(tools)
+                if tool_choice is not None:
+                    body["tool_choice"] = tool_choice
         stream._deltas = self._chat_deltas(stream, body)
         return stream
 
@@ -251,7 +254,7 @@ class Gateway:
             if not delivered and failure.status == 400 and "tools" in body:
                 # Remembered only once the request without tools is accepted: a 400 for
                 # another reason fails again and tools stay on for the next request.
-                body = {k: v for k, v in body.items() if k != "tools"}
+                body = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
                 stream.tools_dropped = True
                 continue
             if delivered or not self._may_retry(failure, attempt):

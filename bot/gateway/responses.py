@@ -89,6 +89,8 @@ def responses_body(chat: dict[str, Any]) -> dict[str, Any]:
             for tool in chat["tools"]
             if tool.get("type") == "function"
         ]
+        if isinstance(chat.get("tool_choice"), str):
+            body["tool_choice"] = chat["tool_choice"]
     return body
 
 

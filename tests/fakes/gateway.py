@@ -335,7 +335,7 @@ class FakeGateway:
         ]
 
     def _turn_for(self, body: dict[str, Any]) -> ModelTurn | None:
-        if body.get("tools") and self.turns:
+        if body.get("tools") and body.get("tool_choice") != "none" and self.turns:
             return self.turns.popleft()
         return None
 
