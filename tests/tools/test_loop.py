@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.events import User
 from bot.tools.config import ToolsConfig
-from storage.base import LedgerRow, ToolCallRecord
+from storage.base import ChannelSettings, LedgerRow, ToolCallRecord
 from tests.core_harness import Core, running_core
 from tests.fakes.gateway import ModelTurn, ScriptedCall
 from tests.memory_adapter import make_request
@@ -202,3 +202,49 @@ async def test_no_tools_when_rounds_are_zero(tmp_path: Path) -> None:
         await core.send(make_request("hello"))
         assert "tools" not in core.gateway.chat_bodies()[-1]
         assert final_text(core) == "You said: hello"
+
+
+async def test_a_responses_model_runs_the_same_loop(tmp_path: Path) -> None:
+    async with core_at(tmp_path) as core:
+        core.services.gateway.responses_models = ("gpt-5-pro*",)
+        core.gateway.models["gpt-5-pro"] = "openai"
+        await core.store.set_channel_settings(
+            make_request().place.channel_key, ChannelSettings(model="gpt-5-pro")
+        )
+        core.gateway.turns.append(
+            ModelTurn(text="One moment.", calls=(call("list_models", {"filter": "gpt-5-pro"}),))
+        )
+        await core.send(make_request("is gpt-5-pro there?"))
+        assert [p for p in core.gateway.paths() if p != "/v1/models"] == ["/v1/responses"] * 2
+        text = final_text(core)
+        assert text.startswith("One moment.\n\nFrom the tools: 1 models matching 'gpt-5-pro'")
+        second = core.gateway.chat_bodies()[1]["input"]
+        assert [i.get("type", i.get("role")) for i in second[-3:]] == [
+            "assistant",
+            "function_call",
+            "function_call_output",
+        ]
+        ledger, _ = await rows(core)
+        assert [(r.status, r.charge.model) for r in ledger] == [("ok", "gpt-5-pro")] * 2
+        assert all(r.amounts.tokens_in > 0 for r in ledger)
+
+
+async def test_a_responses_failure_mid_stream_keeps_the_text_and_charges_it(
+    tmp_path: Path,
+) -> None:
+    async with core_at(tmp_path) as core:
+        core.gateway.models["gpt-5-codex"] = "openai"
+        core.gateway.responses_only.add("gpt-5-codex")
+        await core.store.set_channel_settings(
+            make_request().place.channel_key, ChannelSettings(model="gpt-5-codex")
+        )
+        core.gateway.reply = "alpha beta gamma delta"
+        core.gateway.quirks.error_after = 2
+        await core.send(make_request("go"))
+        text = final_text(core)
+        assert text.startswith("alpha beta")
+        assert "⚠️ Interrupted: The gateway had an internal error" in text
+        assert core.gateway.paths() == ["/v1/chat/completions", "/v1/responses"]
+        ledger, _ = await rows(core)
+        assert [r.status for r in ledger] == ["interrupted"]
+        assert ledger[0].amounts.tokens_out > 0
