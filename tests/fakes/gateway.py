@@ -242,6 +242,7 @@ class FakeGateway:
         self.argument_piece = 5  # argument JSON is streamed in pieces this long (mid-string)
         self.refuse_tools: set[str] = set()  # models answering 400 to a request with `tools`
         self.responses_only: set[str] = set()  # models refusing /chat/completions
+        self.calls_sent_at: list[float] = []  # monotonic time each turn's last call byte left
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
@@ -572,6 +573,7 @@ class FakeGateway:
         if turn is not None and turn.calls:
             finish = "tool_calls"
             await send(b"".join(event([choice(d)]) for d in self._call_deltas(turn)))
+            self.calls_sent_at.append(time.monotonic())
         tail = event([choice({}, finish)])
         if with_usage:
             tail += event([], usage=usage)
@@ -745,6 +747,7 @@ class FakeGateway:
             data += event("response.output_item.done", output_index=position, item=finished)
             output.append(finished)
             await response.write(data)
+            self.calls_sent_at.append(time.monotonic())
         completed = {**shell, "status": "completed", "output": output, "usage": usage}
         await response.write(event("response.completed", response=completed))
         await response.write_eof()
