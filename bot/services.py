@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -14,11 +16,18 @@ if TYPE_CHECKING:
     from bot.tools.mcp import McpServers
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(slots=True)
 class Services:
     config: Config
     gateway: Gateway
     store: Store
     budgets: Budgets
+    # The current moment for what commands show about time (quota resets); the store keeps its
+    # own. Tests give both one clock so no result depends on the real date.
+    clock: Callable[[], datetime] = utc_now
     # The MCP servers of CHATOPS_MCP_CONFIG (None: none configured).
     mcp: McpServers | None = None

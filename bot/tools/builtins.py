@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
@@ -69,7 +68,7 @@ async def list_models(ctx: Context, args: dict[str, Any]) -> str:
 
 async def channel_quota(ctx: Context, args: dict[str, Any]) -> str:
     status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
-    return format_quota(status, datetime.now(UTC))
+    return format_quota(status, ctx.services.clock())
 
 
 async def channel_settings(ctx: Context, args: dict[str, Any]) -> str:

@@ -39,6 +39,8 @@ class Chat:
     prompt_tokens: int
     max_tokens: int | None
     temperature: float | None = None
+    # Completion tokens each round's reservation holds (the cap, or the configured estimate).
+    tokens_out: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
     rounds = ctx.services.config.tools.rounds
     messages = list(chat.messages)
     prompt_tokens = chat.prompt_tokens
-    cap = chat.max_tokens or 0
+    cap = chat.tokens_out
     async with AsyncExitStack() as first:
         meter = await first.enter_async_context(
             ctx.metered(chat.model, Amounts(1, prompt_tokens, cap))
@@ -192,8 +194,13 @@ def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
     lines = []
-    if stream.finish_reason == "length" and chat.max_tokens:
-        lines.append(f"_(reply stopped at the {chat.max_tokens}-token limit)_")
+    if stream.finish_reason == "length":
+        limit = (
+            f"the {chat.max_tokens:,}-token limit"
+            if chat.max_tokens
+            else "the model's output limit"
+        )
+        lines.append(f"_(reply stopped at {limit})_")
     if stream.tools_dropped and progress.used == [] and tools:
         lines.append(f"_(`{chat.model}` does not take tools; answered without them)_")
     used = progress.footer()

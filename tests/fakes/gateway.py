@@ -418,6 +418,11 @@ class FakeGateway:
         model = str(body["model"])
         turn = self._turn_for(body)
         pieces = self._reply_chunks(body["messages"], turn)
+        # Each piece is one token here; like a real model, max_tokens stops the reply there.
+        cap = body.get("max_tokens")
+        finish = "stop"
+        if isinstance(cap, int) and len(pieces) > cap:
+            pieces, finish = pieces[:cap], "length"
         usage = {
             "prompt_tokens": _count_words(body["messages"]),
             "completion_tokens": len(pieces),
@@ -435,7 +440,7 @@ class FakeGateway:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": "".join(pieces)},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": usage,
@@ -447,7 +452,7 @@ class FakeGateway:
         self.peak_streams = max(self.peak_streams, self.active_streams)
         try:
             return await self._stream(
-                request, completion_id, model, pieces, usage, with_usage, turn
+                request, completion_id, model, pieces, finish, usage, with_usage, turn
             )
         except ConnectionResetError:
             # The client left early (it broke out of the stream): not the fake's problem.
@@ -485,6 +490,7 @@ class FakeGateway:
         completion_id: str,
         model: str,
         pieces: list[str],
+        finish: str,
         usage: dict[str, int],
         with_usage: bool,
         turn: ModelTurn | None = None,
@@ -569,7 +575,6 @@ class FakeGateway:
             if quirks.empty_choices and index % 2:
                 data += event([])
             await send(data)
-        finish = "stop"
         if turn is not None and turn.calls:
             finish = "tool_calls"
             await send(b"".join(event([choice(d)]) for d in self._call_deltas(turn)))
@@ -624,6 +629,10 @@ class FakeGateway:
             messages.insert(0, {"role": "system", "content": str(body["instructions"])})
         turn = self._turn_for(body)
         pieces = self._reply_chunks(messages, turn)
+        cap = body.get("max_output_tokens")
+        incomplete = isinstance(cap, int) and len(pieces) > cap
+        if incomplete:
+            pieces = pieces[:cap]
         usage = {
             "input_tokens": _count_words(messages),
             "output_tokens": len(pieces),
@@ -632,7 +641,7 @@ class FakeGateway:
         self.active_streams += 1
         self.peak_streams = max(self.peak_streams, self.active_streams)
         try:
-            return await self._response_stream(request, model, pieces, usage, turn)
+            return await self._response_stream(request, model, pieces, usage, turn, incomplete)
         except ConnectionResetError:
             raise asyncio.CancelledError from None
         finally:
@@ -646,8 +655,10 @@ class FakeGateway:
         pieces: list[str],
         usage: dict[str, int],
         turn: ModelTurn | None,
+        incomplete: bool = False,
     ) -> web.StreamResponse:
-        """The /v1/responses event stream: typed events, usage in response.completed."""
+        """The /v1/responses event stream: typed events, usage in response.completed (or in
+        response.incomplete when max_output_tokens cut the answer)."""
         quirks = self.quirks
         response = web.StreamResponse(
             headers={
@@ -748,8 +759,18 @@ class FakeGateway:
             output.append(finished)
             await response.write(data)
             self.calls_sent_at.append(time.monotonic())
-        completed = {**shell, "status": "completed", "output": output, "usage": usage}
-        await response.write(event("response.completed", response=completed))
+        if incomplete:
+            cut = {
+                **shell,
+                "status": "incomplete",
+                "incomplete_details": {"reason": "max_output_tokens"},
+                "output": output,
+                "usage": usage,
+            }
+            await response.write(event("response.incomplete", response=cut))
+        else:
+            completed = {**shell, "status": "completed", "output": output, "usage": usage}
+            await response.write(event("response.completed", response=completed))
         await response.write_eof()
         return response
 

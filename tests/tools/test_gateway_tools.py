@@ -220,3 +220,14 @@ async def test_responses_unknown_model_is_model_not_found(gw: FakeGateway, clien
         await run(client.chat("nope-codex", ASK))
     assert caught.value.code == "model_not_found"
     assert gw.paths() == ["/v1/responses"]
+
+
+async def test_responses_cut_by_max_output_tokens_is_length(
+    gw: FakeGateway, client: Gateway
+) -> None:
+    gw.models["gpt-5-pro"] = "openai"
+    gw.reply = "one two three four five"
+    stream = client.chat("gpt-5-pro", ASK, max_tokens=3)
+    assert await run(stream) == "one two three "
+    assert stream.finish_reason == "length"
+    assert stream.usage is not None and stream.usage.completion_tokens == 3
