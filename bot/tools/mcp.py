@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 20.0
 # A server that is down is tried again on use, at most this often.
 RETRY_EVERY = 30.0
+# How long a chat waits for such a retry before answering without the server (the retry
+# goes on in the background for the next chat).
+USE_WAIT = 5.0
 # Longest tool result handed to the model, in characters.
 MAX_RESULT_CHARS = 8000
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_-]")
@@ -193,8 +196,12 @@ class McpServer:
 class McpServers:
     """Every server CHATOPS_MCP_CONFIG lists; started together, each failing on its own."""
 
-    def __init__(self, specs: tuple[ServerSpec, ...], **options: float) -> None:
+    def __init__(
+        self, specs: tuple[ServerSpec, ...], *, use_wait: float = USE_WAIT, **options: float
+    ) -> None:
         self._servers = {spec.name: McpServer(spec, **options) for spec in specs}
+        self._use_wait = use_wait
+        self._connecting: set[asyncio.Task[bool]] = set()
 
     def names(self) -> list[str]:
         return list(self._servers)
@@ -209,7 +216,13 @@ class McpServers:
     async def tools(self, names: list[str]) -> tuple[list[Tool], list[str]]:
         """The tools of the named servers, and a sentence per server that is down."""
         servers = [self._servers[n] for n in names if n in self._servers]
-        await asyncio.gather(*(s.connect() for s in servers if not s.up))
+        retries = [asyncio.create_task(s.connect()) for s in servers if not s.up]
+        if retries:
+            self._connecting.update(retries)
+            for task in retries:
+                task.add_done_callback(self._connecting.discard)
+            # A server slow to come back must not hold the reply for its whole connect timeout.
+            await asyncio.wait(retries, timeout=self._use_wait)
         tools: list[Tool] = []
         down: list[str] = []
         for server in servers:
@@ -220,6 +233,9 @@ class McpServers:
         return tools, down
 
     async def close(self) -> None:
+        for task in list(self._connecting):
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
         await asyncio.gather(*(server.close() for server in self._servers.values()))
 
 
