@@ -116,8 +116,32 @@ CREATE TABLE budget_pledges (
 );
 """
 
+# Version 3: which tools each channel has switched on or off, and one row per tool call (as
+# storage/sqlite/schema.py's version 3).
+V3 = """
+CREATE TABLE channel_tools (
+    channel text NOT NULL,
+    name text NOT NULL,
+    enabled boolean NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (channel, name)
+);
+CREATE TABLE tool_calls (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL,
+    channel text NOT NULL,
+    user_id text NOT NULL,
+    ledger_id bigint,
+    tool text NOT NULL,
+    outcome text NOT NULL,
+    duration_ms integer NOT NULL,
+    detail text NOT NULL DEFAULT ''
+);
+CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
+"""
+
 # MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
 LATEST = len(MIGRATIONS)
 
 # Any constant both replicas agree on; 0x63686174 is "chat".

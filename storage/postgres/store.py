@@ -33,6 +33,7 @@ from storage.base import (
     Reservation,
     Spender,
     Status,
+    ToolCallRecord,
     Window,
     WindowKeys,
     WindowUsage,
@@ -530,6 +531,83 @@ class PostgresStore:
             )
         )
         return [str(r[0]) for r in rows]
+
+    # --- tools -------------------------------------------------------------------------
+
+    async def tool_switches(self, channel: str) -> dict[str, bool]:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                "SELECT name, enabled FROM channel_tools WHERE channel = $1", channel
+            )
+        )
+        return {str(r[0]): bool(r[1]) for r in rows}
+
+    async def set_tool_switch(self, channel: str, name: str, enabled: bool | None) -> None:
+        now = self._clock()
+
+        async def switch(conn: Conn) -> None:
+            if enabled is None:
+                await conn.execute(
+                    "DELETE FROM channel_tools WHERE channel = $1 AND name = $2", channel, name
+                )
+                return
+            await conn.execute(
+                "INSERT INTO channel_tools (channel, name, enabled, updated_at) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (channel, name) DO UPDATE SET "
+                "enabled = excluded.enabled, updated_at = excluded.updated_at",
+                channel,
+                name,
+                enabled,
+                now,
+            )
+
+        await self._retried(switch)
+
+    async def record_tool_call(self, record: ToolCallRecord) -> None:
+        now = record.created_at or self._clock()
+        # Not retried: a record whose commit went unanswered would be written twice.
+        await self._once(
+            lambda conn: conn.execute(
+                "INSERT INTO tool_calls (created_at, channel, user_id, ledger_id, tool, outcome, "
+                "duration_ms, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                now,
+                record.channel,
+                record.user,
+                record.ledger_id,
+                record.tool,
+                record.outcome,
+                record.duration_ms,
+                record.detail[:500],
+            )
+        )
+
+    async def tool_calls(
+        self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
+    ) -> list[ToolCallRecord]:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                "SELECT id, created_at, channel, user_id, ledger_id, tool, outcome, duration_ms, "
+                "detail FROM tool_calls WHERE id > $1 AND ($2::text IS NULL OR channel = $2) "
+                "ORDER BY id LIMIT $3",
+                after_id,
+                channel,
+                limit,
+            )
+        )
+        return [
+            ToolCallRecord(
+                id=int(r[0]),
+                created_at=r[1].astimezone(UTC),
+                channel=str(r[2]),
+                user=str(r[3]),
+                ledger_id=None if r[4] is None else int(r[4]),
+                tool=str(r[5]),
+                outcome=str(r[6]),
+                duration_ms=int(r[7]),
+                detail=str(r[8]),
+            )
+            for r in rows
+        ]
 
     # --- ledger ------------------------------------------------------------------------
 
