@@ -96,6 +96,36 @@ async def across_processes(url: str, processes: int, tasks: int) -> None:
     )
 
 
+async def open_loop(url: str, rate: float) -> None:
+    """Requests arriving at `rate`/s, each reserve, a 20 ms gateway call, settle: what the
+    gate adds to one request's latency at that load."""
+    store = await PostgresStore.open(url, quota_config_from_env(ENV))
+    added: list[float] = []
+
+    async def request(i: int) -> None:
+        charge = Charge("bench", f"bench:C{i % 8}", f"U{i % 50}", "ask", "gpt-4o-mini")
+        t0 = time.perf_counter()
+        reservation = await store.reserve(charge, ESTIMATE)
+        t1 = time.perf_counter()
+        await asyncio.sleep(0.02)
+        t2 = time.perf_counter()
+        await store.settle(reservation, ACTUAL)
+        added.append((t1 - t0) + (time.perf_counter() - t2))
+
+    count = int(rate * SECONDS)
+    start = time.perf_counter()
+    async with asyncio.timeout(SECONDS + 60), asyncio.TaskGroup() as group:
+        for i in range(count):
+            await asyncio.sleep(max(start + i / rate - time.perf_counter(), 0))
+            group.create_task(request(i))
+    await store.close()
+    ms = [a * 1000 for a in added]
+    print(
+        f"{rate:>6,.0f}/s arriving     gate adds p50 {statistics.median(ms):6.2f} ms  "
+        f"p99 {percentile(ms, 0.99):6.2f} ms  max {max(ms):7.2f} ms"
+    )
+
+
 async def budget_take(url: str) -> None:
     """One shared budget take's latency (storage/postgres/budgets.py), as a reply sees it."""
     store = await PostgresStore.open(url, pool_size=2)
@@ -131,6 +161,8 @@ async def main() -> None:
         for tasks in (1, 10, 100):
             print(line(f"1 process x {tasks} tasks", await closed_loop(url, tasks, SECONDS)))
         await across_processes(url, 3, 30)
+        for rate in (100.0, 500.0):
+            await open_loop(url, rate)
         await budget_take(url)
     print("goals: >= 5,000 reserve+settle/s across processes; p99 the gate adds <= 5 ms")
 

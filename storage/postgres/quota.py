@@ -45,7 +45,39 @@ def _estimate(m: Metric) -> str:
 
 
 def _limit(scope: str, w: Window, m: Metric) -> str:
-    return f":{scope}_{w}_{m}::float8"
+    """A limit in force, from the statement's own `caps` (read in the same statement)."""
+    return f"(SELECT {scope}_{w}_{m} FROM caps)"
+
+
+def _override(w: Window, m: Metric) -> str:
+    """The channel's override of one limit (its value, NULL meaning unlimited), else the
+    service default; the same rule as storage/limits.py's Limits.overridden_by."""
+    mine = f"metric = '{m}' AND period = '{w}'"
+    return (
+        f"CASE WHEN bool_or({mine}) THEN max(value) FILTER (WHERE {mine}) "
+        f"ELSE :def_{w}_{m}::float8 END AS ch_{w}_{m}"
+    )
+
+
+def _cap(w: Window, m: Metric) -> str:
+    """One user's share of a channel limit: storage/limits.py's user_cap, in SQL."""
+    share = f"ch_{w}_{m} * :share::float8"
+    capped = share if m == "audio_seconds" else f"GREATEST(floor({share}), 1)"
+    return (
+        f"CASE WHEN :share::float8 IS NULL OR ch_{w}_{m} IS NULL THEN NULL "
+        f"ELSE {capped} END AS us_{w}_{m}"
+    )
+
+
+# The limits in force for the channel, read by the reservation statement itself: a limit an
+# operator sets (another process) applies to the very next reservation.
+_CAPS = (
+    "lim AS (SELECT "
+    + ", ".join(_override(w, m) for w in WINDOWS for m in METRICS)
+    + " FROM quota_limits WHERE channel = :channel), caps AS (SELECT lim.*, "
+    + ", ".join(_cap(w, m) for w in WINDOWS for m in METRICS)
+    + " FROM lim)"
+)
 
 
 def _base(w: Window, m: Metric) -> str:
@@ -77,14 +109,15 @@ def _fits(w: Window, m: Metric) -> str:
 
 _KNOWN = "(SELECT {w}_key FROM quota_usage WHERE channel = :channel AND user_id = '')"
 
-# The reservation: both counter rows (the channel's, user_id '', and the user's) gated by one
-# INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ... RETURNING, and the ledger row written
+# The reservation: the limits in force (_CAPS), then both counter rows (the channel's,
+# user_id '', and the user's) gated by one INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ...
+# RETURNING, and the ledger row written
 # only when both took the estimate. Rows are locked in user_id order ('' first) here and in
 # every other statement that changes counters, so concurrent statements never deadlock.
 # A window key never goes back: a replica whose clock lags charges the channel's current
 # window. When one row has room and the other not, chatops_gate_split() undoes the statement.
 RESERVE = Named(
-    "WITH gate AS (INSERT INTO quota_usage AS q (channel, user_id, day_key, month_key, "
+    f"WITH {_CAPS}, gate AS (INSERT INTO quota_usage AS q (channel, user_id, day_key, month_key, "
     + ", ".join(_COUNTERS)
     + ") SELECT :channel, v.user_id, "
     + ", ".join(f"GREATEST(:{w}_key::text, COALESCE({_KNOWN.format(w=w)}, ''))" for w in WINDOWS)

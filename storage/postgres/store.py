@@ -96,6 +96,10 @@ class PostgresStore:
         self.quota = quota
         self._clock = clock
         self._defaults = Limits.defaults(quota)
+        # What RESERVE needs to work out the limits in force itself.
+        self._limit_params: dict[str, float | None] = {
+            f"def_{w}_{m}": quota.default_limit(m, w) for m in METRICS for w in WINDOWS
+        } | {"share": quota.user_share}
         self._pruned_at: datetime | None = None
 
     @classmethod
@@ -273,6 +277,7 @@ class PostgresStore:
             "tokens_in": estimate.tokens_in,
             "tokens_out": estimate.tokens_out,
             **_metric_params("e", want),
+            **self._limit_params,
         }
 
         async def attempt(conn: Conn) -> int | QuotaExceeded:
@@ -280,8 +285,6 @@ class PostgresStore:
             # Bounded: each pass either reserves, refuses with a reason, or saw the budget
             # change under it (a hold expired or was given back) and looks again.
             for _ in range(4):
-                limits = await self._limits(conn, charge.channel)
-                params.update(_limit_params(limits))
                 try:
                     reserved = await conn.fetchval(RESERVE.text, *RESERVE.args(params))
                 except asyncpg.PostgresError as e:
@@ -296,6 +299,8 @@ class PostgresStore:
                     swept = True
                     if await self._expire(conn, moment):
                         continue
+                # The limits again, only to word the refusal (RESERVE read them itself).
+                limits = await self._limits(conn, charge.channel)
                 refused = await self._diagnose(conn, charge, limits, keys, want, moment)
                 if refused is not None:
                     # Every request leaves a ledger row, refused ones too (nothing charged).
@@ -652,15 +657,6 @@ def _metric_params(prefix: str, values: dict[Metric, float]) -> dict[str, Any]:
     return {
         f"{prefix}_{m}": (float(v) if m == "audio_seconds" else int(v)) for m, v in values.items()
     }
-
-
-def _limit_params(limits: Limits) -> dict[str, float | None]:
-    params: dict[str, float | None] = {}
-    for (m, w), value in limits.channel.items():
-        params[f"ch_{w}_{m}"] = value
-    for (m, w), value in limits.user.items():
-        params[f"us_{w}_{m}"] = value
-    return params
 
 
 async def _read_settings(conn: Conn, channel: str, *, lock: bool = False) -> ChannelSettings:
