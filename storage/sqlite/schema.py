@@ -146,6 +146,45 @@ CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
 """
 
 
+# Version 4: channel memory (opt-in per channel) and the embedding cache. Vectors are unit-length
+# little-endian float32 bytes with the model and dimension that made them, so a model change
+# never mixes vectors; `version` changes with every write to a channel's passages, which tells
+# a search whether the vectors it holds in memory are still current.
+V4 = """
+CREATE TABLE memory_channels (
+    channel TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE memory_passages (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    posted_at TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (channel, message_id, part)
+);
+CREATE INDEX memory_passages_search ON memory_passages (channel, model, dimension, id);
+CREATE INDEX memory_passages_posted ON memory_passages (posted_at);
+CREATE TABLE embedding_cache (
+    model TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);
+CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
+"""
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         # Not executescript: it commits first, and each step must stay in our transaction.
@@ -166,7 +205,12 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(V1),
+    _v2,
+    _script(V3),
+    _script(V4),
+)
 LATEST = len(MIGRATIONS)
 
 
