@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from bot.audio.limits import AudioLimits
 from bot.envvars import number
 from bot.errors import ConfigError
+from bot.knowledge.config import KnowledgeConfig
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
 from bot.tools.config import ToolsConfig
@@ -41,6 +42,7 @@ class Config:
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -69,6 +71,7 @@ class Config:
             quota=quota_config_from_env(env),
             audio=AudioLimits.from_env(env),
             tools=ToolsConfig.from_env(env),
+            knowledge=KnowledgeConfig.from_env(env),
         )
 
 

@@ -54,6 +54,8 @@ class Turn:
     role: Role
     text: str
     image_urls: tuple[str, ...] = ()
+    # Files posted with it (documents the question may be about), fetched only when needed.
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from bot.conversation import build_messages, estimate_tokens, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
 from bot.gateway.client import GatewayError, TokenUsage
+from bot.knowledge.files import file_budget, files_context
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
 from storage.base import Amounts
@@ -21,6 +22,8 @@ def _used(usage: TokenUsage) -> Amounts:
 
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+# A file sent without a word: what the model is asked about it.
+DEFAULT_FILE_QUESTION = "Read the attached file and sum up what matters in it."
 
 
 async def _inline_images(ctx: Context) -> tuple[str, ...]:
@@ -36,6 +39,8 @@ async def _inline_images(ctx: Context) -> tuple[str, ...]:
 
 async def run_ask(ctx: Context) -> None:
     prompt = ctx.args.strip()
+    if not prompt and any(a.kind == "file" for a in ctx.req.attachments):
+        prompt = DEFAULT_FILE_QUESTION
     if not prompt:
         raise UserFacingError("Ask me something, for example: `ask what does HTTP 429 mean?`")
     config = ctx.services.config
@@ -45,8 +50,10 @@ async def run_ask(ctx: Context) -> None:
     # writes them.
     max_tokens = settings.max_tokens or config.max_reply_tokens
     history = await ctx.adapter.history(ctx.req)
+    budget = file_budget(config.context_tokens, prompt, settings.system_prompt)
+    files = await files_context(ctx, history, prompt, budget)
     images = await _inline_images(ctx) if supports_vision(model) else ()
-    turn = Turn("user", prompt, images)
+    turn = Turn("user", prompt + files.text, images)
     messages, prompt_tokens = build_messages(
         model, settings.system_prompt, history, turn, config.context_tokens
     )
@@ -55,7 +62,15 @@ async def run_ask(ctx: Context) -> None:
     tokens_out = max_tokens or config.reply_tokens_estimate
     tools = await tools_for(ctx)
     if tools:
-        chat = Chat(model, messages, prompt_tokens, max_tokens, settings.temperature, tokens_out)
+        chat = Chat(
+            model,
+            messages,
+            prompt_tokens,
+            max_tokens,
+            settings.temperature,
+            tokens_out,
+            notes=files.notes,
+        )
         await converse(ctx, chat, tools)
         return
     estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=tokens_out)
@@ -80,11 +95,11 @@ async def run_ask(ctx: Context) -> None:
             meter.actual = _used(stream.usage)
         else:
             meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
-        footer = None
+        lines = [f"_{note}_" for note in files.notes]
         if stream.finish_reason == "length":
             limit = f"the {max_tokens:,}-token limit" if max_tokens else "the model's output limit"
-            footer = f"_(reply stopped at {limit})_"
-        await reply.finish(footer)
+            lines.append(f"_(reply stopped at {limit})_")
+        await reply.finish("\n".join(lines) or None)
 
 
 ASK = Command(

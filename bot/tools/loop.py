@@ -41,6 +41,8 @@ class Chat:
     temperature: float | None = None
     # Completion tokens each round's reservation holds (the cap, or the configured estimate).
     tokens_out: int = 1024
+    # Lines for the reply's footer about what went into the question (attached files used).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ def _json_or_empty(arguments: str) -> str:
 def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
-    lines = []
+    lines = [f"_{note}_" for note in chat.notes]
     if stream.finish_reason == "length":
         limit = (
             f"the {chat.max_tokens:,}-token limit"
