@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from bot.events import Attachment, Limits, Posted, Request, Task, Turn
+from bot.events import Attachment, ChannelMessage, Limits, Place, Posted, Request, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
 
@@ -52,3 +52,30 @@ class ShowsTasks(Protocol):
     """
 
     async def show_task(self, req: Request, task: Task) -> bool: ...
+
+
+class Observer(Protocol):
+    """Channel memory's intake: what is posted, edited and deleted in the channels it watches.
+
+    `watching` is a cheap in-memory check adapters make before building anything; `observe`
+    never waits (it queues the message for indexing off the answer path).
+    """
+
+    def watching(self, channel_key: str) -> bool: ...
+
+    def observe(self, message: ChannelMessage) -> None: ...
+
+
+@runtime_checkable
+class Observed(Protocol):
+    """An adapter that hands channel messages (not only requests) to an Observer."""
+
+    observer: Observer | None
+
+
+@runtime_checkable
+class LinksMessages(Protocol):
+    """An adapter that can name a link to one of its messages (Slack permalink, Discord jump
+    URL), for search results that point back at what was said."""
+
+    def link(self, place: Place, message_id: str) -> str: ...

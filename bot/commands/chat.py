@@ -12,6 +12,7 @@ from bot.errors import UserFacingError
 from bot.events import Turn
 from bot.gateway.client import GatewayError, TokenUsage
 from bot.knowledge.files import file_budget, files_context
+from bot.knowledge.memory import note_answer
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
 from storage.base import Amounts
@@ -99,7 +100,9 @@ async def run_ask(ctx: Context) -> None:
         if stream.finish_reason == "length":
             limit = f"the {max_tokens:,}-token limit" if max_tokens else "the model's output limit"
             lines.append(f"_(reply stopped at {limit})_")
-        await reply.finish("\n".join(lines) or None)
+        posted = await reply.finish("\n".join(lines) or None)
+        services = ctx.services
+        note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
 
 
 ASK = Command(

@@ -16,6 +16,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import ChatStream, GatewayError, TokenUsage, ToolCall
+from bot.knowledge.memory import note_answer
 from bot.quota.meter import Meter
 from bot.quota.view import refusal_text
 from bot.streaming.reply import StreamingReply
@@ -92,7 +93,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                 stream, said = done
                 calls = stream.tool_calls
                 if not calls or not tools:
-                    await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    posted = await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    services = ctx.services
+                    note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
                     return
                 if number == rounds:
                     note = f"_(stopped after {rounds} rounds of tool calls)_"
