@@ -188,6 +188,9 @@ class MemoryAdapter:
     async def history(self, req: Request) -> Sequence[Turn]:
         return list(self.turns)
 
+    def link(self, place: Place, message_id: str) -> str:
+        return f"https://memory.example/{place.channel}/{message_id}"
+
     # --- internals -----------------------------------------------------------------------
 
     async def _arrive(self, attempted: str, place: Place, text: str, message_id: str = "") -> None:
