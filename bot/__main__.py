@@ -18,7 +18,7 @@ from adapters.discord.client import DiscordAdapter
 from adapters.discord.settings import DiscordSettings
 from adapters.slack.app import SlackAdapter
 from adapters.slack.settings import SlackSettings
-from bot.adapter import Adapter
+from bot.adapter import Adapter, Observed
 from bot.audio.pipeline import check_ffmpeg
 from bot.audio.standby import Standby
 from bot.commands import Command
@@ -28,8 +28,9 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.quota.cli import quota_cli
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from bot.tools.mcp import McpServers
 from storage.base import DatabaseUnusable
@@ -131,12 +132,15 @@ async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     )
     # A server that is down at start-up is logged and tried again when a channel uses it.
     mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
+    memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now)
     try:
         if mcp is not None:
             await mcp.start()
-        services = Services(config, gateway, store, Budgets(), mcp=mcp)
+        await memory.start()
+        services = Services(config, gateway, store, Budgets(), mcp=mcp, memory=memory)
         return await _run_platforms(config, platforms, standby, services)
     finally:
+        await memory.close()
         if mcp is not None:
             await mcp.close()
         await gateway.aclose()
@@ -151,6 +155,11 @@ async def _run_platforms(
     adapters = platforms.build(services, table) or [
         ConsoleAdapter(config.db_path.parent / "uploads", commands=list(table))
     ]
+    if services.memory is not None:
+        # Channel messages of memory-enabled channels reach the indexer, never the dispatcher.
+        for adapter in adapters:
+            if isinstance(adapter, Observed):
+                adapter.observer = services.memory.intake(adapter)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

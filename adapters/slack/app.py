@@ -8,6 +8,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -20,18 +21,23 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import files as slack_files
 from adapters.slack.errors import code_of, is_server_error, translate
 from adapters.slack.events import (
+    PLATFORM,
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
     Identity,
     Origin,
+    attachments,
     classify_message,
     echo_line,
     event_request,
     is_bare_clip,
     is_from_other_bot,
+    observed_change,
+    permalink,
     shortcut_request,
     slash_request,
+    strip_mention,
     team_of,
     user_from_info,
 )
@@ -41,9 +47,19 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
-from bot.adapter import Handler
+from bot.adapter import Handler, Observer
 from bot.errors import PlatformRateLimited, UserFacingError
-from bot.events import Attachment, Limits, Posted, Request, Task, Turn, User
+from bot.events import (
+    Attachment,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Task,
+    Turn,
+    User,
+)
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -106,9 +122,13 @@ class SlackAdapter:
     name = "slack"
     limits = LIMITS
 
-    def __init__(self, settings: SlackSettings, dedupe: Dedupe) -> None:
+    def __init__(
+        self, settings: SlackSettings, dedupe: Dedupe, *, observer: Observer | None = None
+    ) -> None:
         self.settings = settings
         self._dedupe = dedupe
+        # Channel memory's intake: channel messages, edits and deletes go there, unanswered.
+        self.observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -156,6 +176,7 @@ class SlackAdapter:
                 user_id=str(resp.get("user_id", "")),
                 bot_id=str(resp.get("bot_id", "")),
                 team_id=str(resp.get("team_id", "")),
+                url=str(resp.get("url", "")),
             )
         return self._me
 
@@ -274,6 +295,7 @@ class SlackAdapter:
     async def _message(self, body: JSON, event: JSON, handle: Handler) -> None:
         me = await self.identity()
         self._remember_inbound(event)
+        await self._observe(event, me)
         if event.get("subtype") in ("message_changed", "message_deleted"):
             changed: JSON = event.get("message") or event.get("previous_message") or {}
             # Our own streamed edits come back as message_changed; the cache has them already.
@@ -299,6 +321,40 @@ class SlackAdapter:
             conversational=kind == "dm" or in_our_thread,
         )
         await self._handle(req, handle)
+
+    async def _observe(self, event: JSON, me: Identity) -> None:
+        """Hand a channel's message, edit or delete to channel memory (if it watches there)."""
+        channel = str(event.get("channel", ""))
+        observer = self.observer
+        if observer is None or not observer.watching(f"{PLATFORM}:{channel}"):
+            return
+        found = observed_change(event, me)
+        if found is None:
+            return
+        change, message = found
+        ts = str(message["ts"])
+        thread = str(message.get("thread_ts") or "") or None
+        place = Place(PLATFORM, channel, thread, me.team_id)
+        if change == "deleted":
+            observer.observe(ChannelMessage(place, ts, "deleted"))
+            return
+        author = await self.user(str(message.get("user", ""))) if message.get("user") else None
+        observer.observe(
+            ChannelMessage(
+                place,
+                ts,
+                change,
+                strip_mention(str(message.get("text", "")), me.user_id),
+                author.name if author else str(message.get("username") or "a bot"),
+                datetime.fromtimestamp(float(ts), UTC),
+                permalink(me.url, channel, ts, thread),
+                attachments(message.get("files")),
+            )
+        )
+
+    def link(self, place: Place, message_id: str) -> str:
+        me = self._me
+        return permalink(me.url, place.channel, message_id, place.thread) if me else ""
 
     async def _slash(self, body: JSON, handle: Handler) -> None:
         req = slash_request(body, await self.user(str(body.get("user_id", ""))), team_of(body))

@@ -103,10 +103,14 @@ async def run_search(ctx: Context) -> None:
         await ctx.reply(f"Search this channel's memory: `{SEARCH_USAGE}`.")
         return
     hits = await search_channel(ctx, question)
-    if not hits:
-        await ctx.reply(f"Nothing in this channel's memory matches “{question}”.")
-        return
-    await ctx.reply(f"**From this channel's memory** (“{question}”):\n{format_hits(hits)}")
+    if hits:
+        text = f"**From this channel's memory** (“{question}”):\n{format_hits(hits)}"
+    else:
+        text = f"Nothing in this channel's memory matches “{question}”."
+    # Through a streamed reply: paced by the platform's budgets, split past its length.
+    async with ctx.stream() as reply:
+        reply.write(text)
+        await reply.finish()
 
 
 MEMORY = Command(

@@ -20,8 +20,9 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples
@@ -48,6 +49,7 @@ class Stack:
     gateway: FakeGateway
     adapter: SlackAdapter
     store: SqliteStore
+    memory: ChannelMemory
 
 
 @pytest.fixture
@@ -66,17 +68,22 @@ async def build_stack(
         )
         store = await SqliteStore.open(config.db_path)
         gateway = Gateway(config.base_url, config.api_key)
-        dispatcher = Dispatcher(Services(config, gateway, store, Budgets()), commands())
+        memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now, flush_delay=0.01)
+        await memory.start()
+        services = Services(config, gateway, store, Budgets(), memory=memory)
+        dispatcher = Dispatcher(services, commands())
         env = {} if native else {"CHATOPS_SLACK_NATIVE_STREAM": "false"}
         settings = SlackSettings.from_env(slack.env(**env))
         assert settings is not None
         adapter = SlackAdapter(settings, store.first_delivery)
+        adapter.observer = memory.intake(adapter)
         try:
             async with running(adapter, dispatcher.handler_for(adapter)):
-                yield Stack(slack, fake_gw, adapter, store)
+                yield Stack(slack, fake_gw, adapter, store, memory)
                 async with asyncio.timeout(20):
                     await adapter.drained()
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()
 
