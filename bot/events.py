@@ -147,3 +147,5 @@ class ChannelMessage:
     at: datetime | None = None
     link: str = ""
     attachments: tuple[Attachment, ...] = ()
+    # It mentions the bot (or is a DM to it): a command to the bot there is not conversation.
+    addressed: bool = False

@@ -235,6 +235,8 @@ class DiscordAdapter:
                 message.created_at,
                 message.jump_url,
                 files,
+                addressed=message.guild is None
+                or any(m.id == self.me_id for m in message.mentions),
             )
         )
 

@@ -349,6 +349,8 @@ class SlackAdapter:
                 datetime.fromtimestamp(float(ts), UTC),
                 permalink(me.url, channel, ts, thread),
                 attachments(message.get("files")),
+                addressed=f"<@{me.user_id}" in str(message.get("text", ""))
+                or event.get("channel_type") == "im",
             )
         )
 

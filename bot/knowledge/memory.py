@@ -35,6 +35,23 @@ MAX_PENDING = 10_000
 # Passages of another embedding model embedded again per search (a model change re-embeds).
 REEMBED_BATCH = 2000
 BOT_AUTHOR = "chatops (bot)"
+# Commands said to the bot that are not conversation: kept out of memory (questions stay in).
+CONTROL_WORDS = frozenset(
+    {
+        "search",
+        "memory",
+        "help",
+        "quota",
+        "settings",
+        "tools",
+        "models",
+        "model",
+        "persona",
+        "temperature",
+        "maxtokens",
+        "autotranscribe",
+    }
+)
 MEMORY_USER = "memory"
 
 
@@ -111,6 +128,9 @@ class ChannelMemory:
     def enqueue(self, adapter: Adapter, message: ChannelMessage) -> None:
         key = message.place.channel_key
         if key not in self._enabled:
+            return
+        words = message.text.split(maxsplit=1)
+        if message.addressed and words and words[0].lower().lstrip("/") in CONTROL_WORDS:
             return
         if len(self._pending) >= MAX_PENDING:
             dropped, _ = self._pending.popitem(last=False)
