@@ -102,8 +102,8 @@ def extract(data: bytes, name: str, mime: str = "") -> Document:
         return _pdf(data, name)
     what = _binary_kind(head)
     if what is not None:
-        named = f"`{name}` is named like text, but it" if _looks_named_text(name) else f"`{name}`"
-        raise Unreadable(f"I can't read {named} is {what}, not text. {WHAT_I_READ}")
+        named = "it is named like text, but it is" if _looks_named_text(name) else "it is"
+        raise Unreadable(f"I can't read `{name}`: {named} {what}, not text. {WHAT_I_READ}")
     text = decode(data, name)
     if _extension(name) in _HTML_EXTENSIONS or "html" in mime or _starts_html(text):
         return Document(name, "HTML", (Section(html_text(text)),))
