@@ -136,6 +136,13 @@ class ConsoleAdapter:
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: a terminal line is final once printed."""
 
+    async def delete(self, posted: Posted) -> None:
+        """Drop a superseded message from the piped transcript (a terminal keeps what it showed)."""
+        self._texts.pop(posted.id, None)
+        ids = self._by_thread.get(posted.place.thread, [])
+        if posted.id in ids:
+            ids.remove(posted.id)
+
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         self._uploads.mkdir(parents=True, exist_ok=True)
         path = self._uploads / f"{req.place.thread}-{filename}"

@@ -56,7 +56,7 @@ class Platforms:
             return [m.id for m in await gateway.models()]
 
         if self.slack is not None:
-            adapters.append(SlackAdapter(self.slack, store.first_delivery))
+            adapters.append(SlackAdapter(self.slack, store.first_delivery, services.budgets))
         if self.discord is not None:
             adapters.append(
                 DiscordAdapter(

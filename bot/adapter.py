@@ -20,6 +20,9 @@ class Adapter(Protocol):
     interrupted or cut short): it will not change again. Platforms with native message
     streams use them for these messages and end them in `finalize`; others ignore `streamed`
     and do nothing in `finalize`. Other messages are final as posted, never finalized.
+    `delete` removes a message the core has posted anew (a placeholder whose final text went
+    out as a new message because its edit would have waited); a streamed message it removes
+    gets no `finalize`. The core deletes only where `limits.delete_per_second` is set.
     """
 
     name: str
@@ -34,6 +37,8 @@ class Adapter(Protocol):
     async def edit(self, posted: Posted, text: str) -> None: ...
 
     async def finalize(self, posted: Posted) -> None: ...
+
+    async def delete(self, posted: Posted) -> None: ...
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted: ...
 

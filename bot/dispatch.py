@@ -16,6 +16,7 @@ from bot.events import Request
 from bot.gateway.client import GatewayError
 from bot.quota.view import refusal_text
 from bot.services import Services
+from bot.streaming.writes import send
 from storage.base import QuotaExceeded
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ class Dispatcher:
     def handler_for(self, adapter: Adapter) -> Handler:
         async def handle(req: Request) -> None:
             if not self._accepting:
-                await _tell(adapter, req, "The bot is restarting; please try again in a minute.")
+                await self._tell(
+                    adapter, req, "The bot is restarting; please try again in a minute."
+                )
                 return
             task = asyncio.create_task(self._process(adapter, req))
             self._inflight.add(task)
@@ -86,7 +89,7 @@ class Dispatcher:
         name, args = route(req, self._commands.keys())
         command = self._commands.get(name)
         if command is None:
-            await _tell(adapter, req, _unknown_command(name, self._commands.keys()))
+            await self._tell(adapter, req, _unknown_command(name, self._commands.keys()))
             return
         ctx = Context(req, name, args, self._services, adapter)
         try:
@@ -94,31 +97,44 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except UserFacingError as exc:
-            await _tell(adapter, req, exc.message)
+            await self._tell(adapter, req, exc.message)
         except QuotaExceeded as exc:
-            await _tell(adapter, req, refusal_text(exc))
+            await self._tell(adapter, req, refusal_text(exc))
         except GatewayError as exc:
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
-            await _tell(adapter, req, exc.user_message())
+            await self._tell(adapter, req, exc.user_message())
         except PlatformRateLimited:
             log.warning("%s: %s gave up after platform rate limits", adapter.name, name)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("command %s failed (ref %s)", name, ref)
-            await _tell(
+            await self._tell(
                 adapter,
                 req,
                 f"Something went wrong on our side (ref {ref}); it has been logged. "
                 "Please try again.",
             )
 
+    async def _tell(self, adapter: Adapter, req: Request, text: str) -> None:
+        """An error reply: private for slash commands, in the conversation otherwise.
 
-async def _tell(adapter: Adapter, req: Request, text: str) -> None:
-    """Best-effort error reply: private for slash commands, in the conversation otherwise."""
-    try:
-        await adapter.reply(req, f"⚠️ {text}", ephemeral=req.command is not None)
-    except Exception:
-        log.exception("%s: could not deliver an error reply", adapter.name)
+        Through the place's post budget like every message, so a burst of refusals in one
+        channel is paced instead of answered with 429s, and a 429 is waited out.
+        """
+        try:
+            await send(
+                adapter,
+                self._services.budgets,
+                req,
+                f"⚠️ {text}",
+                ephemeral=req.command is not None,
+            )
+        except PlatformRateLimited:
+            log.error(
+                "%s: an error reply in %s was kept out by rate limits", adapter.name, req.place
+            )
+        except Exception:
+            log.exception("%s: could not deliver an error reply", adapter.name)
 
 
 def _unknown_command(name: str, names: Collection[str]) -> str:

@@ -45,6 +45,8 @@ DISCORD_LIMITS = Limits(
     post_per_second=1.0,
     post_burst=5,
     post_scope="channel",
+    # No delete budget: the core never posts a final text anew on Discord. An edit waits at
+    # most one 5-s window here, and a new message would reply to the one it replaces.
 )
 # A RateLimited error instead of a silent sleep when discord.py would wait longer than this
 # (30 s is the smallest value it accepts); the streamer then drops frames instead.
@@ -290,6 +292,15 @@ class DiscordAdapter:
 
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: Discord has no native message streams; edits stop by themselves."""
+
+    async def delete(self, posted: Posted) -> None:
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        await self.poster.delete(ref.origin, ref.message)
+        if ref.origin.last_posted is ref.message:
+            # Later parts must not reply to a message that is gone.
+            ref.origin.last_posted = None
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         origin = _origin(req)

@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
-from adapters.slack.errors import code_of, is_server_error, translate
+from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
@@ -44,6 +44,8 @@ from adapters.slack.transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Turn, User
+from bot.streaming.budgets import Budgets
+from bot.streaming.writes import send
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -59,8 +61,10 @@ def mrkdwn_length(text: str) -> int:
 # chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there. The
 # core's budget allows `burst` writes per burst/rate seconds: 50 per 62.5 s stays inside Slack's
 # allowance however Slack counts the minute, and still lets 50 replies finish at once.
-# chat.postMessage is ~1/s per channel with short bursts. Slack cuts text at 40k characters
-# but renders past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
+# chat.postMessage is ~1/s per channel with short bursts. chat.delete is Tier 3 per workspace
+# too, but its own method: a final text whose chat.update would wait on a drained budget is
+# posted anew and its placeholder deleted. Slack cuts text at 40k characters but renders
+# past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
 LIMITS = Limits(
     max_chars=3500,
     edit_interval=1.0,
@@ -70,6 +74,9 @@ LIMITS = Limits(
     post_per_second=0.9,
     post_burst=2,
     post_scope="channel",
+    delete_per_second=0.8,
+    delete_burst=50,
+    delete_scope="workspace",
     length=mrkdwn_length,
 )
 _SERVER_ERROR_PAUSE = 1.0
@@ -106,9 +113,13 @@ class SlackAdapter:
     name = "slack"
     limits = LIMITS
 
-    def __init__(self, settings: SlackSettings, dedupe: Dedupe) -> None:
+    def __init__(
+        self, settings: SlackSettings, dedupe: Dedupe, budgets: Budgets | None = None
+    ) -> None:
         self.settings = settings
         self._dedupe = dedupe
+        # The core's shared budgets: the adapter's own notices are paced with everything else.
+        self._budgets = budgets or Budgets()
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -305,7 +316,11 @@ class SlackAdapter:
         if not await self._first(req.event_id):
             return
         if not req.attachments:
-            await self.reply(req, "That message has no audio clip to transcribe.", ephemeral=True)
+            note = "That message has no audio clip to transcribe."
+            try:
+                await send(self, self._budgets, req, note, ephemeral=True)
+            except (UserFacingError, PlatformRateLimited) as exc:
+                log.warning("slack: could not answer a shortcut without audio: %s", exc)
             return
         await self._handle(req, handle)
 
@@ -474,6 +489,25 @@ class SlackAdapter:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
         if sent.stream is not None:
             await self.streams.stop(sent.stream)
+
+    async def delete(self, posted: Posted) -> None:
+        """Delete a message the core posted anew (chat.delete; the bot may delete its own)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            log.debug("slack: ephemeral messages cannot be deleted; nothing to do")
+            return
+        if sent.stream is not None:
+            # A deleted message's stream is gone with it: nothing to stop later.
+            sent.stream.live = False
+        channel, thread = posted.place.channel, posted.place.thread
+        try:
+            await self._call("chat.delete", channel=channel, ts=posted.id)
+        except SlackProblem as problem:
+            if problem.code != "message_not_found":
+                raise
+        if thread:
+            # Its placeholder text must not come back as a turn of the conversation.
+            self.history_cache.drop(channel, thread, posted.id)
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         thread = req.place.thread or self._anchors.get(req.event_id)

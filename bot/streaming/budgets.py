@@ -58,6 +58,10 @@ class EditBudget:
         at = now if free >= tokens else self._spent[tokens - free - 1] + self.window
         return max(0.0, max(at, self._blocked_until) - now)
 
+    def eta(self) -> float:
+        """Seconds until an acquire() made now would be granted: after the queue ahead of it."""
+        return self.delay(self._queued() + 1)
+
     @property
     def waiting(self) -> bool:
         """Whether some acquire() is queued (try_acquire never jumps that queue)."""
@@ -113,6 +117,9 @@ class EditBudget:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _queued(self) -> int:
+        return sum(1 for fut in self._waiters if not fut.done())
+
     def _expire(self, now: float) -> None:
         while self._spent and self._spent[0] + self.window <= now:
             self._spent.popleft()
@@ -165,6 +172,13 @@ class Budgets:
             return self.for_place(limits, place)
         key = ("post", limits.post_budget_key(place))
         return self._get(key, limits.post_per_second, limits.post_burst)
+
+    def for_deletes(self, limits: Limits, place: Place) -> EditBudget | None:
+        """The budget deleting messages draws from; None where the core never deletes."""
+        if limits.delete_per_second is None:
+            return None
+        key = ("delete", limits.delete_budget_key(place))
+        return self._get(key, limits.delete_per_second, limits.delete_burst)
 
     def __len__(self) -> int:
         return len(self._budgets)

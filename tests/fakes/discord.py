@@ -750,6 +750,14 @@ class FakeDiscord:
             msg = found
             if method == "GET":
                 return json_response(self.message_payload(msg))
+            if method == "DELETE":
+                if msg.author["id"] != str(BOT_ID):
+                    return self._error(403, 50013, "Missing Permissions")
+                limited, headers = self._limit("delete", cid)
+                if limited is not None:
+                    return limited
+                msg.deleted = True
+                return web.Response(status=204, headers=headers)
             if method == "PATCH":
                 if msg.author["id"] != str(BOT_ID):
                     return self._error(403, 50005, "Cannot edit a message authored by another user")
