@@ -218,12 +218,15 @@ class FakeGateway:
         self.image_format = "b64_json"  # or "url": served by this fake under /files/
         self.image_delay = 0.0  # seconds before an image answer (generation takes time)
         self.transcript: str | None = None  # None: a sentence naming the byte count
+        # When set, transcriptions are answered only once it is set (a test decides when).
+        self.transcript_release: asyncio.Event | None = None
         self.stamp = False  # each content chunk is its send time (time.monotonic()) instead
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
         self.transcriptions: list[Transcription] = []
         self.downloads: list[Mapping[str, str]] = []  # headers of each /files/ request
+        self.transcribed_at: list[float] = []  # time.monotonic() of each transcription answer
         self.files: dict[str, bytes] = {}
         self.active_streams = 0  # SSE responses still being written
         self.peak_streams = 0  # the most written at once
@@ -580,9 +583,12 @@ class FakeGateway:
                 response_format=fields.get("response_format"),
             )
         )
+        if self.transcript_release is not None:
+            await self.transcript_release.wait()
         text = self.transcript
         if text is None:
             text = f"Heard {len(data)} bytes of audio from {filename}."
+        self.transcribed_at.append(time.monotonic())
         if fields.get("response_format") == "text":
             return web.Response(text=text, content_type="text/plain")
         return web.json_response({"text": text})
