@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sqlite3
 import sys
 from pathlib import Path
 
+from adapters.console import ConsoleAdapter
+from bot.events import Request
 from tests.fakes.gateway import FakeGateway
 
 
@@ -99,3 +102,21 @@ async def test_sigterm_finishes_the_reply_with_its_text_and_exits_0(tmp_path: Pa
     assert text.startswith("w0 w1") and "stopped before this reply was finished" in text
     [row] = _ledger(db)
     assert row[0] == "ask" and row[4] == "cancelled"
+
+
+async def test_a_deleted_message_is_left_out_of_the_piped_transcript(tmp_path: Path) -> None:
+    # In process: stdin a real file, stdout a pipe-like buffer (not a terminal).
+    lines = tmp_path / "in.txt"
+    lines.write_text("transcribe this\n")
+    out = io.StringIO()
+    with lines.open() as stdin:
+        console = ConsoleAdapter(tmp_path / "uploads", stdin=stdin, stdout=out)
+
+        async def handle(req: Request) -> None:
+            placeholder = await console.reply(req, "⏳ Transcribing…")
+            await console.reply(req, "the transcript")
+            await console.delete(placeholder)
+
+        async with asyncio.timeout(10):
+            await console.run(handle)
+    assert out.getvalue() == "the transcript\n"
