@@ -88,3 +88,19 @@ async def test_refusals_of_one_channel_share_its_post_budget(tmp_path: Path) -> 
     writes = core.adapter.writes()
     assert len(writes) == 3
     assert all("I don't know the command" in e.text for e in writes)
+
+
+async def test_command_output_and_uploads_are_paced_like_replies(tmp_path: Path) -> None:
+    async with running_core(tmp_path) as core:
+        core.adapter.limits = LIMITS
+        core.services.budgets = Budgets(clock=FrozenClock())
+        req = make_request("/help", command="help")
+        async with asyncio.timeout(10):
+            await core.send(req)
+            await core.send(make_request("image a red fox"))
+        kinds = [e.kind for e in core.adapter.writes()]
+        assert "upload" in kinds and kinds[0] == "reply"
+        # help's output and the image's upload each took a post token; the image's progress
+        # message took the third.
+        posts = core.services.budgets.for_posts(LIMITS, req.place)
+        assert posts.available() == 0
