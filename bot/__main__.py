@@ -141,7 +141,9 @@ async def _run_platforms(
     table = command_table(transcribe_command(config.audio, standby))
     dispatcher = Dispatcher(services, table)
     adapters = platforms.build(services, table) or [
-        ConsoleAdapter(config.db_path.parent / "uploads", commands=list(table))
+        ConsoleAdapter(
+            config.db_path.parent / "uploads", commands=list(table), budgets=services.budgets
+        )
     ]
 
     stop = asyncio.Event()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bot.config import Config
 from bot.gateway.client import Gateway
 from bot.streaming.budgets import Budgets
 from storage.base import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -16,3 +22,6 @@ class Services:
     gateway: Gateway
     store: Store
     budgets: Budgets
+    # The current moment for what commands show about time (quota resets); the store keeps its
+    # own. Tests give both one clock so no result depends on the real date.
+    clock: Callable[[], datetime] = utc_now

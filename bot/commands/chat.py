@@ -39,6 +39,8 @@ async def run_ask(ctx: Context) -> None:
     config = ctx.services.config
     settings = await ctx.settings()
     model = settings.model or config.default_model
+    # No cap unless the channel or the operator sets one: answers run as long as the model
+    # writes them.
     max_tokens = settings.max_tokens or config.max_reply_tokens
     history = await ctx.adapter.history(ctx.req)
     images = await _inline_images(ctx) if supports_vision(model) else ()
@@ -46,7 +48,10 @@ async def run_ask(ctx: Context) -> None:
     messages, prompt_tokens = build_messages(
         model, settings.system_prompt, history, turn, config.context_tokens
     )
-    estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=max_tokens)
+    # A cap is held whole, so the limit is never passed; without one the hold is an estimate
+    # and the real usage settled afterwards may pass the limit by the rest of this reply.
+    tokens_out = max_tokens or config.reply_tokens_estimate
+    estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=tokens_out)
     async with ctx.metered(model, estimate) as meter, ctx.stream() as reply:
         stream = ctx.services.gateway.chat(
             model, messages, temperature=settings.temperature, max_tokens=max_tokens
@@ -70,7 +75,8 @@ async def run_ask(ctx: Context) -> None:
             meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
         footer = None
         if stream.finish_reason == "length":
-            footer = f"_(reply stopped at the {max_tokens}-token limit)_"
+            limit = f"the {max_tokens:,}-token limit" if max_tokens else "the model's output limit"
+            footer = f"_(reply stopped at {limit})_"
         await reply.finish(footer)
 
 

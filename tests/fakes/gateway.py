@@ -364,6 +364,11 @@ class FakeGateway:
             return refusal
         model = str(body["model"])
         pieces = self._reply_chunks(body["messages"])
+        # Each piece is one token here; like a real model, max_tokens stops the reply there.
+        cap = body.get("max_tokens")
+        finish = "stop"
+        if isinstance(cap, int) and len(pieces) > cap:
+            pieces, finish = pieces[:cap], "length"
         usage = {
             "prompt_tokens": _count_words(body["messages"]),
             "completion_tokens": len(pieces),
@@ -381,7 +386,7 @@ class FakeGateway:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": "".join(pieces)},
-                            "finish_reason": "stop",
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": usage,
@@ -392,7 +397,9 @@ class FakeGateway:
         self.active_streams += 1
         self.peak_streams = max(self.peak_streams, self.active_streams)
         try:
-            return await self._stream(request, completion_id, model, pieces, usage, with_usage)
+            return await self._stream(
+                request, completion_id, model, pieces, finish, usage, with_usage
+            )
         except ConnectionResetError:
             # The client left early (it broke out of the stream): not the fake's problem.
             raise asyncio.CancelledError from None
@@ -418,6 +425,7 @@ class FakeGateway:
         completion_id: str,
         model: str,
         pieces: list[str],
+        finish: str,
         usage: dict[str, int],
         with_usage: bool,
     ) -> web.StreamResponse:
@@ -501,7 +509,7 @@ class FakeGateway:
             if quirks.empty_choices and index % 2:
                 data += event([])
             await send(data)
-        tail = event([choice({}, "stop")])
+        tail = event([choice({}, finish)])
         if with_usage:
             tail += event([], usage=usage)
         if not quirks.no_done:
