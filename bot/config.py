@@ -12,6 +12,7 @@ from bot.envvars import number
 from bot.errors import ConfigError
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
+from bot.tools.config import ToolsConfig
 from storage.base import QuotaConfig
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
@@ -39,6 +40,7 @@ class Config:
     log_level: str = "INFO"
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -66,6 +68,7 @@ class Config:
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
             quota=quota_config_from_env(env),
             audio=AudioLimits.from_env(env),
+            tools=ToolsConfig.from_env(env),
         )
 
 
