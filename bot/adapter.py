@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.events import Attachment, Limits, Posted, Request, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """An adapter's link to its platform, as /readyz shows it."""
+
+    up: bool
+    # For a human reading /readyz: "Socket Mode connected", "1/2 shards READY".
+    detail: str
 
 
 class Adapter(Protocol):
@@ -20,12 +30,15 @@ class Adapter(Protocol):
     interrupted or cut short): it will not change again. Platforms with native message
     streams use them for these messages and end them in `finalize`; others ignore `streamed`
     and do nothing in `finalize`. Other messages are final as posted, never finalized.
+    `connection` says whether events can reach the bot now (cheap; /readyz polls it).
     """
 
     name: str
     limits: Limits
 
     async def run(self, handle: Handler) -> None: ...
+
+    async def connection(self) -> Connection: ...
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot.adapter import Adapter
 from bot.errors import PlatformRateLimited
 from bot.events import Attachment, Posted, Request
+from bot.ops.scope import mark_visible
 from bot.quota.meter import Meter, metered
 from bot.services import Services
 from bot.streaming.reply import StreamingReply
@@ -38,7 +39,9 @@ class Context:
         return await self.services.store.channel_settings(self.req.place.channel_key)
 
     async def reply(self, text: str, *, ephemeral: bool = False) -> Posted:
-        return await self.adapter.reply(self.req, text, ephemeral=ephemeral)
+        posted = await self.adapter.reply(self.req, text, ephemeral=ephemeral)
+        mark_visible()
+        return posted
 
     def stream(self) -> StreamingReply:
         return StreamingReply(self.adapter, self.req, self.services.budgets)
@@ -47,10 +50,14 @@ class Context:
         # Uploads are rare and precious (an image already paid for): wait out a 429 or two.
         for _ in range(UPLOAD_ATTEMPTS - 1):
             try:
-                return await self.adapter.upload(self.req, data, filename, text)
+                posted = await self.adapter.upload(self.req, data, filename, text)
+                break
             except PlatformRateLimited as limited:
                 await asyncio.sleep(min(limited.retry_after, MAX_UPLOAD_WAIT))
-        return await self.adapter.upload(self.req, data, filename, text)
+        else:
+            posted = await self.adapter.upload(self.req, data, filename, text)
+        mark_visible()
+        return posted
 
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
         return await self.adapter.download(attachment, max_bytes)

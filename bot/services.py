@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Config
 from bot.gateway.client import Gateway
+from bot.ops.telemetry import Silent, Telemetry
 from bot.streaming.budgets import Budgets
 from storage.base import Store
 
@@ -16,3 +17,5 @@ class Services:
     gateway: Gateway
     store: Store
     budgets: Budgets
+    # Metrics hooks (bot/ops/metrics.py when the ops port is on).
+    telemetry: Telemetry = field(default_factory=Silent)

@@ -21,6 +21,7 @@ from bot.gateway.errors import GatewayError, error_from_answer
 from bot.gateway.models import ModelInfo, vendor_for
 from bot.gateway.stream import ChatStream, TokenUsage, sse_deltas, whole_completion
 from bot.gateway.transport import TransportName, make_transport
+from bot.ops.telemetry import Silent, Telemetry
 from bot.secret import Secret
 
 __all__ = [
@@ -90,6 +91,7 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         transport: TransportName | httpx.AsyncBaseTransport = "aiohttp",
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
@@ -101,6 +103,8 @@ class Gateway:
         self._timeouts = timeouts or Timeouts()
         self._clock = clock
         self._sleep = sleep
+        # Every answer (each attempt) and every retry, by endpoint and code, for metrics.
+        self._telemetry = telemetry or Silent()
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers={"Authorization": f"Bearer {api_key.reveal()}"},
@@ -184,6 +188,7 @@ class Gateway:
                     if "text/event-stream" not in content_type:
                         # Some gateways ignore stream=true and answer with one JSON completion.
                         text = whole_completion(stream, await response.aread(), model)
+                        self._answered("chat/completions", response.status_code)
                         if text:
                             delivered = True
                             yield text
@@ -191,6 +196,7 @@ class Gateway:
                     async for text in sse_deltas(stream, response, model):
                         delivered = True
                         yield text
+                    self._answered("chat/completions", response.status_code)
                     return
             except GatewayError as error:
                 failure = self._redacted(error)
@@ -198,6 +204,7 @@ class Gateway:
                 # A connection that died before anything reached the caller counts as
                 # unreachable: as safe to repeat as a refused connection.
                 failure = self._transport_error(exc, model, streaming=delivered)
+            self._answered("chat/completions", failure.status, failure.code)
             if delivered or not self._may_retry(failure, attempt):
                 raise failure
             await self._pause(failure, attempt, "chat/completions")
@@ -258,15 +265,18 @@ class Gateway:
         attempt = 0
         while True:
             try:
-                return await self._download(self._downloads, url, model)
+                image = await self._download(self._downloads, url, model)
+                self._answered("image_download", 200)
+                return image
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, model, streaming=False)
             except GatewayError as error:
                 failure = error
+            self._answered("image_download", failure.status, failure.code)
             refused = failure.status is not None and 400 <= failure.status < 500
             if refused or not self._may_retry(failure, attempt):
                 raise failure
-            await self._pause(failure, attempt, "image download")
+            await self._pause(failure, attempt, "image_download")
             attempt += 1
 
     async def _download(self, client: httpx.AsyncClient, url: str, model: str) -> bytes:
@@ -396,12 +406,17 @@ class Gateway:
                 failure = self._transport_error(exc, model, streaming=False)
             else:
                 if response.status_code < 300:
+                    self._answered(url, response.status_code)
                     return response
                 failure = await self._answer_error(response, model)
+            self._answered(url, failure.status, failure.code)
             if not self._may_retry(failure, attempt):
                 raise failure
             await self._pause(failure, attempt, url)
             attempt += 1
+
+    def _answered(self, endpoint: str, status: int | None, code: str = "ok") -> None:
+        self._telemetry.gateway_answer(endpoint, status, code)
 
     def _may_retry(self, error: GatewayError, attempt: int) -> bool:
         if not error.retryable or attempt >= self._max_retries:
@@ -415,6 +430,7 @@ class Gateway:
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
+        self._telemetry.gateway_retry(what, error.code)
         log.warning(
             "gateway %s failed (%s); retry %d/%d in %.2fs",
             what,

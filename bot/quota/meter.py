@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from bot.ops.scope import settled
 from storage.base import Amounts, Charge, Reservation, Status, Store
 
 
@@ -36,11 +37,14 @@ async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncItera
         status: Status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
         # Shielded: a second cancellation during shutdown must not leave the hold in place.
         await asyncio.shield(_close(store, reservation, meter.actual, status))
+        settled(charge.model, meter.actual)
         raise
     if meter.status == "ok":
         await store.settle(reservation, meter.actual or estimate, "ok")
+        settled(charge.model, meter.actual or estimate)
     else:
         await _close(store, reservation, meter.actual, meter.status)
+        settled(charge.model, meter.actual, failed=True)
 
 
 async def _close(
