@@ -58,8 +58,11 @@ class ShardStates:
             if self._ready.get(0):
                 return Connection(True, "gateway session READY")
             return Connection(False, "gateway session connecting")
-        ids: Any = client.shard_ids
-        expected = list(ids or ())
-        ready = sum(1 for shard in expected if self._ready.get(shard))
+        # The shards this process launched (shard_ids stays None when discord.py chose them).
+        launched: dict[int, Any] = dict(client.shards)
+        expected = sorted(launched)
+        ready = sum(
+            1 for shard in expected if self._ready.get(shard) and not launched[shard].is_closed()
+        )
         up = bool(expected) and ready == len(expected)
         return Connection(up, f"{ready}/{len(expected)} shards READY")

@@ -114,4 +114,6 @@ def configure_logging(
     redact = Redactor(secrets)
     handler.setFormatter(JsonFormatter(redact) if log_format == "json" else TextFormatter(redact))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # Python's warnings would otherwise be bare text lines among the JSON ones.
+    logging.captureWarnings(True)
     return handler

@@ -113,7 +113,9 @@ class FakeSlack:
     `streaming_error` (default `unknown_method`), as for an app or workspace without them;
     `append_rate/append_burst` for chat.appendStream, `stream_rate/stream_burst` for
     start/stop. Streamed messages keep their Markdown in `text` and say `streaming` until
-    stopped; a stopped stream refuses appends.
+    stopped; a stopped stream refuses appends. `hold_connections()` keeps Socket Mode clients
+    waiting in apps.connections.open (with `drop_connections()`: Slack unreachable) until
+    `release_connections()`.
     Records: `writes`, `calls`, `rate_limited` (429s served per method), `acks`, `uploads`,
     `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
     """
@@ -176,6 +178,8 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acked: dict[str, asyncio.Event] = {}
         self._connected = asyncio.Event()
+        self._connections_open = asyncio.Event()
+        self._connections_open.set()
         self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -195,6 +199,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._connections_open.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -369,6 +374,13 @@ class FakeSlack:
         async with asyncio.timeout(within):
             await self._connected.wait()
 
+    def hold_connections(self) -> None:
+        """apps.connections.open answers only after release_connections()."""
+        self._connections_open.clear()
+
+    def release_connections(self) -> None:
+        self._connections_open.set()
+
     async def drop_connections(self) -> None:
         """Close every Socket Mode connection the way Slack does when it rotates them."""
         self._connected.clear()
@@ -455,6 +467,8 @@ class FakeSlack:
             return web.Response(
                 status=503, text="<html>Service Unavailable</html>", content_type="text/html"
             )
+        if method == "apps.connections.open":
+            await self._connections_open.wait()
         if method in self.errors:
             extra = (
                 {"needed": "chat:write", "provided": "commands"}
