@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,15 @@ async def wait_metrics(base: str, holds: Callable[[Scrape], bool], within: float
             await asyncio.sleep(0.05)
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll `check` (bounded) until it holds: for state only visible by asking."""
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.01)
+
+
 @dataclass
 class Service:
     """A running `chatops run` and everything it has written to stderr so far."""
@@ -140,14 +149,14 @@ async def running_service(env: Mapping[str, str], cwd: Path) -> AsyncIterator[Se
             service.lines.append(line)
             if not found.done() and (match := _PORT_LINE.search(line)):
                 found.set_result(int(match.group(1)))
+        if not found.done():
+            tail = "\n".join(service.lines[-30:])
+            found.set_exception(AssertionError(f"the service ended without an ops port:\n{tail}"))
 
     reader = asyncio.create_task(read())
     try:
         async with asyncio.timeout(30):
-            waiting = asyncio.ensure_future(found)
-            await asyncio.wait({waiting, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if not found.done():
-                raise AssertionError("no ops port announced:\n" + "\n".join(service.lines[-30:]))
+            await found
         service.port = found.result()
         yield service
     finally:

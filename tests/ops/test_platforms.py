@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 from yarl import URL
 
 from adapters.api_calls import api_call_trace
@@ -24,8 +24,7 @@ from tests.discord_harness import settings_for
 from tests.fakes.discord import BOT_ID, FakeDiscord
 from tests.fakes.slack import FakeSlack, SeenOnce
 from tests.fakes.slack import running as running_slack
-from tests.ops_harness import parse_metrics
-from prometheus_client import generate_latest
+from tests.ops_harness import eventually, parse_metrics
 
 
 def _counted(metrics: Metrics, platform: str) -> dict[str, int]:
@@ -66,9 +65,10 @@ async def test_discord_ready_and_every_rest_call_counted(
                     routes[route] = routes.get(route, 0) + 1
                 return routes
 
-            async with asyncio.timeout(10):
-                while _counted(metrics, "discord") != seen() or not fake.bot_messages():
-                    await asyncio.sleep(0.02)
+            async def settled() -> bool:
+                return bool(fake.bot_messages()) and _counted(metrics, "discord") == seen()
+
+            await eventually(settled)
             counted = _counted(metrics, "discord")
             assert counted["POST /channels/{id}/messages"] == 1
             assert counted["PATCH /channels/{id}/messages/{id}"] == 1
@@ -77,15 +77,19 @@ async def test_discord_ready_and_every_rest_call_counted(
             fake.resumable = True
             fake.hold_ready()
             await fake.reconnect()
-            async with asyncio.timeout(10):
-                while (await adapter.connection()).up:
-                    await asyncio.sleep(0.01)
+
+            async def down() -> bool:
+                return not (await adapter.connection()).up
+
+            await eventually(down)
             fake.release_ready()
-            async with asyncio.timeout(10):
-                while not (await adapter.connection()).up:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: _up(adapter))
         assert not (await adapter.connection()).up
     assert not any(str(BOT_ID) in route for route in counted)
+
+
+async def _up(adapter: DiscordAdapter) -> bool:
+    return (await adapter.connection()).up
 
 
 def test_discord_routes_keep_no_id_or_token() -> None:

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from bot.adapter import Adapter, Connection
 from bot.commands.table import command_table
 from bot.config import Config
@@ -26,8 +28,6 @@ from storage.sqlite.store import SqliteStore
 from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter, make_request
 from tests.ops_harness import get, readyz, scrape
-
-import pytest
 
 
 @dataclass
