@@ -10,8 +10,8 @@ Prometheus would. Rounds alternate off/on so load from elsewhere hits both alike
 
 1. CPU per content chunk: requests streamed as fast as the fake sends, a few at a time.
 2. Flush lag: many concurrent streams at a steady chunk rate; every chunk carries the time the
-   fake sent it (CLOCK_MONOTONIC, shared by both processes), so each adapter call's lag is
-   now - the send time of the newest chunk it shows.
+   fake sent it (CLOCK_MONOTONIC, shared by both processes), so a chunk's lag is the time of
+   the first adapter call showing it minus that stamp (the edit interval included).
 Also: the time one /metrics scrape takes once every label set exists. Figures are printed,
 never asserted.
 """
@@ -50,25 +50,30 @@ KEY = "sk-bench-ops-key"
 
 
 class StampAdapter(LeanAdapter):
-    """Notes, for every call, how old the newest chunk it shows is (stamped chunks)."""
+    """Notes each chunk's flush lag: from the fake sending it (its stamp) to the first adapter
+    call whose text shows it."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(fast_limits(interval), latency=0.0)
         self.lags: list[float] = []
+        self._shown: dict[str, int] = {}
 
-    def _lag(self, text: str) -> None:
-        newest = text.rstrip().rpartition(" ")[2]
-        with contextlib.suppress(ValueError):  # a call before the first stamped chunk
-            self.lags.append(time.monotonic() - float(newest))
+    def _lag(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        start = self._shown.get(key, 0)
+        self._shown[key] = len(text)
+        for word in text[start:].split():
+            with contextlib.suppress(ValueError):  # words of a footer or a status line
+                self.lags.append(now - float(word))
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
     ) -> Posted:
-        self._lag(text)
+        self._lag(req.event_id, text)
         return await super().reply(req, text, ephemeral=ephemeral, streamed=streamed)
 
     async def edit(self, posted: Posted, text: str) -> None:
-        self._lag(text)
+        self._lag(posted.id, text)
         await super().edit(posted, text)
 
 
@@ -225,8 +230,8 @@ async def main_async(args: argparse.Namespace) -> None:
         async with fake_gateway_process(KEY, delay=1 / args.rate, stamp=True) as (base_url, _):
             print(
                 f"Flush lag, {args.streams} concurrent streams x {args.lag_chunks} chunks at "
-                f"{args.rate:g}/s, edit_interval {args.interval * 1e3:g} ms (age of the newest "
-                "chunk shown, at each adapter call):"
+                f"{args.rate:g}/s, edit_interval {args.interval * 1e3:g} ms (from the fake "
+                "sending a chunk to the first adapter call showing it):"
             )
             lag: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
             for r in range(args.rounds):
