@@ -249,8 +249,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 share = statistics.median(x[2] for x in lag[on])
                 print(
                     f"  metrics {'on ' if on else 'off'}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
-                    f"CPU {share:4.0%}  (medians of {args.rounds} rounds; p99 by round "
-                    f"{_fmt([x[1] for x in lag[on]])})"
+                    f"CPU {share:4.0%}  (medians of {args.rounds} rounds; by round: p50 "
+                    f"{_fmt([x[0] for x in lag[on]])}, p99 {_fmt([x[1] for x in lag[on]])})"
                 )
 
 
