@@ -11,12 +11,18 @@ import stat
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from bot.adapter import Connection, Handler
 from bot.dispatch import CHAT_COMMAND, route
 from bot.errors import TooLarge
 from bot.events import Attachment, AttachmentKind, Limits, Place, Posted, Request, Turn, User
+
+# The longest line taken whole (far above any prompt the core accepts by default); a longer one
+# is read to its end without being kept and refused, so memory stays bounded on any input.
+MAX_LINE_BYTES = 1 << 20
+# The dispatcher's mark on error replies: those are not conversation.
+NOTICE_PREFIX = "⚠️"
 
 CONSOLE_LIMITS = Limits(
     max_chars=4000,
@@ -35,18 +41,31 @@ def _kind(mime: str) -> AttachmentKind:
     return "file"
 
 
+def _attachment(word: str) -> Attachment | None:
+    """The file `@path` names, or None when the word is not an existing file's path."""
+    if not word.startswith("@") or len(word) == 1:
+        return None
+    try:
+        path = Path(word[1:]).expanduser()
+        if not path.is_file():
+            return None
+        size = path.stat().st_size
+    except (OSError, RuntimeError):
+        # Not a usable path (a name too long for the OS, an unknown ~user): plain text.
+        return None
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Attachment(str(path), path.name, mime, size, _kind(mime))
+
+
 def parse_line(line: str, number: int, user: User) -> Request:
     """`/command args` is a slash command; `@path` attaches an existing file."""
     words, attachments = [], []
     for word in line.split():
-        path = Path(word[1:]).expanduser() if word.startswith("@") and len(word) > 1 else None
-        if path is not None and path.is_file():
-            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            attachments.append(
-                Attachment(str(path), path.name, mime, path.stat().st_size, _kind(mime))
-            )
-        else:
+        attachment = _attachment(word)
+        if attachment is None:
             words.append(word)
+        else:
+            attachments.append(attachment)
     text = " ".join(words)
     command = None
     if text.startswith("/"):
@@ -60,6 +79,29 @@ def parse_line(line: str, number: int, user: User) -> Request:
         attachments=tuple(attachments),
         event_id=f"console-{number}",
     )
+
+
+def decode_line(raw: bytes | None) -> tuple[str, str | None]:
+    """A line's text, or why it is refused: too long (None), not UTF-8, or holding a NUL."""
+    if raw is None:
+        return "", (
+            f"Your message is too long: the console reads lines of up to {MAX_LINE_BYTES:,} "
+            "bytes and this one is longer, so nothing was sent. Please shorten it."
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return "", (
+            f"That line is not valid UTF-8 text (byte 0x{raw[bad.start]:02x} at byte "
+            f"{bad.start + 1:,}), so nothing was sent. Please send it as UTF-8."
+        )
+    nul = text.find("\x00")
+    if nul >= 0:
+        return "", (
+            f"That line contains a NUL character (at character {nul + 1:,}), "
+            "which chat text cannot carry, so nothing was sent. Please remove it."
+        )
+    return text, None
 
 
 class ConsoleAdapter:
@@ -106,11 +148,18 @@ class ConsoleAdapter:
         if self._live:
             self._write("chatops console: type a question, /help for commands, Ctrl-D to quit.\n")
         number = 0
-        async for line in self._lines():
-            if not line.strip():
+        async for raw in self._lines():
+            text, refusal = decode_line(raw)
+            if refusal is None and not text.strip():
                 continue
             number += 1
-            req = parse_line(line.strip(), number, self._user)
+            req = parse_line(text.strip(), number, self._user)
+            if refusal is not None:
+                # Refused here: the line never becomes a request (it was not kept, or is not
+                # text); answered like the dispatcher's refusals, and the session goes on.
+                await self.reply(req, f"{NOTICE_PREFIX} {refusal}")
+                self._conclude(req)
+                continue
             handling: asyncio.Future[None] = asyncio.ensure_future(handle(req))
             try:
                 await asyncio.shield(handling)
@@ -131,8 +180,9 @@ class ConsoleAdapter:
         else:
             for text in texts:
                 self._write(text + "\n")
-        if route(req, self._commands)[0] == CHAT_COMMAND and texts:
-            self._turns += [Turn("user", req.text), Turn("assistant", "\n".join(texts))]
+        answers = [text for text in texts if not text.startswith(NOTICE_PREFIX)]
+        if route(req, self._commands)[0] == CHAT_COMMAND and answers:
+            self._turns += [Turn("user", req.text), Turn("assistant", "\n".join(answers))]
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
@@ -179,20 +229,52 @@ class ConsoleAdapter:
         self._out.write(text)
         self._out.flush()
 
-    async def _lines(self) -> AsyncIterator[str]:
-        mode = os.fstat(self._stdin.fileno()).st_mode
-        if stat.S_ISREG(mode):
+    async def _lines(self) -> AsyncIterator[bytes | None]:
+        """Each stdin line as bytes; None for a line over MAX_LINE_BYTES (read, not kept)."""
+        fd = self._stdin.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
             # Pipe transports refuse regular files; reading a file never blocks for long.
-            while line := await asyncio.to_thread(self._stdin.readline):
+            async for line in _file_lines(self._stdin.buffer):
                 yield line
             return
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        # The reader pauses the pipe once it buffers twice the limit: bounded memory.
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), self._stdin
         )
         try:
-            while line_bytes := await reader.readline():
-                yield line_bytes.decode("utf-8", errors="replace")
+            async for line in _stream_lines(reader):
+                yield line
         finally:
             transport.close()
+
+
+async def _stream_lines(reader: asyncio.StreamReader) -> AsyncIterator[bytes | None]:
+    skipping = False  # inside a line over the limit: its bytes are dropped as they come
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as over:
+            await reader.readexactly(over.consumed)  # buffered already: drop it, read on
+            skipping = True
+            continue
+        except asyncio.IncompleteReadError as end:
+            # End of input; `partial` is a last line without a newline.
+            if skipping or end.partial:
+                yield None if skipping else end.partial
+            return
+        yield None if skipping else line
+        skipping = False
+
+
+async def _file_lines(file: BinaryIO) -> AsyncIterator[bytes | None]:
+    while line := await asyncio.to_thread(file.readline, MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := await asyncio.to_thread(file.readline, MAX_LINE_BYTES)) and (
+                not rest.endswith(b"\n")
+            ):
+                pass
+            yield None
+        else:
+            yield line

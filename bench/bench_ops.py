@@ -103,7 +103,7 @@ async def _services(base_url: str, folder: Path, metrics: Metrics | None) -> Ser
     telemetry: Telemetry = metrics or Silent()
     store = await SqliteStore.open(config.db_path)
     gateway = Gateway(base_url, config.api_key, telemetry=telemetry)
-    return Services(config, gateway, store, Budgets(), telemetry)
+    return Services(config, gateway, store, Budgets(), telemetry=telemetry)
 
 
 async def _close(services: Services) -> None:

@@ -40,6 +40,7 @@ from bot.ops.telemetry import Silent, Telemetry, counting_redeliveries
 from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
+from bot.tools.mcp import McpServers
 from storage.base import DatabaseUnusable
 from storage.sqlite.store import SqliteStore
 
@@ -154,11 +155,22 @@ async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby
     metrics = Metrics() if ops.port is not None else None
     telemetry: Telemetry = metrics or Silent()
     store = await SqliteStore.open(config.db_path, config.quota)
-    gateway = Gateway(config.base_url, config.api_key, telemetry=telemetry)
+    gateway = Gateway(
+        config.base_url,
+        config.api_key,
+        responses_models=config.tools.responses_models,
+        telemetry=telemetry,
+    )
+    # A server that is down at start-up is logged and tried again when a channel uses it.
+    mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
     try:
-        services = Services(config, gateway, store, Budgets(), telemetry)
+        if mcp is not None:
+            await mcp.start()
+        services = Services(config, gateway, store, Budgets(), mcp=mcp, telemetry=telemetry)
         return await _run_platforms(config, platforms, ops, metrics, standby, services)
     finally:
+        if mcp is not None:
+            await mcp.close()
         await gateway.aclose()
         await store.close()
 

@@ -12,6 +12,7 @@ from bot.envvars import number
 from bot.errors import ConfigError
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
+from bot.tools.config import ToolsConfig
 from storage.base import QuotaConfig
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
@@ -26,8 +27,11 @@ class Config:
     default_model: str = "gpt-4o-mini"
     image_model: str = "gpt-image-1"
     transcribe_model: str = "whisper-1"
-    # Reply cap sent as max_tokens unless a channel sets its own; also the quota estimate.
-    max_reply_tokens: int = 1024
+    # Reply cap sent as max_tokens unless a channel sets its own. None sends none: replies run
+    # to the model's own output limit.
+    max_reply_tokens: int | None = None
+    # Output tokens the quota holds for an uncapped reply, settled with the real usage after.
+    reply_tokens_estimate: int = 1024
     # Rough token budget for the conversation history sent with each chat request.
     context_tokens: int = 6000
     # Seconds in-flight replies get to finish after SIGTERM before they are cut short.
@@ -36,6 +40,7 @@ class Config:
     log_level: str = "INFO"
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -51,7 +56,10 @@ class Config:
             default_model=_name(env, "CHATOPS_DEFAULT_MODEL", "gpt-4o-mini"),
             image_model=_name(env, "CHATOPS_IMAGE_MODEL", "gpt-image-1"),
             transcribe_model=_name(env, "CHATOPS_TRANSCRIBE_MODEL", "whisper-1"),
-            max_reply_tokens=int(number(env, "CHATOPS_MAX_REPLY_TOKENS", 1024, 16, 200_000)),
+            max_reply_tokens=_optional_count(env, "CHATOPS_MAX_REPLY_TOKENS", 16, 200_000),
+            reply_tokens_estimate=int(
+                number(env, "CHATOPS_REPLY_TOKENS_ESTIMATE", 1024, 1, 200_000)
+            ),
             context_tokens=int(number(env, "CHATOPS_CONTEXT_TOKENS", 6000, 256, 2_000_000)),
             shutdown_grace=number(env, "CHATOPS_SHUTDOWN_GRACE", 20.0, 0, 600),
             admins=frozenset(
@@ -60,7 +68,15 @@ class Config:
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
             quota=quota_config_from_env(env),
             audio=AudioLimits.from_env(env),
+            tools=ToolsConfig.from_env(env),
         )
+
+
+def _optional_count(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """A whole number in [low, high]; unset or blank gives None."""
+    if not env.get(name, "").strip():
+        return None
+    return int(number(env, name, low, low, high))
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:

@@ -58,7 +58,7 @@ def build_messages(
     fixed = estimate_tokens(prompt.text) + (estimate_tokens(system_prompt) if system_prompt else 0)
     if fixed > budget_tokens:
         raise UserFacingError(
-            f"Your message is too long (about {fixed} tokens; the limit is {budget_tokens}). "
+            f"Your message is too long (about {fixed:,} tokens; the limit is {budget_tokens:,}). "
             "Please shorten it."
         )
     kept: list[Turn] = []

@@ -150,4 +150,6 @@ async def _tell(adapter: Adapter, req: Request, text: str) -> None:
 def _unknown_command(name: str, names: Collection[str]) -> str:
     close = difflib.get_close_matches(name, list(names), n=3)
     hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-    return f"I don't know the command `{name}`.{hint} Try `help`."
+    # A pasted blob after a slash is not echoed back whole.
+    shown = name if len(name) <= 40 else name[:39] + "…"
+    return f"I don't know the command `{shown}`.{hint} Try `help`."

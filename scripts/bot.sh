@@ -2,16 +2,24 @@
 # One entry point for a fresh Debian/Ubuntu machine: installs what the bot needs, then
 #   scripts/bot.sh run [chatops args…]   runs the bot (console when no platform is configured)
 #   scripts/bot.sh test                  installs the test extras, runs ruff, mypy and pytest
+#   scripts/bot.sh test-clock            runs pytest on a faked clock crossing midnight, a month
+#                                        and a year end, then in Pacific/Auckland (any-date check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 action="${1:-run}"
 shift || true
 
+testing=false
+case "$action" in test | test-clock) testing=true ;; esac
+
 need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
-if [ "$action" = test ]; then
+if $testing; then
     command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+fi
+if [ "$action" = test-clock ]; then
+    command -v faketime >/dev/null || need_apt+=(faketime)
 fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -29,7 +37,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extras=""
-[ "$action" = test ] && extras="[test]"
+$testing && extras="[test]"
 # Reinstall only when pyproject.toml changed since the last install.
 stamp=".venv/.installed${extras:+-test}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
@@ -48,8 +56,18 @@ test)
     .venv/bin/mypy
     exec .venv/bin/pytest -q "$@"
     ;;
+test-clock)
+    # The suite must pass on any date: once on a clock that starts a minute before a new year
+    # (UTC) and runs on, so midnight, a month end and a year end pass while the tests run;
+    # subprocesses continue that clock instead of restarting it (DONT_RESET). The monotonic
+    # clock stays faked too: with --exclude-monotonic, time.sleep fails with EINVAL.
+    echo "pytest at 2027-12-31 23:59:00 UTC, the clock running" >&2
+    TZ=UTC FAKETIME_DONT_RESET=1 faketime -f '@2027-12-31 23:59:00' .venv/bin/pytest -q "$@"
+    echo "pytest in TZ=Pacific/Auckland" >&2
+    TZ=Pacific/Auckland exec .venv/bin/pytest -q "$@"
+    ;;
 *)
-    echo "usage: scripts/bot.sh run [chatops args…] | test [pytest args…]" >&2
+    echo "usage: scripts/bot.sh run [chatops args…] | test [pytest args…] | test-clock [pytest args…]" >&2
     exit 2
     ;;
 esac

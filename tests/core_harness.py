@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.commands.table import command_table
@@ -20,6 +22,15 @@ from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 
 LIMITS = Limits(max_chars=400, edit_interval=0.01, budget_per_second=500.0, budget_burst=50)
+# The core's clock starts here, not at the real date: noon UTC mid-month, hours from any
+# quota window's edge, so no test sees a day or a month roll over whenever it runs.
+ANCHOR = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def steady_clock(anchor: datetime = ANCHOR) -> Callable[[], datetime]:
+    """A clock that starts at `anchor` and runs at real speed."""
+    start = time.monotonic()
+    return lambda: anchor + timedelta(seconds=time.monotonic() - start)
 
 
 @dataclass(slots=True)
@@ -43,9 +54,10 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        store = await SqliteStore.open(settings.db_path, settings.quota)
+        clock = steady_clock()
+        store = await SqliteStore.open(settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
-        services = Services(settings, gateway, store, Budgets())
+        services = Services(settings, gateway, store, Budgets(), clock=clock)
         adapter = MemoryAdapter(limits=LIMITS)
         try:
             yield Core(fake, store, adapter, Dispatcher(services, command_table()), services)

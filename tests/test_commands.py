@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.events import Attachment, Turn, User
 from storage.base import ChannelSettings
 from tests.core_harness import running_core
@@ -198,3 +200,55 @@ async def test_unknown_default_model_suggests_close_names(tmp_path: Path) -> Non
         assert "no model `gpt-4o-mimi`" in text and "`gpt-4o-mini`" in text
         [row] = await core.store.ledger()
         assert row.status == "error" and row.amounts.tokens == 0
+
+
+# 1,500 tokens as the fake gateway counts them (one per piece): past the old 1,024 default.
+LONG = [f"w{i} " for i in range(1500)]
+WORDS = [piece.strip() for piece in LONG]
+
+
+async def test_a_long_answer_is_delivered_whole_with_no_cap_by_default(tmp_path: Path) -> None:
+    async with running_core(tmp_path) as core:
+        core.gateway.chunks = LONG
+        await core.send(make_request("write at length"))
+        assert "max_tokens" not in core.gateway.requests[-1].json
+        shown = " ".join(core.adapter.messages.values())
+        assert shown.split() == WORDS  # every word, and no "stopped at" footer
+        [row] = await core.store.ledger()
+    # Held at the estimate, settled at what the gateway reported.
+    assert (row.status, row.estimate.tokens_out, row.amounts.tokens_out) == ("ok", 1024, 1500)
+
+
+@pytest.mark.parametrize("who", ["operator", "channel"])
+async def test_a_cap_set_by_the_operator_or_the_channel_is_sent(tmp_path: Path, who: str) -> None:
+    config = {"max_reply_tokens": 1000} if who == "operator" else {}
+    async with running_core(tmp_path, **config) as core:
+        if who == "channel":
+            channel = make_request().place.channel_key
+            await core.store.set_channel_settings(channel, ChannelSettings(max_tokens=1000))
+        core.gateway.chunks = LONG
+        await core.send(make_request("write at length"))
+        assert core.gateway.requests[-1].json["max_tokens"] == 1000
+        shown = " ".join(core.adapter.messages.values())
+        assert shown.endswith("_(reply stopped at the 1,000-token limit)_")
+        assert shown.split()[:1000] == WORDS[:1000] and "w1000" not in shown
+        [row] = await core.store.ledger()
+    # A cap is held whole: the limit can never be passed.
+    assert (row.estimate.tokens_out, row.amounts.tokens_out) == (1000, 1000)
+
+
+async def test_an_uncapped_reply_passes_a_token_limit_by_at_most_itself(tmp_path: Path) -> None:
+    async with running_core(tmp_path, reply_tokens_estimate=200) as core:
+        channel = make_request().place.channel_key
+        await core.store.set_limit(channel, "tokens", "day", 1000)
+        core.gateway.chunks = LONG
+        await core.send(make_request("go"))  # the hold (about 200) fits; the reply is 1,500
+        await core.send(make_request("again"))
+        *answer, refusal = core.adapter.messages.values()
+        assert " ".join(answer).split() == WORDS
+        assert "daily token limit is used up (1,501 tokens of 1,000)" in refusal
+        rows = await core.store.ledger()
+    assert [(r.status, r.estimate.tokens_out, r.amounts.tokens) for r in rows] == [
+        ("ok", 200, 1501),
+        ("refused", 200, 0),
+    ]

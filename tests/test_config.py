@@ -33,6 +33,16 @@ def test_defaults_and_key() -> None:
     assert config.transcribe_model == "whisper-1"
     assert config.api_key.reveal() == "sk-secret-123"
     assert "sk-secret-123" not in repr(config)
+    # No reply cap unless an operator sets one; the quota holds an estimate instead.
+    assert (config.max_reply_tokens, config.reply_tokens_estimate) == (None, 1024)
+    capped = Config.from_env(
+        {
+            "WEELINKING_API_KEY": "k",
+            "CHATOPS_MAX_REPLY_TOKENS": "8192",
+            "CHATOPS_REPLY_TOKENS_ESTIMATE": "2000",
+        }
+    )
+    assert (capped.max_reply_tokens, capped.reply_tokens_estimate) == (8192, 2000)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +52,8 @@ def test_defaults_and_key() -> None:
         ({"WEELINKING_BASE_URL": "ftp://x"}, "WEELINKING_BASE_URL"),
         ({"CHATOPS_MAX_REPLY_TOKENS": "lots"}, "CHATOPS_MAX_REPLY_TOKENS"),
         ({"CHATOPS_MAX_REPLY_TOKENS": "-5"}, "CHATOPS_MAX_REPLY_TOKENS"),
+        ({"CHATOPS_REPLY_TOKENS_ESTIMATE": "0"}, "CHATOPS_REPLY_TOKENS_ESTIMATE"),
+        ({"CHATOPS_REPLY_TOKENS_ESTIMATE": "many"}, "CHATOPS_REPLY_TOKENS_ESTIMATE"),
         ({"CHATOPS_DEFAULT_MODEL": "gpt 4o"}, "CHATOPS_DEFAULT_MODEL"),
         ({"CHATOPS_LOG_LEVEL": "LOUD"}, "CHATOPS_LOG_LEVEL"),
     ],

@@ -8,7 +8,11 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import IO, Any, Literal
 
+import pytest
+
+from adapters.console import MAX_LINE_BYTES
 from tests.fakes.gateway import FakeGateway
 
 
@@ -22,7 +26,9 @@ def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
     }
 
 
-async def _console(fake: FakeGateway, db: Path, cwd: Path) -> asyncio.subprocess.Process:
+async def _console(
+    fake: FakeGateway, db: Path, cwd: Path, stdin: int | IO[Any] = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -30,7 +36,7 @@ async def _console(fake: FakeGateway, db: Path, cwd: Path) -> asyncio.subprocess
         "console",
         cwd=cwd,
         env=_env(fake, db),
-        stdin=asyncio.subprocess.PIPE,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -99,3 +105,68 @@ async def test_sigterm_finishes_the_reply_with_its_text_and_exits_0(tmp_path: Pa
     assert text.startswith("w0 w1") and "stopped before this reply was finished" in text
     [row] = _ledger(db)
     assert row[0] == "ask" and row[4] == "cancelled"
+
+
+def _chats(fake: FakeGateway) -> list[dict[str, Any]]:
+    return [r.json for r in fake.requests if r.path.endswith("/chat/completions")]
+
+
+async def test_a_200000_character_line_is_refused_and_the_next_question_answered(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "console.db"
+    async with FakeGateway() as fake:
+        proc = await _console(fake, db, tmp_path)
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate(b"a" * 200_000 + b"\nwhat is 2+2?\n")
+        chats = _chats(fake)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == [
+        "⚠️ Your message is too long (about 50,004 tokens; the limit is 6,000). Please shorten it.",
+        "You said: what is 2+2?",
+    ]
+    # The refused line never reached the model, not even as context for the next question.
+    assert [c["messages"] for c in chats] == [[{"role": "user", "content": "what is 2+2?"}]]
+
+
+@pytest.mark.parametrize("source", ["pipe", "file"])
+async def test_unreadable_lines_are_refused_one_by_one_and_the_session_goes_on(
+    tmp_path: Path, source: Literal["pipe", "file"]
+) -> None:
+    lines = [
+        b"x" * (3 * MAX_LINE_BYTES),  # past what the console keeps in memory
+        b"caf\xe9 au lait",  # Latin-1, not UTF-8
+        b"nul\x00byte",
+        b"@" + b"d" * 300,  # a file name too long for the OS is just text
+        b"/" + b"c" * 5000,  # an unknown command is not echoed back whole
+        b"still here",  # the last line has no newline
+    ]
+    script = b"\n".join(lines)
+    db = tmp_path / "console.db"
+    async with FakeGateway() as fake:
+        if source == "file":
+            (tmp_path / "input.txt").write_bytes(script)
+            with (tmp_path / "input.txt").open("rb") as stdin:
+                proc = await _console(fake, db, tmp_path, stdin)
+            async with asyncio.timeout(60):
+                out, err = await proc.communicate()
+        else:
+            proc = await _console(fake, db, tmp_path)
+            async with asyncio.timeout(60):
+                out, err = await proc.communicate(script)
+        chats = _chats(fake)
+    assert proc.returncode == 0, err.decode()
+    answers = out.decode().splitlines()
+    expected = [
+        f"⚠️ Your message is too long: the console reads lines of up to {MAX_LINE_BYTES:,} bytes",
+        "⚠️ That line is not valid UTF-8 text (byte 0xe9 at byte 4), so nothing was sent.",
+        "⚠️ That line contains a NUL character (at character 4),",
+        "You said: @ddd",
+        "⚠️ I don't know the command `ccc",
+        "You said: still here",
+    ]
+    assert len(answers) == len(expected), answers
+    for answer, start in zip(answers, expected, strict=True):
+        assert answer.startswith(start), (answer[:200], start)
+    assert len(answers[4]) < 100
+    assert [c["messages"][-1]["content"] for c in chats] == ["@" + "d" * 300, "still here"]

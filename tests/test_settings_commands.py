@@ -20,7 +20,7 @@ async def test_settings_shows_defaults_then_changes(tmp_path: Path) -> None:
         assert shown.ephemeral
         assert "model: `gpt-4o-mini` (default)" in shown.text
         assert "persona: none" in shown.text and "temperature: model default" in shown.text
-        assert "max reply tokens: 1,024 (default)" in shown.text
+        assert "max reply tokens: no cap (default)" in shown.text
         assert "auto-transcribe voice notes: on" in shown.text
         for text in (
             "persona You are a terse SRE.",
@@ -122,3 +122,14 @@ async def test_the_allowlist_makes_an_admin(tmp_path: Path) -> None:
         await core.send(make_request("temperature 0", user=User("U7", "listed")))
         assert "now 0" in last(core)
         assert (await core.store.channel_settings(CHANNEL)).temperature == 0
+
+
+async def test_the_reply_cap_reads_as_none_until_one_is_set(tmp_path: Path) -> None:
+    async with core_with_quota(tmp_path) as core:
+        await core.send(make_request("maxtokens", user=MEMBER))
+        assert "not capped: they run to the model's own output limit" in last(core)
+        await core.send(make_request("maxtokens 4096", user=ADMIN))
+        assert "now capped at 4,096 tokens" in last(core)
+        await core.send(make_request("maxtokens default", user=ADMIN))
+        assert "back to the default of no cap" in last(core)
+        assert (await core.store.channel_settings(CHANNEL)).max_tokens is None

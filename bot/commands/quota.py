@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
@@ -20,7 +18,7 @@ async def run_quota(ctx: Context) -> None:
     sub = words[0].lower() if words else "show"
     if sub in ("show", "status"):
         status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
-        await ctx.reply(format_quota(status, datetime.now(UTC)), ephemeral=True)
+        await ctx.reply(format_quota(status, ctx.services.clock()), ephemeral=True)
     elif sub == "set":
         _require_admin(ctx)
         await _set(ctx, words[1:])

@@ -40,7 +40,7 @@ def describe(settings: ChannelSettings, ctx: Context) -> str:
     model = f"`{settings.model}`" if settings.model else f"`{config.default_model}` (default)"
     persona = _quote(settings.system_prompt) if settings.system_prompt else "none"
     temperature = "model default" if settings.temperature is None else f"{settings.temperature:g}"
-    tokens = settings.max_tokens or config.max_reply_tokens
+    tokens = _cap_text(settings.max_tokens or config.max_reply_tokens)
     tokens_note = "" if settings.max_tokens else " (default)"
     return "\n".join(
         [
@@ -48,12 +48,16 @@ def describe(settings: ChannelSettings, ctx: Context) -> str:
             f"• model: {model}",
             f"• persona: {persona}",
             f"• temperature: {temperature}",
-            f"• max reply tokens: {tokens:,}{tokens_note}",
+            f"• max reply tokens: {tokens}{tokens_note}",
             f"• auto-transcribe voice notes: {'on' if settings.auto_transcribe else 'off'}",
             "Admins change them with `model`, `persona`, `temperature`, `maxtokens` and "
             "`autotranscribe`.",
         ]
     )
+
+
+def _cap_text(cap: int | None) -> str:
+    return f"{cap:,}" if cap else "no cap"
 
 
 def _quote(text: str, limit: int = 300) -> str:
@@ -127,15 +131,22 @@ async def run_maxtokens(ctx: Context) -> None:
     default = ctx.services.config.max_reply_tokens
     if not raw:
         current = (await ctx.settings()).max_tokens
-        shown = f"{current:,}" if current else f"{default:,} (the default)"
-        await ctx.reply(f"Replies in this channel are capped at {shown} tokens.")
+        if current:
+            await ctx.reply(f"Replies in this channel are capped at {current:,} tokens.")
+        elif default:
+            await ctx.reply(
+                f"Replies in this channel are capped at {default:,} tokens (the default)."
+            )
+        else:
+            await ctx.reply(
+                "Replies in this channel are not capped: they run to the model's own output limit."
+            )
         return
     _require_admin(ctx, "reply cap")
     if raw.lower() in _DEFAULT_WORDS:
         await _change(ctx, max_tokens=None)
-        await ctx.reply(
-            f"Replies in this channel are back to the default cap ({default:,} tokens)."
-        )
+        shown = f"cap ({default:,} tokens)" if default else "of no cap"
+        await ctx.reply(f"Replies in this channel are back to the default {shown}.")
         return
     if not raw.isdigit() or not MIN_REPLY_TOKENS <= int(raw) <= MAX_REPLY_TOKENS:
         raise UserFacingError(

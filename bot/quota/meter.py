@@ -19,6 +19,8 @@ class Meter:
     # Real usage when the gateway reported it; the estimate is charged otherwise.
     actual: Amounts | None = None
     status: Status = "ok"
+    # The ledger row this call is charged on (tool calls made on its answer point at it).
+    ledger_id: int = 0
 
     def failed(self, status: Status = "error", used: Amounts | None = None) -> None:
         """Mark the call failed; `used` is what was consumed anyway (a partial stream)."""
@@ -30,7 +32,7 @@ class Meter:
 async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncIterator[Meter]:
     """Reserve on entry (QuotaExceeded propagates), settle or release on exit."""
     reservation = await store.reserve(charge, estimate)
-    meter = Meter(estimate)
+    meter = Meter(estimate, ledger_id=reservation.id)
     try:
         yield meter
     except BaseException as exc:

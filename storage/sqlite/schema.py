@@ -121,6 +121,31 @@ GROUP BY l.channel, {who}, k.d, k.m
 """
 
 
+# Version 3: which tools each channel has switched on or off, and one row per tool call.
+# Plain portable SQL (the PostgreSQL backend takes the same tables).
+V3 = """
+CREATE TABLE channel_tools (
+    channel TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (channel, name)
+);
+CREATE TABLE tool_calls (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    ledger_id INTEGER,
+    tool TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
+"""
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         # Not executescript: it commits first, and each step must stay in our transaction.
@@ -141,7 +166,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
 LATEST = len(MIGRATIONS)
 
 

@@ -55,7 +55,7 @@ async def ops_port(
         metrics = Metrics()
         store = await SqliteStore.open(config.db_path, config.quota)
         gateway = Gateway(config.base_url, config.api_key, retry_base=0.01, telemetry=metrics)
-        services = Services(config, gateway, store, Budgets(), metrics)
+        services = Services(config, gateway, store, Budgets(), telemetry=metrics)
         dispatcher = Dispatcher(services, command_table())
         metrics.watch(in_flight=lambda: dispatcher.inflight, budgets=services.budgets.spare)
         readiness = Readiness(store, adapters, metrics, timeout=0.5)

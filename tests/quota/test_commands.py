@@ -49,7 +49,9 @@ async def test_quota_shows_usage_limits_resets_and_top_users(tmp_path: Path) -> 
         event = core.adapter.writes()[-1]
         assert event.ephemeral
         text = event.text
-        assert "(windows in UTC)" in text and "resets" in text
+        # Windows and resets follow the core's clock, not the real date.
+        assert "(windows in UTC)" in text
+        assert "**Today** (2026-06-15), resets 2026-06-16 00:00 UTC (in 11 h" in text
         assert "tokens: 1,500 of 10,000 used, 8,500 left (set for this channel)" in text
         assert "requests: 2 used, no limit" in text
         assert "top users: ann (1 req, 1,200 tokens); bo (1 req, 300 tokens)" in text

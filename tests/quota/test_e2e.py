@@ -8,9 +8,17 @@ import io
 import os
 import re
 import sys
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from tests.fakes.gateway import FakeGateway
+
+ZONE = "Europe/Berlin"
+# The sessions below take seconds; a run starting this close to midnight waits it out first.
+MIDNIGHT_MARGIN = 90.0
 
 
 def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
@@ -21,7 +29,7 @@ def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
         "CHATOPS_DB": str(db),
         "CHATOPS_SHUTDOWN_GRACE": "0.5",
         "CHATOPS_QUOTA_REQUESTS_DAY": "2",
-        "CHATOPS_QUOTA_TZ": "Europe/Berlin",
+        "CHATOPS_QUOTA_TZ": ZONE,
     }
 
 
@@ -41,10 +49,37 @@ async def _run(argv: list[str], env: dict[str, str], stdin: str, cwd: Path) -> s
     return out.decode()
 
 
+def seconds_to_midnight(zone: ZoneInfo, now: datetime) -> float:
+    """Seconds from `now` to the next midnight in `zone`."""
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(), zone)
+    return midnight.timestamp() - now.timestamp()
+
+
+async def clear_of_midnight(zone: ZoneInfo, margin: float) -> None:
+    """Return when the day in `zone` cannot roll over within `margin` s (waits at most that)."""
+    left = seconds_to_midnight(zone, datetime.now(zone))
+    if left < margin:
+        async with asyncio.timeout(margin + 10):
+            await asyncio.sleep(left + 1)
+
+
+def test_seconds_to_midnight_in_a_zone() -> None:
+    berlin = ZoneInfo(ZONE)
+    assert seconds_to_midnight(berlin, datetime(2027, 12, 31, 23, 58, 30, tzinfo=berlin)) == 90
+    # The day the clocks go back is 25 hours long: from 1:00 it is 24 h to midnight.
+    assert seconds_to_midnight(berlin, datetime(2026, 10, 25, 1, 0, tzinfo=berlin)) == 24 * 3600
+    assert seconds_to_midnight(ZoneInfo("UTC"), datetime(2026, 3, 1, 23, 0, tzinfo=berlin)) == (
+        2 * 3600
+    )
+
+
+# The real clock here (separate processes): a run straddling midnight in Berlin would see the
+# day roll over between sessions, so it waits for midnight to pass first; the windows
+# themselves are tested with injected time in test_windows.py.
+@pytest.mark.timeout(60 + MIDNIGHT_MARGIN)
 async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(tmp_path: Path) -> None:
-    # Real clocks here (separate processes): only a run straddling midnight in Berlin could
-    # see the day roll over between sessions; the windows themselves are tested with
-    # injected time in test_quota_windows.py.
+    await clear_of_midnight(ZoneInfo(ZONE), MIDNIGHT_MARGIN)
     db = tmp_path / "e2e.db"
     async with FakeGateway() as fake:
         env = _env(fake, db)
