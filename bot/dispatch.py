@@ -117,7 +117,7 @@ class Dispatcher:
             scope.outcome = "user_error"
             await _tell(adapter, req, exc.message)
         except QuotaExceeded as exc:
-            scope.quota_refused(exc)
+            scope.outcome = "quota"
             await _tell(adapter, req, refusal_text(exc))
         except GatewayError as exc:
             scope.outcome = "gateway_error"

@@ -28,9 +28,6 @@ class RequestScope:
     outcome: str = "ok"
     visible: bool = False
 
-    def quota_refused(self, refusal: QuotaExceeded) -> None:
-        self.outcome = "quota"
-        self.telemetry.quota_refused(refusal.metric, refusal.window, refusal.scope)
 
 
 _current: ContextVar[RequestScope | None] = ContextVar("chatops_request", default=None)
@@ -83,6 +80,13 @@ def mark_visible() -> None:
         scope.telemetry.latency(
             "first_visible", scope.platform, scope.command, time.monotonic() - scope.started
         )
+
+
+def quota_refused(refusal: QuotaExceeded) -> None:
+    """A reservation of the current request was refused by a quota limit: count it."""
+    scope = _current.get()
+    if scope is not None:
+        scope.telemetry.quota_refused(refusal.metric, refusal.window, refusal.scope)
 
 
 def settled(model: str, used: Amounts | None, *, failed: bool = False) -> None:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.ops.scope import settled
-from storage.base import Amounts, Charge, Reservation, Status, Store
+from bot.ops.scope import quota_refused, settled
+from storage.base import Amounts, Charge, QuotaExceeded, Reservation, Status, Store
 
 
 @dataclass(slots=True)
@@ -31,7 +31,12 @@ class Meter:
 @asynccontextmanager
 async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncIterator[Meter]:
     """Reserve on entry (QuotaExceeded propagates), settle or release on exit."""
-    reservation = await store.reserve(charge, estimate)
+    try:
+        reservation = await store.reserve(charge, estimate)
+    except QuotaExceeded as refusal:
+        # Counted here, where every refusal passes (the tool loop answers some itself).
+        quota_refused(refusal)
+        raise
     meter = Meter(estimate, ledger_id=reservation.id)
     try:
         yield meter
