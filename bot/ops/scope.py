@@ -29,7 +29,6 @@ class RequestScope:
     visible: bool = False
 
 
-
 _current: ContextVar[RequestScope | None] = ContextVar("chatops_request", default=None)
 
 
