@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler
 from bot.dispatch import CHAT_COMMAND, route
 from bot.errors import TooLarge
 from bot.events import Attachment, AttachmentKind, Limits, Place, Posted, Request, Turn, User
@@ -134,8 +134,22 @@ class ConsoleAdapter:
         self._turns: list[Turn] = []
         self._shown = ""
         self._ids = itertools.count(1)
+        self._reading = False
+
+    async def connection(self) -> Connection:
+        """Up while the terminal (or pipe) is read."""
+        if self._reading:
+            return Connection(True, "reading standard input")
+        return Connection(False, "not reading standard input")
 
     async def run(self, handle: Handler) -> None:
+        self._reading = True
+        try:
+            await self._serve(handle)
+        finally:
+            self._reading = False
+
+    async def _serve(self, handle: Handler) -> None:
         if self._live:
             self._write("chatops console: type a question, /help for commands, Ctrl-D to quit.\n")
         number = 0

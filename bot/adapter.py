@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.events import Attachment, Limits, Posted, Request, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """An adapter's link to its platform, as /readyz shows it."""
+
+    up: bool
+    # For a human reading /readyz: "Socket Mode connected", "1/2 shards READY".
+    detail: str
 
 
 class Adapter(Protocol):
@@ -23,12 +33,15 @@ class Adapter(Protocol):
     `delete` removes a message the core has posted anew (a placeholder whose final text went
     out as a new message because its edit would have waited); a streamed message it removes
     gets no `finalize`. The core deletes only where `limits.delete_per_second` is set.
+    `connection` says whether events can reach the bot now (cheap; /readyz polls it).
     """
 
     name: str
     limits: Limits
 
     async def run(self, handle: Handler) -> None: ...
+
+    async def connection(self) -> Connection: ...
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.adapter import Adapter
 from bot.events import Attachment, Posted, Request
+from bot.ops.scope import mark_visible
 from bot.quota.meter import Meter, metered
 from bot.services import Services
 from bot.streaming.reply import StreamingReply
@@ -35,14 +36,20 @@ class Context:
 
     async def reply(self, text: str, *, ephemeral: bool = False) -> Posted:
         """A one-shot message, through the place's post budget (429s waited out)."""
-        return await send(self.adapter, self.services.budgets, self.req, text, ephemeral=ephemeral)
+        posted = await send(
+            self.adapter, self.services.budgets, self.req, text, ephemeral=ephemeral
+        )
+        mark_visible()
+        return posted
 
     def stream(self) -> StreamingReply:
         return StreamingReply(self.adapter, self.req, self.services.budgets)
 
     async def upload(self, data: bytes, filename: str, text: str = "") -> Posted:
         """A file as a new message, through the post budget like any other message."""
-        return await upload(self.adapter, self.services.budgets, self.req, data, filename, text)
+        posted = await upload(self.adapter, self.services.budgets, self.req, data, filename, text)
+        mark_visible()
+        return posted
 
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
         return await self.adapter.download(attachment, max_bytes)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-import uuid
 from collections.abc import Collection, Mapping
 
 from bot.adapter import Adapter, Handler
@@ -14,6 +13,7 @@ from bot.context import Context
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
 from bot.gateway.client import GatewayError
+from bot.ops.scope import RequestScope, request_scope
 from bot.quota.view import refusal_text
 from bot.services import Services
 from bot.streaming.writes import send
@@ -54,9 +54,11 @@ class Dispatcher:
     def handler_for(self, adapter: Adapter) -> Handler:
         async def handle(req: Request) -> None:
             if not self._accepting:
-                await self._tell(
-                    adapter, req, "The bot is restarting; please try again in a minute."
-                )
+                with request_scope(req.place.platform, "none", self._services.telemetry) as scope:
+                    scope.outcome = "restarting"
+                    await self._tell(
+                        adapter, req, "The bot is restarting; please try again in a minute."
+                    )
                 return
             task = asyncio.create_task(self._process(adapter, req))
             self._inflight.add(task)
@@ -88,7 +90,23 @@ class Dispatcher:
     async def _process(self, adapter: Adapter, req: Request) -> None:
         name, args = route(req, self._commands.keys())
         command = self._commands.get(name)
+        # The scope gives log lines a request id and counts the outcome; an unknown name is
+        # the user's own words, never a metric label.
+        label = name if command is not None else "unknown"
+        with request_scope(req.place.platform, label, self._services.telemetry) as scope:
+            await self._run(adapter, req, name, args, command, scope)
+
+    async def _run(
+        self,
+        adapter: Adapter,
+        req: Request,
+        name: str,
+        args: str,
+        command: Command | None,
+        scope: RequestScope,
+    ) -> None:
         if command is None:
+            scope.outcome = "unknown_command"
             await self._tell(adapter, req, _unknown_command(name, self._commands.keys()))
             return
         ctx = Context(req, name, args, self._services, adapter)
@@ -97,16 +115,22 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except UserFacingError as exc:
+            scope.outcome = "user_error"
             await self._tell(adapter, req, exc.message)
         except QuotaExceeded as exc:
+            scope.outcome = "quota"
             await self._tell(adapter, req, refusal_text(exc))
         except GatewayError as exc:
+            scope.outcome = "gateway_error"
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
             await self._tell(adapter, req, exc.user_message())
         except PlatformRateLimited:
+            scope.outcome = "platform_rate_limited"
             log.warning("%s: %s gave up after platform rate limits", adapter.name, name)
         except Exception:
-            ref = uuid.uuid4().hex[:8]
+            scope.outcome = "error"
+            # The request id: every log line of this request carries it (CHATOPS_LOG_FORMAT).
+            ref = scope.id
             log.exception("command %s failed (ref %s)", name, ref)
             await self._tell(
                 adapter,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
 from bot.events import Attachment, Limits, Place, Posted, Request, Turn, User
 
@@ -99,6 +99,8 @@ class MemoryAdapter:
         self._ids = itertools.count(1)
         self._pending_429: list[float] = []
         self._changed = asyncio.Condition()
+        # What connection() reports; tests flip it to stand for a platform going away.
+        self.connected = True
 
     # --- knobs ---------------------------------------------------------------------------
 
@@ -143,6 +145,9 @@ class MemoryAdapter:
             await self._changed.wait_for(predicate)
 
     # --- the Adapter protocol -------------------------------------------------------------
+
+    async def connection(self) -> Connection:
+        return Connection(self.connected, "in memory" if self.connected else "disconnected")
 
     async def run(self, handle: Handler) -> None:
         """Handle every queued request concurrently, as a platform's event loop would."""

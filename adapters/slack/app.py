@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
@@ -41,7 +42,7 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Task, Turn, User
 from bot.streaming.budgets import Budgets
@@ -114,12 +115,19 @@ class SlackAdapter:
     limits = LIMITS
 
     def __init__(
-        self, settings: SlackSettings, dedupe: Dedupe, budgets: Budgets | None = None
+        self,
+        settings: SlackSettings,
+        dedupe: Dedupe,
+        budgets: Budgets | None = None,
+        *,
+        trace: aiohttp.TraceConfig | None = None,
     ) -> None:
         self.settings = settings
         self._dedupe = dedupe
         # The core's shared budgets: the adapter's own notices are paced with everything else.
         self._budgets = budgets or Budgets()
+        # Sees every Web API call (adapters/api_calls.py counts them by method and status).
+        self._trace = trace
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -139,12 +147,18 @@ class SlackAdapter:
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
+        # What connection() reads: the Socket Mode client, or whether the listener is up.
+        self._socket: AsyncBaseSocketModeClient | None = None
+        self._listening = False
 
     # --- connection ----------------------------------------------------------------------
 
     async def _client(self) -> AsyncWebClient:
         if self._web is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                trace_configs=[self._trace] if self._trace is not None else None,
+            )
             self._web = AsyncWebClient(
                 token=self.settings.bot_token.reveal(),
                 base_url=self.settings.api_url,
@@ -189,9 +203,10 @@ class SlackAdapter:
                 )
             else:
                 await serve_socket(
-                    app, self.settings.app_token, await self._client(), self.ready.set
+                    app, self.settings.app_token, await self._client(), self._connected
                 )
         finally:
+            self._socket, self._listening = None, False
             # No new events now; replies in flight still need the Web API while the
             # dispatcher drains them, so the session closes only after they end (bounded).
             if self._tasks:
@@ -210,7 +225,25 @@ class SlackAdapter:
 
     def _bound(self, port: int) -> None:
         self.http_port = port
+        self._listening = True
         self.ready.set()
+
+    def _connected(self, socket: AsyncBaseSocketModeClient) -> None:
+        self._socket = socket
+        self.ready.set()
+
+    async def connection(self) -> Connection:
+        """Socket Mode: the websocket is live; HTTP mode: the Events API listener is up."""
+        if self.settings.mode == "http":
+            if self._listening:
+                return Connection(True, f"Events API listener up on port {self.http_port}")
+            return Connection(False, "Events API listener not started")
+        if self._socket is None:
+            return Connection(False, "Socket Mode connecting")
+        if await self._socket.is_connected():
+            return Connection(True, "Socket Mode connected")
+        # The SDK reconnects by itself; until then no event can arrive.
+        return Connection(False, "Socket Mode connection lost; reconnecting")
 
     # --- inbound ---------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from bot.events import Limits, Place
 
@@ -182,6 +182,11 @@ class Budgets:
 
     def __len__(self) -> int:
         return len(self._budgets)
+
+    def spare(self) -> Iterator[tuple[str, str, int]]:
+        """(kind, scope key, writes free beyond pledges) of every budget, for metrics."""
+        for (kind, key), budget in list(self._budgets.items()):
+            yield kind, key, max(0, budget.available() - budget.pledged)
 
     def _get(self, key: tuple[str, str], rate: float, burst: int) -> EditBudget:
         budget = self._budgets.get(key)

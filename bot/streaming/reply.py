@@ -12,6 +12,7 @@ from typing import TypeVar
 from bot.adapter import Adapter
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
+from bot.ops.scope import mark_visible
 from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.splitting import Part, closing_fence, next_part
 from bot.streaming.writes import FINAL_DEADLINE, Overdue, required
@@ -320,6 +321,7 @@ class StreamingReply:
         )
         self.posted.append(posted)
         self._open.append(posted)
+        mark_visible()
         self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()

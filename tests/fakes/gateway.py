@@ -248,6 +248,8 @@ class FakeGateway:
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
+        # The usage object of every completion answered with one (what a bill would count).
+        self.usages: list[dict[str, int]] = []
         self.transcriptions: list[Transcription] = []
         self.downloads: list[Mapping[str, str]] = []  # headers of each /files/ request
         self.transcribed_at: list[float] = []  # time.monotonic() of each transcription answer
@@ -433,6 +435,7 @@ class FakeGateway:
         }
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream") or self.quirks.json_reply:
+            self.usages.append(usage)
             return web.json_response(
                 {
                     "id": completion_id,
@@ -585,6 +588,7 @@ class FakeGateway:
         tail = event([choice({}, finish)])
         if with_usage:
             tail += event([], usage=usage)
+            self.usages.append(usage)
         if not quirks.no_done:
             tail += f"{prefix}[DONE]{newline}{newline}".encode()
         await send(tail)

@@ -117,6 +117,8 @@ class FakeSlack:
     `append_rate/append_burst` for chat.appendStream, `stream_rate/stream_burst` for
     start/stop, `delete_rate/delete_burst` for chat.delete. Streamed messages keep their
     Markdown in `text` and say `streaming` until stopped; a stopped stream refuses appends.
+    `hold_connections()` keeps Socket Mode clients waiting in apps.connections.open (with
+    `drop_connections()`: Slack unreachable) until `release_connections()`.
     Records: `writes` (a chat.delete is a write with empty text), `calls`, `rate_limited`
     (429s served per method), `acks`, `uploads`,
     `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
@@ -184,6 +186,8 @@ class FakeSlack:
         self._sockets: list[web.WebSocketResponse] = []
         self._acked: dict[str, asyncio.Event] = {}
         self._connected = asyncio.Event()
+        self._connections_open = asyncio.Event()
+        self._connections_open.set()
         self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -203,6 +207,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._connections_open.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -378,6 +383,13 @@ class FakeSlack:
         async with asyncio.timeout(within):
             await self._connected.wait()
 
+    def hold_connections(self) -> None:
+        """apps.connections.open answers only after release_connections()."""
+        self._connections_open.clear()
+
+    def release_connections(self) -> None:
+        self._connections_open.set()
+
     async def drop_connections(self) -> None:
         """Close every Socket Mode connection the way Slack does when it rotates them."""
         self._connected.clear()
@@ -464,6 +476,8 @@ class FakeSlack:
             return web.Response(
                 status=503, text="<html>Service Unavailable</html>", content_type="text/html"
             )
+        if method == "apps.connections.open":
+            await self._connections_open.wait()
         if method in self.errors:
             extra = (
                 {"needed": "chat:write", "provided": "commands"}
