@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.gateway.client import Gateway
+from bot.ops.telemetry import Silent, Telemetry
 from bot.streaming.budgets import Budgets
 from storage.base import Store
 
@@ -34,3 +35,5 @@ class Services:
     mcp: McpServers | None = None
     # Channel memory's indexer and search (None: not running, e.g. in the quota CLI).
     memory: ChannelMemory | None = None
+    # Metrics hooks (bot/ops/metrics.py when the ops port is on).
+    telemetry: Telemetry = field(default_factory=Silent)

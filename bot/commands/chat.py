@@ -5,22 +5,13 @@ from __future__ import annotations
 import base64
 
 from bot.commands import Command
-from bot.commands.models import explain_gateway_error
 from bot.context import Context
-from bot.conversation import build_messages, estimate_tokens, supports_vision
+from bot.conversation import build_messages, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
-from bot.gateway.client import GatewayError, TokenUsage
 from bot.knowledge.files import file_budget, files_context
-from bot.knowledge.memory import note_answer
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
-from storage.base import Amounts
-
-
-def _used(usage: TokenUsage) -> Amounts:
-    return Amounts(requests=1, tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
-
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 # A file sent without a word: what the model is asked about it.
@@ -61,48 +52,17 @@ async def run_ask(ctx: Context) -> None:
     # A cap is held whole, so the limit is never passed; without one the hold is an estimate
     # and the real usage settled afterwards may pass the limit by the rest of this reply.
     tokens_out = max_tokens or config.reply_tokens_estimate
-    tools = await tools_for(ctx)
-    if tools:
-        chat = Chat(
-            model,
-            messages,
-            prompt_tokens,
-            max_tokens,
-            settings.temperature,
-            tokens_out,
-            notes=files.notes,
-        )
-        await converse(ctx, chat, tools)
-        return
-    estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=tokens_out)
-    async with ctx.metered(model, estimate) as meter, ctx.stream() as reply:
-        stream = ctx.services.gateway.chat(
-            model, messages, temperature=settings.temperature, max_tokens=max_tokens
-        )
-        try:
-            async with stream:
-                async for delta in stream:
-                    reply.write(delta)
-        except GatewayError as err:
-            # Tokens already streamed were paid for upstream; charge them, not the cap.
-            used = Amounts(1, prompt_tokens, estimate_tokens(reply.text)) if reply.text else None
-            meter.failed("interrupted" if used else "error", used)
-            await reply.interrupt(await explain_gateway_error(ctx.services.gateway, err))
-            return
-        except BaseException:
-            meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
-            raise
-        if stream.usage is not None:
-            meter.actual = _used(stream.usage)
-        else:
-            meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
-        lines = [f"_{note}_" for note in files.notes]
-        if stream.finish_reason == "length":
-            limit = f"the {max_tokens:,}-token limit" if max_tokens else "the model's output limit"
-            lines.append(f"_(reply stopped at {limit})_")
-        posted = await reply.finish("\n".join(lines) or None)
-        services = ctx.services
-        note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
+    # One path with or without tools: with none offered, the loop is a single streamed round.
+    chat = Chat(
+        model,
+        messages,
+        prompt_tokens,
+        max_tokens,
+        settings.temperature,
+        tokens_out,
+        notes=files.notes,
+    )
+    await converse(ctx, chat, await tools_for(ctx))
 
 
 ASK = Command(
