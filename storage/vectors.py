@@ -37,8 +37,15 @@ def stack(blobs: Sequence[bytes], dimension: int) -> Matrix:
 def top_k(matrix: Matrix, ids: Sequence[int], query: Vector, k: int) -> list[tuple[int, float]]:
     """(id, cosine) of the k rows nearest `query`, best first; ties go to the smaller id, so
     every backend that holds the same rows returns the same answer."""
+    return best_of(matrix @ query.astype(np.float32), np.asarray(ids, dtype=np.int64), k)
+
+
+def best_of(
+    scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64], k: int
+) -> list[tuple[int, float]]:
+    """(id, score) of the k best scores, best first, ties to the smaller id; -inf rows (gone)
+    never come back."""
     if k <= 0 or not len(ids):
         return []
-    scores = matrix @ query.astype(np.float32)
-    order = np.lexsort((np.asarray(ids), -scores))[:k]
-    return [(int(ids[i]), float(scores[i])) for i in order]
+    order = np.lexsort((ids, -scores))[:k]
+    return [(int(ids[i]), float(scores[i])) for i in order if np.isfinite(scores[i])]

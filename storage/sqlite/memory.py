@@ -12,9 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+import numpy.typing as npt
+
 from storage.base import MemoryHit, MemoryStatus, Passage
 from storage.sqlite.quota import parse_ts, ts
-from storage.vectors import Matrix, Vector, from_bytes, stack, to_bytes, top_k
+from storage.vectors import Matrix, Vector, best_of, from_bytes, stack, to_bytes
 
 _PASSAGE_COLS = "id, channel, message_id, part, text, author, posted_at, link, source"
 # SQLite's default limit on host parameters is far above this; batches keep statements short.
@@ -23,13 +26,22 @@ _BATCH = 500
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
+    """A channel's vectors in blocks (appends add a block, nothing is copied); rows of
+    passages gone since are masked out until the blocks are compacted."""
+
     version: int
-    ids: list[int]
-    matrix: Matrix
+    ids: npt.NDArray[np.int64]
+    blocks: tuple[Matrix, ...]
+    live: npt.NDArray[np.bool_]
 
     @property
     def nbytes(self) -> int:
-        return int(self.matrix.nbytes) + 8 * len(self.ids)
+        return sum(int(b.nbytes) for b in self.blocks) + int(self.ids.nbytes + self.live.nbytes)
+
+    def scores(self, query: Vector) -> npt.NDArray[np.float32]:
+        found = np.concatenate([block @ query for block in self.blocks]).astype(np.float32)
+        found[~self.live] = -np.inf
+        return found
 
 
 class VectorCache:
@@ -43,6 +55,10 @@ class VectorCache:
     @property
     def nbytes(self) -> int:
         return sum(loaded.nbytes for loaded in self._held.values())
+
+    def held(self, key: tuple[str, str, int]) -> _Loaded | None:
+        """What is held for the key, current or not."""
+        return self._held.get(key)
 
     def get(self, key: tuple[str, str, int], version: int) -> _Loaded | None:
         loaded = self._held.get(key)
@@ -183,16 +199,9 @@ def search(
     key = (channel, model, len(query))
     loaded = cache.get(key, version)
     if loaded is None:
-        rows = conn.execute(
-            "SELECT id, vector FROM memory_passages WHERE channel = ? AND model = ? "
-            "AND dimension = ? ORDER BY id",
-            (channel, model, len(query)),
-        ).fetchall()
-        loaded = _Loaded(
-            version, [int(r[0]) for r in rows], stack([r[1] for r in rows], len(query))
-        )
+        loaded = _refresh(conn, cache.held(key), channel, model, len(query), version)
         cache.put(key, loaded)
-    best = top_k(loaded.matrix, loaded.ids, query, k)
+    best = best_of(loaded.scores(query), loaded.ids, k)
     if not best:
         return []
     marks = ", ".join("?" for _ in best)
@@ -204,6 +213,59 @@ def search(
         ).fetchall()
     }
     return [MemoryHit(found[pid], score) for pid, score in best if pid in found]
+
+
+# Past this many blocks the newer ones are merged; past this share of masked rows, all are.
+_MAX_BLOCKS = 16
+_MAX_DEAD = 0.25
+
+
+def _refresh(
+    conn: sqlite3.Connection,
+    held: _Loaded | None,
+    channel: str,
+    model: str,
+    dimension: int,
+    version: int,
+) -> _Loaded:
+    """The channel's vectors now. With vectors held from before, one id scan finds what
+    changed: rows gone are masked, only new rows are read (a new message or an edit does not
+    read every vector again)."""
+    where = "WHERE channel = ? AND model = ? AND dimension = ? ORDER BY id"
+    args = (channel, model, dimension)
+    if held is None:
+        rows = conn.execute(f"SELECT id, vector FROM memory_passages {where}", args).fetchall()
+        ids = np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+        matrix = stack([r[1] for r in rows], dimension)
+        return _Loaded(version, ids, (matrix,), np.ones(len(ids), dtype=np.bool_))
+    current = np.fromiter(
+        (int(r[0]) for r in conn.execute(f"SELECT id FROM memory_passages {where}", args)),
+        dtype=np.int64,
+    )
+    live = held.live & np.isin(held.ids, current, assume_unique=True)
+    fresh = np.setdiff1d(current, held.ids, assume_unique=True)
+    blocks, ids = held.blocks, held.ids
+    if len(fresh):
+        blobs: dict[int, bytes] = {}
+        for start in range(0, len(fresh), _BATCH):
+            batch = [int(pid) for pid in fresh[start : start + _BATCH]]
+            marks = ", ".join("?" for _ in batch)
+            blobs.update(
+                (int(r[0]), r[1])
+                for r in conn.execute(
+                    f"SELECT id, vector FROM memory_passages WHERE id IN ({marks})", batch
+                )
+            )
+        blocks = (*blocks, stack([blobs[int(pid)] for pid in fresh], dimension))
+        ids = np.concatenate([ids, fresh])
+        live = np.concatenate([live, np.ones(len(fresh), dtype=np.bool_)])
+    if len(live) and (~live).mean() > _MAX_DEAD:
+        merged = np.concatenate(blocks)[live]
+        return _Loaded(version, ids[live], (merged,), np.ones(int(live.sum()), dtype=np.bool_))
+    if len(blocks) > _MAX_BLOCKS:
+        # The small blocks new messages made join one another, not the large first block.
+        blocks = (blocks[0], np.concatenate(blocks[1:]))
+    return _Loaded(version, ids, blocks, live)
 
 
 def stale(conn: sqlite3.Connection, channel: str, model: str, limit: int) -> list[Passage]:

@@ -156,3 +156,25 @@ async def test_the_embedding_cache_is_per_model(make_store: MakeStore) -> None:
     assert list(await store.cached_embeddings("other", ["k"])) == []
     found = await store.cached_embeddings(MODEL, ["k"])
     assert found["k"].dtype == np.float32 and np.allclose(found["k"], _v(1, 2, 3))
+
+
+async def test_vectors_kept_between_searches_give_what_a_fresh_read_gives(
+    make_store: MakeStore,
+) -> None:
+    # One process searches after every change (its vectors are kept and patched); another
+    # reads the channel afresh each time: both must always agree.
+    rng = np.random.default_rng(3)
+    searching = await make_store()
+    writing = await make_store()
+    for step in range(40):
+        name = f"m{step}"
+        vector = unit(rng.standard_normal(8).astype(np.float32))
+        await writing.index_message("s:C", name, [_p("s:C", name, name)], MODEL, [vector])
+        if step % 3 == 0:
+            await writing.forget_message("s:C", f"m{step // 2}")
+        query = unit(rng.standard_normal(8).astype(np.float32))
+        kept = await searching.search_memory("s:C", MODEL, query, 5)
+        fresh = await (await make_store()).search_memory("s:C", MODEL, query, 5)
+        assert [(h.passage.id, round(h.score, 5)) for h in kept] == [
+            (h.passage.id, round(h.score, 5)) for h in fresh
+        ]
