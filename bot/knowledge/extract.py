@@ -133,13 +133,29 @@ def decode(data: bytes, name: str) -> str:
     except UnicodeDecodeError as bad:
         if bad.start >= len(data) - 3 and bad.reason == "unexpected end of data":
             return data.decode("utf-8", errors="replace")  # a cut-off last character
-    best = charset_normalizer.from_bytes(head).best()
+    best = _likeliest(charset_normalizer.from_bytes(head))
     if best is None or best.encoding is None:
         raise Unreadable(
             f"I can't read `{name}`: it is not text in any encoding I can recognise. {WHAT_I_READ}"
         )
     log.debug("%s decoded as %s", name, best.encoding)
     return data.decode(best.encoding, errors="replace")
+
+
+# Among encodings charset-normalizer finds equally likely (short text often fits many), the
+# most common on the machines people save files on.
+_COMMON = ("utf_8", "cp1252", "latin_1", "cp1250", "shift_jis", "gb18030", "euc_kr", "big5")
+
+
+def _likeliest(
+    matches: charset_normalizer.CharsetMatches,
+) -> charset_normalizer.CharsetMatch | None:
+    found = list(matches)
+    if not found:
+        return None
+    best = found[0]
+    tied = {m.encoding: m for m in found if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    return next((tied[name] for name in _COMMON if name in tied), best)
 
 
 def html_text(markup: str) -> str:
