@@ -34,12 +34,6 @@ def stack(blobs: Sequence[bytes], dimension: int) -> Matrix:
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dimension)
 
 
-def top_k(matrix: Matrix, ids: Sequence[int], query: Vector, k: int) -> list[tuple[int, float]]:
-    """(id, cosine) of the k rows nearest `query`, best first; ties go to the smaller id, so
-    every backend that holds the same rows returns the same answer."""
-    return best_of(matrix @ query.astype(np.float32), np.asarray(ids, dtype=np.int64), k)
-
-
 def best_of(
     scores: npt.NDArray[np.float32], ids: npt.NDArray[np.int64], k: int
 ) -> list[tuple[int, float]]:
