@@ -197,7 +197,7 @@ class ChannelMemory:
                 if time.monotonic() - refreshed >= REFRESH_SECONDS:
                     refreshed = time.monotonic()
                     self._enabled = await self._store.memory_channels()
-                await self._prune()
+                await self.prune()
                 if self._wake.is_set():
                     await asyncio.sleep(self._flush_delay)
                     self._wake.clear()
@@ -212,14 +212,16 @@ class ChannelMemory:
                 if not self._pending:
                     self._settled.set()
 
-    async def _prune(self) -> None:
-        if time.monotonic() - self._pruned < PRUNE_SECONDS:
-            return
+    async def prune(self, *, now: bool = False) -> int:
+        """Remove passages older than the retention (hourly unless `now`); returns how many."""
+        if not now and time.monotonic() - self._pruned < PRUNE_SECONDS:
+            return 0
         self._pruned = time.monotonic()
         before = self._clock() - timedelta(days=self.config.retention_days)
         removed = await self._store.prune_memory(before)
         if removed:
             log.info("channel memory: pruned %d passages older than %s", removed, before)
+        return removed
 
     async def _index(self, batch: Sequence[_Queued]) -> None:
         channels: dict[str, list[_Queued]] = {}

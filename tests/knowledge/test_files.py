@@ -177,3 +177,15 @@ def test_fixture_log_has_one_needle() -> None:
     data = big_log(100_000, NEEDLE).decode()
     assert data.count(NEEDLE) == 1
     json.dumps(data)  # plain text
+
+
+async def test_embedding_tokens_are_held_against_the_quota_like_chat_tokens(
+    tmp_path: Path,
+) -> None:
+    async with running_core(tmp_path) as core:
+        await core.store.set_limit("memory:C1", "tokens", "day", 5000)
+        shown = await _ask(core, QUESTION, _attach(core, "app.log", big_log(300_000, NEEDLE)))
+        ledger = await core.store.ledger()
+    assert shown.startswith("⚠️") and "token" in shown
+    assert core.gateway.embedding_bodies() == [] and core.gateway.chat_bodies() == []
+    assert [(r.charge.command, r.status) for r in ledger] == [("embed", "refused")]

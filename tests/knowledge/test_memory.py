@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from bot.events import Attachment, ChannelMessage, Place, User
@@ -138,3 +139,23 @@ async def test_a_new_embedding_model_re_embeds_the_channel(tmp_path: Path) -> No
         status = await core.store.memory_status("memory:C1")
     assert "VPN certificate" in found
     assert status.models == ("text-embedding-3-large",)
+
+
+async def test_passages_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+    async with running_core(tmp_path) as core:
+        await _say(core, "memory on")
+        _post(core, "new", "The staging cluster moved to eu-west-2")
+        old = ChannelMessage(
+            PLACE,
+            "old",
+            "posted",
+            "The staging cluster lived in us-east-1",
+            "bob",
+            ANCHOR - timedelta(days=91),
+        )
+        core.memory.intake(core.adapter).observe(old)
+        await _indexed(core)
+        assert (await core.store.memory_status("memory:C1")).messages == 2
+        assert await core.memory.prune(now=True) == 1
+        found = await _say(core, "search where does the staging cluster live")
+    assert "eu-west-2" in found and "us-east-1" not in found
