@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 MAX_EARLIER_FILES = 3
 # The share of CHATOPS_CONTEXT_TOKENS that attached documents may fill.
 FILE_SHARE = 0.6
+# Longest a document's text extraction may take (a pathological PDF).
+EXTRACT_SECONDS = 60
 # Tokens a document block's header and footer lines take.
 _FRAME_TOKENS = 40
 
@@ -61,7 +63,15 @@ async def read_document(ctx: Context, attachment: Attachment) -> Document:
         data = await ctx.download(attachment, cap)
     except TooLarge:
         raise too_large from None
-    return await asyncio.to_thread(extract, data, attachment.filename, attachment.mime)
+    try:
+        async with asyncio.timeout(EXTRACT_SECONDS):
+            return await asyncio.to_thread(extract, data, attachment.filename, attachment.mime)
+    except TimeoutError:
+        # The worker thread cannot be stopped, but the question need not wait for it.
+        raise Unreadable(
+            f"I can't read `{attachment.filename}`: getting its text took longer than "
+            f"{EXTRACT_SECONDS} seconds. Send the part that matters as text."
+        ) from None
 
 
 async def files_context(
