@@ -18,6 +18,7 @@ from bot.knowledge.chunks import chunk
 from bot.knowledge.config import KnowledgeConfig
 from bot.knowledge.embed import embed
 from bot.knowledge.extract import Document, Section, extract
+from bot.knowledge.files import EXTRACT_SECONDS
 from storage.base import Charge, MemoryHit, Passage, QuotaExceeded, Store
 
 log = logging.getLogger(__name__)
@@ -279,9 +280,10 @@ class ChannelMemory:
                 continue
             try:
                 data = await queued.adapter.download(attachment, self.config.file_max_bytes)
-                document = await asyncio.to_thread(
-                    extract, data, attachment.filename, attachment.mime
-                )
+                async with asyncio.timeout(EXTRACT_SECONDS):
+                    document = await asyncio.to_thread(
+                        extract, data, attachment.filename, attachment.mime
+                    )
             except Exception as skipped:  # an unreadable file leaves the message's text indexed
                 log.info("channel memory: %s not indexed: %s", attachment.filename, skipped)
                 continue
