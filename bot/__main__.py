@@ -27,7 +27,8 @@ from bot.commands.transcribe import transcribe_command
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
-from bot.gateway.client import Gateway
+from bot.events import Place
+from bot.gateway.client import Gateway, GatewayError
 from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
@@ -35,6 +36,8 @@ from storage.base import DatabaseUnusable
 from storage.sqlite.store import SqliteStore
 
 log = logging.getLogger("chatops")
+# How long start-up waits for the gateway's model list to check model globs against.
+STARTUP_CHECK_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,12 @@ class Platforms:
         adapters: list[Adapter] = []
         gateway, store = services.gateway, services.store
 
-        async def model_ids() -> list[str]:
-            return [m.id for m in await gateway.models()]
+        policy = services.config.governance
+
+        async def model_ids(place: Place) -> list[str]:
+            # Autocomplete offers only what this channel may use.
+            rules = await store.access_rules(place.platform, place.workspace, place.channel)
+            return [m.id for m in await gateway.models() if not policy.model_problem(m.id, rules)]
 
         if self.slack is not None:
             adapters.append(SlackAdapter(self.slack, store.first_delivery))
@@ -123,10 +130,34 @@ async def serve(config: Config, platforms: Platforms) -> int:
         return await _serve(config, platforms, standby)
 
 
+async def check_governance(config: Config, gateway: Gateway) -> None:
+    """Model globs (CHATOPS_MODELS_ALLOW, the price table) must each match a model the gateway
+    lists; ConfigError names the first that does not. An unreachable gateway skips the check
+    (the bot may start before the network does), with a warning."""
+    policy = config.governance
+    for line in policy.unusable_defaults(
+        {
+            "CHATOPS_IMAGE_MODEL": config.image_model,
+            "CHATOPS_TRANSCRIBE_MODEL": config.transcribe_model,
+        }
+    ):
+        log.warning("%s", line)
+    if not policy.models_allow and policy.prices is None:
+        return
+    try:
+        async with asyncio.timeout(STARTUP_CHECK_TIMEOUT):
+            ids = [m.id for m in await gateway.models()]
+    except (GatewayError, TimeoutError) as exc:
+        log.warning("could not check model globs against the gateway's model list: %s", exc)
+        return
+    policy.check_known(ids)
+
+
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     store = await SqliteStore.open(config.db_path, config.quota)
     gateway = Gateway(config.base_url, config.api_key)
     try:
+        await check_governance(config, gateway)
         return await _run_platforms(
             config, platforms, standby, Services(config, gateway, store, Budgets())
         )

@@ -352,10 +352,12 @@ async def test_stale_reservation_expires_and_a_late_settle_counts_once(
         "day_tokens": 12,
         "day_images": 0,
         "day_audio_seconds": 0,
+        "day_cost": 0,
         "month_requests": 2,
         "month_tokens": 12,
         "month_images": 0,
         "month_audio_seconds": 0,
+        "month_cost": 0,
     }
     assert sum(r.amounts.tokens for r in await store.ledger()) == 12
 

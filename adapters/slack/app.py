@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
+from adapters.slack.channels import ChannelNames
 from adapters.slack.errors import code_of, is_server_error, translate
 from adapters.slack.events import (
     SLASH_COMMANDS,
@@ -119,6 +120,7 @@ class SlackAdapter:
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         self.streams = NativeStreams(self._client, enabled=settings.native_stream)
+        self.channel_names = ChannelNames(self._client)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
@@ -310,6 +312,12 @@ class SlackAdapter:
         await self._handle(req, handle)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
+        if not req.place.name and not req.place.direct:
+            # Channel allow/block lists may name channels; events carry only the id.
+            name = await self.channel_names.name(req.place.channel)
+            req = replace(req, place=replace(req.place, name=name))
+        elif req.place.name:
+            self.channel_names.note(req.place.channel, req.place.name)
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command
+from bot.commands.access import ALLOWLIST, CHANNELS
 from bot.commands.chat import ASK
 from bot.commands.help import help_command
 from bot.commands.image import IMAGE
@@ -14,7 +15,17 @@ from bot.commands.transcribe import TRANSCRIBE
 
 def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
     """Every command by name; `transcribe` is bound to the service's audio limits."""
-    commands = (ASK, IMAGE, transcribe, MODELS, MODEL, QUOTA, *SETTINGS_COMMANDS)
+    commands = (
+        ASK,
+        IMAGE,
+        transcribe,
+        MODELS,
+        MODEL,
+        QUOTA,
+        *SETTINGS_COMMANDS,
+        CHANNELS,
+        ALLOWLIST,
+    )
     table: dict[str, Command] = {c.name: c for c in commands}
     table["chat"] = ASK
     table["help"] = help_command(table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from storage.base import Amounts, Charge, Reservation, Status, Store
 
@@ -25,10 +25,19 @@ class Meter:
         self.actual = used
 
 
+def priced(charge: Charge, amounts: Amounts) -> Amounts:
+    """`amounts` with their cost at the charge's rates (the ones held at reservation)."""
+    return replace(amounts, cost=charge.rates.cost(amounts))
+
+
 @asynccontextmanager
 async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncIterator[Meter]:
-    """Reserve on entry (QuotaExceeded propagates), settle or release on exit."""
-    reservation = await store.reserve(charge, estimate)
+    """Reserve on entry (QuotaExceeded propagates), settle or release on exit.
+
+    Cost is reserved and settled like tokens, both at the rates in `charge`: a price change
+    while the call runs does not change what it is charged.
+    """
+    reservation = await store.reserve(charge, priced(charge, estimate))
     meter = Meter(estimate)
     try:
         yield meter
@@ -38,7 +47,7 @@ async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncItera
         await asyncio.shield(_close(store, reservation, meter.actual, status))
         raise
     if meter.status == "ok":
-        await store.settle(reservation, meter.actual or estimate, "ok")
+        await store.settle(reservation, priced(charge, meter.actual or estimate), "ok")
     else:
         await _close(store, reservation, meter.actual, meter.status)
 
@@ -49,4 +58,4 @@ async def _close(
     if used is None:
         await store.release(reservation, status)
     else:
-        await store.settle(reservation, used, status)
+        await store.settle(reservation, priced(reservation.charge, used), status)

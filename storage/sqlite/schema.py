@@ -99,6 +99,40 @@ CREATE TABLE quota_limits (
 );
 """
 
+# Version 3: governance. Spend in money (micro-units of the price table's currency, integers
+# so sums are exact) in the ledger and the counters, each ledger row keeping the rates it was
+# charged at; access rules (channel allow/block lists, model allow-lists); notice claims.
+V3 = """
+ALTER TABLE ledger ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN currency TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN price_input INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_output INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_image INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_audio_minute INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE quota_usage ADD COLUMN day_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE quota_usage ADD COLUMN month_cost INTEGER NOT NULL DEFAULT 0;
+
+-- channel '' is the whole workspace; kind is channel_allow, channel_block or model_allow.
+CREATE TABLE access_rules (
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (platform, workspace, channel, kind, pattern)
+);
+
+-- The last time a rate-limited notice (a blocked channel's refusal) was sent, per key.
+CREATE TABLE notices (
+    notice_key TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL
+);
+"""
+
 # Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
 # not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
 _BACKFILL = """
@@ -141,7 +175,7 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
 LATEST = len(MIGRATIONS)
 
 
