@@ -124,7 +124,7 @@ async def run_channels(ctx: Context) -> None:
     ctx.rules = rules
     policy = ctx.services.config.governance
     text = _channels_view(ctx, lists_for(policy.channels, rules), policy.verdict(place, rules))
-    await ctx.reply(text, ephemeral=sub in ("show", "list"))
+    await ctx.reply(text, ephemeral=True)
 
 
 async def _check_globs(ctx: Context, globs: list[str]) -> None:
@@ -189,7 +189,7 @@ async def run_allowlist(ctx: Context) -> None:
             f"⚠️ This channel's model `{current}` may not be used under this list; pick one "
             "with `model <name>`."
         )
-    await ctx.reply("\n".join(lines), ephemeral=sub == "show")
+    await ctx.reply("\n".join(lines), ephemeral=True)
 
 
 CHANNELS = Command(
@@ -197,10 +197,12 @@ CHANNELS = Command(
     summary="Where the bot answers in this workspace (admins: allow, block, remove, clear).",
     usage=CHANNELS_USAGE,
     run=run_channels,
+    private=True,
 )
 ALLOWLIST = Command(
     name="allowlist",
     summary="The models this channel may use (admins: add, remove or clear model globs).",
     usage=ALLOWLIST_USAGE,
     run=run_allowlist,
+    private=True,
 )
