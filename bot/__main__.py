@@ -32,6 +32,7 @@ from bot.gateway.client import Gateway, GatewayError
 from bot.quota.cli import quota_cli
 from bot.services import Services
 from bot.streaming.budgets import Budgets
+from bot.tools.mcp import McpServers
 from storage.base import DatabaseUnusable
 from storage.sqlite.store import SqliteStore
 
@@ -155,13 +156,20 @@ async def check_governance(config: Config, gateway: Gateway) -> None:
 
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:
     store = await SqliteStore.open(config.db_path, config.quota)
-    gateway = Gateway(config.base_url, config.api_key)
+    gateway = Gateway(
+        config.base_url, config.api_key, responses_models=config.tools.responses_models
+    )
+    # A server that is down at start-up is logged and tried again when a channel uses it.
+    mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
     try:
         await check_governance(config, gateway)
-        return await _run_platforms(
-            config, platforms, standby, Services(config, gateway, store, Budgets())
-        )
+        if mcp is not None:
+            await mcp.start()
+        services = Services(config, gateway, store, Budgets(), mcp=mcp)
+        return await _run_platforms(config, platforms, standby, services)
     finally:
+        if mcp is not None:
+            await mcp.close()
         await gateway.aclose()
         await store.close()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.events import Attachment, Limits, Posted, Request, Turn
+from bot.events import Attachment, Limits, Posted, Request, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
 
@@ -40,3 +40,15 @@ class Adapter(Protocol):
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes: ...
 
     async def history(self, req: Request) -> Sequence[Turn]: ...
+
+
+@runtime_checkable
+class ShowsTasks(Protocol):
+    """An adapter that can show a streamed reply's tasks natively (Slack's task chunks).
+
+    `show_task` returns False when it cannot for this request (no native stream there);
+    the caller then shows a status line through the reply instead. The caller spends one
+    token of the place's write budget per call.
+    """
+
+    async def show_task(self, req: Request, task: Task) -> bool: ...

@@ -13,6 +13,7 @@ from bot.errors import ConfigError
 from bot.governance.policy import Policy, policy_from_env
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
+from bot.tools.config import ToolsConfig
 from storage.base import QuotaConfig
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
@@ -40,6 +41,7 @@ class Config:
     log_level: str = "INFO"
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
     governance: Policy = field(default_factory=Policy)
 
     @classmethod
@@ -79,6 +81,7 @@ class Config:
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
             quota=quota,
             audio=AudioLimits.from_env(env),
+            tools=ToolsConfig.from_env(env),
             governance=governance,
         )
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 AttachmentKind = Literal["file", "image", "audio"]
+TaskStatus = Literal["pending", "in_progress", "complete", "error"]
 Role = Literal["user", "assistant"]
 Scope = Literal["platform", "workspace", "channel"]
 
@@ -119,3 +120,14 @@ def _scope_key(scope: Scope, place: Place) -> str:
     if scope == "workspace":
         return f"{place.platform}:{place.workspace}"
     return place.channel_key
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One piece of work shown in a reply while it runs (a tool call), by a stable id."""
+
+    id: str
+    title: str
+    status: TaskStatus
+    # A short line under the title: what went wrong, or what came out.
+    details: str = ""

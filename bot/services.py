@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.gateway.client import Gateway
 from bot.streaming.budgets import Budgets
 from storage.base import Store
+
+if TYPE_CHECKING:
+    from bot.tools.mcp import McpServers
 
 
 def utc_now() -> datetime:
@@ -25,3 +29,5 @@ class Services:
     # The current moment for what commands show about time (quota resets); the store keeps its
     # own. Tests give both one clock so no result depends on the real date.
     clock: Callable[[], datetime] = utc_now
+    # The MCP servers of CHATOPS_MCP_CONFIG (None: none configured).
+    mcp: McpServers | None = None

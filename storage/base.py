@@ -157,6 +157,21 @@ class LedgerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallRecord:
+    """One tool the model called: which, for whom, how it ended and how long it took."""
+
+    channel: str  # Place.channel_key
+    user: str  # User.id
+    tool: str  # as offered to the model, e.g. "generate_image" or "jira.search"
+    outcome: str  # ok, error, timeout, invalid, unknown, refused
+    duration_ms: int
+    ledger_id: int | None = None  # the ledger row of the model request that asked for it
+    detail: str = ""  # a short reason when it did not succeed
+    id: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LimitSetting:
     """The limit in force for one metric and window; None means unlimited."""
 
@@ -326,6 +341,24 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    # --- tools ---
+
+    async def tool_switches(self, channel: str) -> dict[str, bool]:
+        """The tools (built-in names, MCP server names) a channel switched on or off."""
+        ...
+
+    async def set_tool_switch(self, channel: str, name: str, enabled: bool | None) -> None:
+        """Switch one tool or server on or off for a channel; None forgets the choice."""
+        ...
+
+    async def record_tool_call(self, record: ToolCallRecord) -> None: ...
+
+    async def tool_calls(
+        self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
+    ) -> list[ToolCallRecord]:
+        """Tool-call rows in id order, optionally one channel's, paged by `after_id`."""
+        ...
 
     # --- settings, changed atomically ---
 

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from bot.quota.view import refusal_text
-from storage.base import Amounts, ChannelSettings, Charge, QuotaConfig, QuotaExceeded, Store
+from storage.base import (
+    Amounts,
+    ChannelSettings,
+    Charge,
+    QuotaConfig,
+    QuotaExceeded,
+    Store,
+    ToolCallRecord,
+)
 from storage.sqlite.store import SqliteStore
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -420,3 +428,43 @@ async def test_ledger_pages_and_filters(make_store: MakeStore) -> None:
     assert [r.id for r in page] == [rows[2].id, rows[3].id]
     assert {r.charge.channel for r in await store.ledger("slack:C1")} == {"slack:C1"}
     assert len(await store.ledger("slack:C1")) == 2
+
+
+# --- tools ------------------------------------------------------------------------------
+
+
+async def test_tool_switches_persist_and_reset(make_store: MakeStore) -> None:
+    store = await make_store()
+    assert await store.tool_switches("slack:C1") == {}
+    await store.set_tool_switch("slack:C1", "jira", True)
+    await store.set_tool_switch("slack:C1", "generate_image", False)
+    await store.set_tool_switch("slack:C1", "jira", False)
+    await store.set_tool_switch("slack:C2", "jira", True)
+    await store.close()
+    again = await make_store()
+    assert await again.tool_switches("slack:C1") == {"jira": False, "generate_image": False}
+    await again.set_tool_switch("slack:C1", "jira", None)
+    assert await again.tool_switches("slack:C1") == {"generate_image": False}
+    assert await again.tool_switches("slack:C2") == {"jira": True}
+
+
+async def test_tool_calls_are_recorded_in_order(make_store: MakeStore) -> None:
+    store = await make_store()
+    reservation = await store.reserve(CHAT, Amounts(requests=1, tokens_in=10))
+    await store.record_tool_call(
+        ToolCallRecord("slack:C1", "U1", "jira.search", "ok", 120, ledger_id=reservation.id)
+    )
+    await store.record_tool_call(
+        ToolCallRecord("slack:C2", "U2", "generate_image", "timeout", 30000, detail="slow")
+    )
+    first, second = await store.tool_calls()
+    assert (first.tool, first.outcome, first.duration_ms, first.ledger_id) == (
+        "jira.search",
+        "ok",
+        120,
+        reservation.id,
+    )
+    assert (second.channel, second.ledger_id, second.detail) == ("slack:C2", None, "slow")
+    assert second.id > first.id and second.created_at is not None
+    assert [c.tool for c in await store.tool_calls("slack:C2")] == ["generate_image"]
+    assert await store.tool_calls(after_id=second.id) == []

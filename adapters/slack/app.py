@@ -44,7 +44,7 @@ from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
 from bot.adapter import Handler
 from bot.errors import PlatformRateLimited, UserFacingError
-from bot.events import Attachment, Limits, Posted, Request, Turn, User
+from bot.events import Attachment, Limits, Posted, Request, Task, Turn, User
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -116,6 +116,12 @@ class SlackAdapter:
         self._users: OrderedDict[str, User] = OrderedDict()
         self._active: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._anchors: OrderedDict[str, str] = OrderedDict()
+        # Per request: the native stream its tasks show in (opened by a task before the reply
+        # had text, then adopted by the reply's first streamed post; or the reply's own).
+        self._task_streams: OrderedDict[str, NativeStream] = OrderedDict()
+        # Held while a request's stream is being opened, so a task and the reply's first
+        # post (which run concurrently) never open two streams for one request.
+        self._opening: OrderedDict[str, asyncio.Lock] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
@@ -400,14 +406,24 @@ class SlackAdapter:
         stream = None
         # Only for streamed replies: they get finalize(), where the stream is stopped.
         if streamed and thread and not header:
-            # Markdown as the model wrote it: streams take standard Markdown, not mrkdwn.
-            stream = await self.streams.start(
-                channel=channel,
-                thread_ts=thread,
-                text=text,
-                team=req.place.workspace,
-                user=req.user.id,
-            )
+            key = self._task_key(req, thread)
+            async with self._opening_lock(key):
+                opened = self._task_streams.get(key)
+                if opened is not None and opened.live and not opened.text:
+                    # Tasks opened this stream before the reply had text: the reply takes it.
+                    await self.streams.show(opened, text)
+                    stream = opened
+                else:
+                    # Markdown as the model wrote it: streams take standard Markdown.
+                    stream = await self.streams.start(
+                        channel=channel,
+                        thread_ts=thread,
+                        text=text,
+                        team=req.place.workspace,
+                        user=req.user.id,
+                    )
+                    if stream is not None:
+                        self._remember_task_stream(key, stream)
         if stream is not None:
             ts = stream.ts
         else:
@@ -476,6 +492,47 @@ class SlackAdapter:
                 posted.place.thread,
                 {"ts": posted.id, "user": me.user_id, "text": sent.header + text},
             )
+
+    async def show_task(self, req: Request, task: Task) -> bool:
+        """A tool call as a `task_update` chunk of the request's native stream (opening one
+        in the thread if the reply has none yet); False where native streams cannot be used."""
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        thread = req.place.thread or self._anchors.get(req.event_id)
+        if not thread or (origin.echo and not req.place.thread):
+            return False
+        key = self._task_key(req, thread)
+        async with self._opening_lock(key):
+            stream = self._task_streams.get(key)
+            if stream is None:
+                stream = await self.streams.start(
+                    channel=req.place.channel,
+                    thread_ts=thread,
+                    text="",
+                    team=req.place.workspace,
+                    user=req.user.id,
+                    task=task,
+                )
+                if stream is None:
+                    return False
+                self._remember_task_stream(key, stream)
+                return True
+        return await self.streams.task(stream, task)
+
+    def _task_key(self, req: Request, thread: str) -> str:
+        return req.event_id or f"{req.place.channel}:{thread}"
+
+    def _opening_lock(self, key: str) -> asyncio.Lock:
+        lock = self._opening.get(key)
+        if lock is None:
+            lock = self._opening[key] = asyncio.Lock()
+            while len(self._opening) > 1024:
+                self._opening.popitem(last=False)
+        return lock
+
+    def _remember_task_stream(self, key: str, stream: NativeStream) -> None:
+        self._task_streams[key] = stream
+        while len(self._task_streams) > 1024:
+            self._task_streams.popitem(last=False)
 
     async def finalize(self, posted: Posted) -> None:
         """A streamed message's text is final: stop its native stream (if it has one)."""

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.errors import SlackProblem, is_server_error, translate
 from bot.errors import PlatformRateLimited
+from bot.events import Task
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -97,12 +98,25 @@ class NativeStreams:
         self._allowance = _Allowance(STREAMS_PER_SECOND, STREAMS_BURST)
 
     async def start(
-        self, *, channel: str, thread_ts: str, text: str, team: str, user: str
+        self,
+        *,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        team: str,
+        user: str,
+        task: Task | None = None,
     ) -> NativeStream | None:
-        """A stream in the thread showing `text`, or None when the reply should be posted."""
+        """A stream in the thread showing `text` (or only `task`), or None when the reply
+        should be posted."""
         if not self.enabled or team in self.unavailable or not self._allowance.take():
             return None
-        args: JSON = {"channel": channel, "thread_ts": thread_ts, "markdown_text": text}
+        args: JSON = {"channel": channel, "thread_ts": thread_ts}
+        if text:
+            args["markdown_text"] = text
+        if task is not None:
+            args["chunks"] = [task_chunk(task)]
+            args["task_display_mode"] = "timeline"
         # Required outside DMs: who the streamed answer is for.
         if team:
             args["recipient_team_id"] = team
@@ -154,6 +168,26 @@ class NativeStreams:
         await self._api("chat.update", channel=stream.channel, ts=stream.ts, markdown_text=text)
         stream.text = text
 
+    async def task(self, stream: NativeStream, task: Task) -> bool:
+        """Show or update one task (a tool call) in a live stream; False when it has ended."""
+        if not stream.live:
+            return False
+        try:
+            await self._api(
+                "chat.appendStream",
+                retry=False,
+                channel=stream.channel,
+                ts=stream.ts,
+                chunks=[task_chunk(task)],
+            )
+        except SlackProblem as problem:
+            if problem.code in ENDED:
+                stream.live = False
+            else:
+                log.warning("slack: task update refused in %s: %s", stream.ts, problem.code)
+            return False
+        return True
+
     async def stop(self, stream: NativeStream) -> None:
         """End the stream (once); Slack's own timeout ends it if this cannot."""
         if not stream.live:
@@ -186,3 +220,11 @@ class NativeStreams:
                     continue
                 raise translate(err, method) from err
         raise AssertionError("unreachable")
+
+
+def task_chunk(task: Task) -> JSON:
+    """A `task_update` chunk (slack_sdk's TaskUpdateChunk shape) for one task."""
+    chunk: JSON = {"type": "task_update", "id": task.id, "title": task.title, "status": task.status}
+    if task.details:
+        chunk["details"] = task.details
+    return chunk

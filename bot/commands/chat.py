@@ -5,18 +5,12 @@ from __future__ import annotations
 import base64
 
 from bot.commands import Command
-from bot.commands.models import explain_gateway_error
 from bot.context import Context
-from bot.conversation import build_messages, estimate_tokens, supports_vision
+from bot.conversation import build_messages, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
-from bot.gateway.client import GatewayError, TokenUsage
-from storage.base import Amounts
-
-
-def _used(usage: TokenUsage) -> Amounts:
-    return Amounts(requests=1, tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
-
+from bot.tools.loop import Chat, converse
+from bot.tools.registry import tools_for
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
@@ -51,33 +45,9 @@ async def run_ask(ctx: Context) -> None:
     # A cap is held whole, so the limit is never passed; without one the hold is an estimate
     # and the real usage settled afterwards may pass the limit by the rest of this reply.
     tokens_out = max_tokens or config.reply_tokens_estimate
-    estimate = Amounts(requests=1, tokens_in=prompt_tokens, tokens_out=tokens_out)
-    async with ctx.metered(model, estimate) as meter, ctx.stream() as reply:
-        stream = ctx.services.gateway.chat(
-            model, messages, temperature=settings.temperature, max_tokens=max_tokens
-        )
-        try:
-            async with stream:
-                async for delta in stream:
-                    reply.write(delta)
-        except GatewayError as err:
-            # Tokens already streamed were paid for upstream; charge them, not the cap.
-            used = Amounts(1, prompt_tokens, estimate_tokens(reply.text)) if reply.text else None
-            meter.failed("interrupted" if used else "error", used)
-            await reply.interrupt(await explain_gateway_error(ctx.services.gateway, err))
-            return
-        except BaseException:
-            meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
-            raise
-        if stream.usage is not None:
-            meter.actual = _used(stream.usage)
-        else:
-            meter.actual = Amounts(1, prompt_tokens, estimate_tokens(reply.text))
-        footer = None
-        if stream.finish_reason == "length":
-            limit = f"the {max_tokens:,}-token limit" if max_tokens else "the model's output limit"
-            footer = f"_(reply stopped at {limit})_"
-        await reply.finish(footer)
+    # One path with or without tools: with none offered, the loop is a single streamed round.
+    chat = Chat(model, messages, prompt_tokens, max_tokens, settings.temperature, tokens_out)
+    await converse(ctx, chat, await tools_for(ctx))
 
 
 ASK = Command(

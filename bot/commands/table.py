@@ -10,6 +10,7 @@ from bot.commands.image import IMAGE
 from bot.commands.models import MODEL, MODELS
 from bot.commands.quota import QUOTA
 from bot.commands.settings import SETTINGS_COMMANDS
+from bot.commands.tools import TOOLS
 from bot.commands.transcribe import TRANSCRIBE
 
 
@@ -22,6 +23,7 @@ def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
         MODELS,
         MODEL,
         QUOTA,
+        TOOLS,
         *SETTINGS_COMMANDS,
         CHANNELS,
         ALLOWLIST,

@@ -9,7 +9,7 @@ import io
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -19,7 +19,20 @@ import httpx
 from bot.errors import TooLarge
 from bot.gateway.errors import GatewayError, error_from_answer
 from bot.gateway.models import ModelInfo, vendor_for
-from bot.gateway.stream import ChatStream, TokenUsage, sse_deltas, whole_completion
+from bot.gateway.responses import (
+    matches,
+    only_on_responses,
+    responses_body,
+    responses_deltas,
+    whole_response,
+)
+from bot.gateway.stream import (
+    ChatStream,
+    TokenUsage,
+    ToolCall,
+    sse_deltas,
+    whole_completion,
+)
 from bot.gateway.transport import TransportName, make_transport
 from bot.secret import Secret
 
@@ -31,6 +44,7 @@ __all__ = [
     "ModelInfo",
     "Timeouts",
     "TokenUsage",
+    "ToolCall",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,8 +104,15 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         transport: TransportName | httpx.AsyncBaseTransport = "aiohttp",
+        responses_models: Iterable[str] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Models streamed through /responses: configured glob patterns, and models that
+        # /chat/completions said it does not serve (learned, kept for the process's life).
+        self.responses_models = tuple(responses_models)
+        self.responses_learned: set[str] = set()
+        # Models (or a gateway in front of them) that refused a request carrying `tools`.
+        self.refuses_tools: set[str] = set()
         self._key = api_key
         self._max_retries = max_retries
         self._retry_base = retry_base
@@ -147,8 +168,15 @@ class Gateway:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        tools: Sequence[dict[str, Any]] = (),
+        tool_choice: str | None = None,
     ) -> ChatStream:
-        """Start a streamed chat completion; nothing is sent until the stream is iterated."""
+        """Start a streamed chat completion; nothing is sent until the stream is iterated.
+
+        `messages` and `tools` are in the Chat Completions format whichever endpoint answers:
+        models that need /responses get them translated. The stream's `tool_calls` says
+        what the model asked for once it has ended.
+        """
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,
@@ -160,8 +188,19 @@ class Gateway:
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         stream = ChatStream(model)
+        if tools:
+            if model in self.refuses_tools:
+                stream.tools_dropped = True
+            else:
+                body["tools"] = list(tools)
+                if tool_choice is not None:
+                    body["tool_choice"] = tool_choice
         stream._deltas = self._chat_deltas(stream, body)
         return stream
+
+    def uses_responses(self, model: str) -> bool:
+        """Whether chat with `model` goes through /responses."""
+        return model in self.responses_learned or matches(model, self.responses_models)
 
     async def _chat_deltas(
         self, stream: ChatStream, body: dict[str, Any]
@@ -170,25 +209,35 @@ class Gateway:
         attempt = 0
         while True:
             delivered = False
+            responses = self.uses_responses(model)
             try:
                 async with self._client.stream(
                     "POST",
-                    "chat/completions",
-                    json=body,
+                    "responses" if responses else "chat/completions",
+                    json=responses_body(body) if responses else body,
                     headers={"Accept": "text/event-stream"},
                     timeout=self._timeouts.http(self._timeouts.chat_read),
                 ) as response:
                     if response.status_code >= 300:
                         raise await self._answer_error(response, model)
+                    if stream.tools_dropped and model not in self.refuses_tools:
+                        log.warning("%s refused tools; chatting without them from now on", model)
+                        self.refuses_tools.add(model)
                     content_type = response.headers.get("content-type", "")
                     if "text/event-stream" not in content_type:
                         # Some gateways ignore stream=true and answer with one JSON completion.
-                        text = whole_completion(stream, await response.aread(), model)
+                        raw = await response.aread()
+                        text = (
+                            whole_response(stream, raw, model)
+                            if responses
+                            else whole_completion(stream, raw, model)
+                        )
                         if text:
                             delivered = True
                             yield text
                         return
-                    async for text in sse_deltas(stream, response, model):
+                    deltas = responses_deltas if responses else sse_deltas
+                    async for text in deltas(stream, response, model):
                         delivered = True
                         yield text
                     return
@@ -198,6 +247,16 @@ class Gateway:
                 # A connection that died before anything reached the caller counts as
                 # unreachable: as safe to repeat as a refused connection.
                 failure = self._transport_error(exc, model, streaming=delivered)
+            if not delivered and not responses and only_on_responses(failure):
+                log.info("%s answers only on /responses; streaming it from there", model)
+                self.responses_learned.add(model)
+                continue
+            if not delivered and failure.status == 400 and "tools" in body:
+                # Remembered only once the request without tools is accepted: a 400 for
+                # another reason fails again and tools stay on for the next request.
+                body = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+                stream.tools_dropped = True
+                continue
             if delivered or not self._may_retry(failure, attempt):
                 raise failure
             await self._pause(failure, attempt, "chat/completions")

@@ -18,6 +18,8 @@ class Meter:
     # Real usage when the gateway reported it; the estimate is charged otherwise.
     actual: Amounts | None = None
     status: Status = "ok"
+    # The ledger row this call is charged on (tool calls made on its answer point at it).
+    ledger_id: int = 0
 
     def failed(self, status: Status = "error", used: Amounts | None = None) -> None:
         """Mark the call failed; `used` is what was consumed anyway (a partial stream)."""
@@ -38,7 +40,7 @@ async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncItera
     while the call runs does not change what it is charged.
     """
     reservation = await store.reserve(charge, priced(charge, estimate))
-    meter = Meter(estimate)
+    meter = Meter(estimate, ledger_id=reservation.id)
     try:
         yield meter
     except BaseException as exc:

@@ -99,10 +99,34 @@ CREATE TABLE quota_limits (
 );
 """
 
-# Version 3: governance. Spend in money (micro-units of the price table's currency, integers
+# Version 3: which tools each channel has switched on or off, and one row per tool call.
+# Plain portable SQL (the PostgreSQL backend takes the same tables).
+V3 = """
+CREATE TABLE channel_tools (
+    channel TEXT NOT NULL,
+    name TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (channel, name)
+);
+CREATE TABLE tool_calls (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    ledger_id INTEGER,
+    tool TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
+"""
+
+# Version 4: governance. Spend in money (micro-units of the price table's currency, integers
 # so sums are exact) in the ledger and the counters, each ledger row keeping the rates it was
 # charged at; access rules (channel allow/block lists, model allow-lists); notice claims.
-V3 = """
+V4 = """
 ALTER TABLE ledger ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ledger ADD COLUMN est_cost INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE ledger ADD COLUMN currency TEXT NOT NULL DEFAULT '';
@@ -175,7 +199,12 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(V1),
+    _v2,
+    _script(V3),
+    _script(V4),
+)
 LATEST = len(MIGRATIONS)
 
 

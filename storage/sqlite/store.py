@@ -33,6 +33,7 @@ from storage.base import (
     RuleKind,
     RuleScope,
     Status,
+    ToolCallRecord,
     Window,
     WindowKeys,
     WindowUsage,
@@ -569,6 +570,75 @@ class SqliteStore:
             return bool(rows)
 
         return await self._writes.run(claim)
+
+    # --- tools -------------------------------------------------------------------------
+
+    async def tool_switches(self, channel: str) -> dict[str, bool]:
+        rows = await self._db.execute_fetchall(
+            "SELECT name, enabled FROM channel_tools WHERE channel = ?", (channel,)
+        )
+        return {str(r[0]): bool(r[1]) for r in rows}
+
+    async def set_tool_switch(self, channel: str, name: str, enabled: bool | None) -> None:
+        now = ts(self._clock())
+
+        def switch(conn: sqlite3.Connection) -> None:
+            if enabled is None:
+                conn.execute(
+                    "DELETE FROM channel_tools WHERE channel = ? AND name = ?", (channel, name)
+                )
+                return
+            conn.execute(
+                "INSERT INTO channel_tools (channel, name, enabled, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (channel, name) DO UPDATE SET "
+                "enabled = excluded.enabled, updated_at = excluded.updated_at",
+                (channel, name, int(enabled), now),
+            )
+
+        await self._writes.run(switch)
+
+    async def record_tool_call(self, record: ToolCallRecord) -> None:
+        now = ts(record.created_at or self._clock())
+        await self._writes.run(
+            lambda conn: conn.execute(
+                "INSERT INTO tool_calls (created_at, channel, user_id, ledger_id, tool, outcome, "
+                "duration_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now,
+                    record.channel,
+                    record.user,
+                    record.ledger_id,
+                    record.tool,
+                    record.outcome,
+                    record.duration_ms,
+                    record.detail[:500],
+                ),
+            )
+        )
+
+    async def tool_calls(
+        self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
+    ) -> list[ToolCallRecord]:
+        rows = await self._db.execute_fetchall(
+            "SELECT id, created_at, channel, user_id, ledger_id, tool, outcome, duration_ms, "
+            "detail FROM tool_calls WHERE id > ? AND (? IS NULL OR channel = ?) "
+            "ORDER BY id LIMIT ?",
+            (after_id, channel, channel, -1 if limit is None else limit),
+        )
+        return [
+            ToolCallRecord(
+                id=int(r[0]),
+                created_at=datetime.fromisoformat(str(r[1])).astimezone(UTC),
+                channel=str(r[2]),
+                user=str(r[3]),
+                ledger_id=None if r[4] is None else int(r[4]),
+                tool=str(r[5]),
+                outcome=str(r[6]),
+                duration_ms=int(r[7]),
+                detail=str(r[8]),
+            )
+            for r in rows
+        ]
 
     # --- ledger ------------------------------------------------------------------------
 

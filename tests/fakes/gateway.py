@@ -159,6 +159,23 @@ class Quirks:
 
 
 @dataclass(frozen=True, slots=True)
+class ScriptedCall:
+    """A function call the fake model makes; `arguments` is sent as is (invalid JSON too)."""
+
+    name: str
+    arguments: str = "{}"
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTurn:
+    """One scripted answer to a request that offers tools: some text, then calls (maybe none)."""
+
+    calls: tuple[ScriptedCall, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Fault:
     """A scripted failure answer; status 0 closes the connection without answering."""
 
@@ -219,6 +236,13 @@ class FakeGateway:
         self.image_delay = 0.0  # seconds before an image answer (generation takes time)
         self.transcript: str | None = None  # None: a sentence naming the byte count
         self.stamp = False  # each content chunk is its send time (time.monotonic()) instead
+        # Tool calling: each request that offers `tools` takes the next scripted turn; with
+        # none left (or no tools offered) the model answers in text, quoting tool results.
+        self.turns: collections.deque[ModelTurn] = collections.deque()
+        self.argument_piece = 5  # argument JSON is streamed in pieces this long (mid-string)
+        self.refuse_tools: set[str] = set()  # models answering 400 to a request with `tools`
+        self.responses_only: set[str] = set()  # models refusing /chat/completions
+        self.calls_sent_at: list[float] = []  # monotonic time each turn's last call byte left
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
@@ -244,6 +268,7 @@ class FakeGateway:
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/images/generations", self._images)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._models)
@@ -302,6 +327,37 @@ class FakeGateway:
         """Paths of the API requests received, in order."""
         return [request.path for request in self.requests]
 
+    def chat_bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the chat requests (both endpoints), in order."""
+        return [
+            r.json
+            for r in self.requests
+            if r.path in ("/v1/chat/completions", "/v1/responses") and isinstance(r.json, dict)
+        ]
+
+    def _turn_for(self, body: dict[str, Any]) -> ModelTurn | None:
+        if body.get("tools") and body.get("tool_choice") != "none" and self.turns:
+            return self.turns.popleft()
+        return None
+
+    def _refusal_for(self, body: dict[str, Any], path: str) -> web.Response | None:
+        model = body.get("model")
+        if path == "chat" and model in self.responses_only:
+            return _error(
+                400,
+                "This model is only supported in v1/responses and not in v1/chat/completions.",
+                "invalid_request_error",
+                None,
+            )
+        if body.get("tools") and model in self.refuse_tools:
+            return _error(
+                400,
+                f"tools is not supported for model {model}",
+                "invalid_request_error",
+                None,
+            )
+        return None
+
     # ------------------------------------------------------------- plumbing
 
     async def _admit(self, request: web.Request, body: Any) -> web.StreamResponse | None:
@@ -356,11 +412,12 @@ class FakeGateway:
             return refusal
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error", None)
-        refusal = self._unknown_model(body.get("model"))
+        refusal = self._unknown_model(body.get("model")) or self._refusal_for(body, "chat")
         if refusal is not None:
             return refusal
         model = str(body["model"])
-        pieces = self._reply_chunks(body["messages"])
+        turn = self._turn_for(body)
+        pieces = self._reply_chunks(body["messages"], turn)
         # Each piece is one token here; like a real model, max_tokens stops the reply there.
         cap = body.get("max_tokens")
         finish = "stop"
@@ -395,7 +452,7 @@ class FakeGateway:
         self.peak_streams = max(self.peak_streams, self.active_streams)
         try:
             return await self._stream(
-                request, completion_id, model, pieces, finish, usage, with_usage
+                request, completion_id, model, pieces, finish, usage, with_usage, turn
             )
         except ConnectionResetError:
             # The client left early (it broke out of the stream): not the fake's problem.
@@ -404,16 +461,27 @@ class FakeGateway:
             self.active_streams -= 1
             self._stream_ended.set()
 
-    def _reply_chunks(self, messages: list[Any]) -> list[str]:
+    def _reply_chunks(self, messages: list[Any], turn: ModelTurn | None = None) -> list[str]:
+        if turn is not None:
+            return re.findall(r"\s*\S+\s*", turn.text) if turn.text else []
         if self.chunks is not None:
             return list(self.chunks)
         text = self.reply
         if text is None:
-            last = next(
-                (m for m in reversed(messages) if isinstance(m, dict) and m.get("role") == "user"),
-                {},
-            )
-            text = f"You said: {_text_of(last.get('content'))}"
+            results = _tool_results(messages)
+            if results:
+                # The answer is built on the tools' results, as a real model's would be.
+                text = "From the tools: " + "; ".join(results)
+            else:
+                last = next(
+                    (
+                        m
+                        for m in reversed(messages)
+                        if isinstance(m, dict) and m.get("role") == "user"
+                    ),
+                    {},
+                )
+                text = f"You said: {_text_of(last.get('content'))}"
         return re.findall(r"\s*\S+\s*", text) or [text]
 
     async def _stream(
@@ -425,6 +493,7 @@ class FakeGateway:
         finish: str,
         usage: dict[str, int],
         with_usage: bool,
+        turn: ModelTurn | None = None,
     ) -> web.StreamResponse:
         quirks = self.quirks
         newline = "\r\n" if quirks.crlf else "\n"
@@ -506,12 +575,202 @@ class FakeGateway:
             if quirks.empty_choices and index % 2:
                 data += event([])
             await send(data)
+        if turn is not None and turn.calls:
+            finish = "tool_calls"
+            await send(b"".join(event([choice(d)]) for d in self._call_deltas(turn)))
+            self.calls_sent_at.append(time.monotonic())
         tail = event([choice({}, finish)])
         if with_usage:
             tail += event([], usage=usage)
         if not quirks.no_done:
             tail += f"{prefix}[DONE]{newline}{newline}".encode()
         await send(tail)
+        await response.write_eof()
+        return response
+
+    def _call_deltas(self, turn: ModelTurn) -> list[dict[str, Any]]:
+        """Tool-call deltas as OpenAI streams them: id and name first, then the arguments
+        in small pieces (cut mid-string), one call after another by `index`."""
+        deltas: list[dict[str, Any]] = []
+        for index, call in enumerate(turn.calls):
+            call_id = call.id or f"call_{next(self._ids)}"
+            head = {"name": call.name, "arguments": ""}
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {"index": index, "id": call_id, "type": "function", "function": head}
+                    ]
+                }
+            )
+            step = max(1, self.argument_piece)
+            for offset in range(0, len(call.arguments), step):
+                piece = call.arguments[offset : offset + step]
+                deltas.append({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        return deltas
+
+    # ------------------------------------------------------------ responses
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        refusal = await self._admit(request, body)
+        if refusal is not None:
+            return refusal
+        if not isinstance(body, dict) or "input" not in body:
+            return _error(400, "'input' is a required property", "invalid_request_error", None)
+        refusal = self._unknown_model(body.get("model")) or self._refusal_for(body, "responses")
+        if refusal is not None:
+            return refusal
+        model = str(body["model"])
+        messages = _responses_as_messages(body["input"])
+        if body.get("instructions"):
+            messages.insert(0, {"role": "system", "content": str(body["instructions"])})
+        turn = self._turn_for(body)
+        pieces = self._reply_chunks(messages, turn)
+        cap = body.get("max_output_tokens")
+        incomplete = isinstance(cap, int) and len(pieces) > cap
+        if incomplete:
+            pieces = pieces[:cap]
+        usage = {
+            "input_tokens": _count_words(messages),
+            "output_tokens": len(pieces),
+            "total_tokens": _count_words(messages) + len(pieces),
+        }
+        self.active_streams += 1
+        self.peak_streams = max(self.peak_streams, self.active_streams)
+        try:
+            return await self._response_stream(request, model, pieces, usage, turn, incomplete)
+        except ConnectionResetError:
+            raise asyncio.CancelledError from None
+        finally:
+            self.active_streams -= 1
+            self._stream_ended.set()
+
+    async def _response_stream(
+        self,
+        request: web.Request,
+        model: str,
+        pieces: list[str],
+        usage: dict[str, int],
+        turn: ModelTurn | None,
+        incomplete: bool = False,
+    ) -> web.StreamResponse:
+        """The /v1/responses event stream: typed events, usage in response.completed (or in
+        response.incomplete when max_output_tokens cut the answer)."""
+        quirks = self.quirks
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+            }
+        )
+        await response.prepare(request)
+        response_id = f"resp_fake{next(self._ids)}"
+        numbers = itertools.count()
+        shell: dict[str, Any] = {
+            "id": response_id,
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "status": "in_progress",
+            "output": [],
+            "usage": None,
+        }
+
+        def event(kind: str, **fields: Any) -> bytes:
+            data = {"type": kind, "sequence_number": next(numbers), **fields}
+            return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+        await response.write(event("response.created", response=shell))
+        message_id = f"msg_{next(self._ids)}"
+        output: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if pieces:
+            item = {"id": message_id, "type": "message", "role": "assistant", "content": []}
+            await response.write(event("response.output_item.added", output_index=0, item=item))
+        for index, piece in enumerate(pieces):
+            if quirks.drop_after is not None and index == quirks.drop_after:
+                assert request.transport is not None
+                request.transport.close()
+                raise asyncio.CancelledError
+            if quirks.error_after is not None and index == quirks.error_after:
+                failed = {
+                    **shell,
+                    "status": "failed",
+                    "error": {"code": quirks.error_code, "message": quirks.error_message},
+                }
+                await response.write(event("response.failed", response=failed))
+                await response.write_eof()
+                return response
+            if self.chunk_delay > 0:
+                wait = start + (index + 1) * self.chunk_delay - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            if self.stamp:
+                piece = f"{time.monotonic():.6f} "
+            await response.write(
+                event(
+                    "response.output_text.delta",
+                    item_id=message_id,
+                    output_index=0,
+                    content_index=0,
+                    delta=piece,
+                    logprobs=[],
+                )
+            )
+        if pieces:
+            text = "".join(pieces)
+            part = {"type": "output_text", "text": text, "annotations": []}
+            done = {"id": message_id, "type": "message", "role": "assistant", "content": [part]}
+            output.append(done)
+            await response.write(event("response.output_item.done", output_index=0, item=done))
+        for call in turn.calls if turn is not None else ():
+            position = len(output)
+            item_id = f"fc_{next(self._ids)}"
+            call_id = call.id or f"call_{next(self._ids)}"
+            added = {
+                "id": item_id,
+                "type": "function_call",
+                "call_id": call_id,
+                "name": call.name,
+                "arguments": "",
+                "status": "in_progress",
+            }
+            data = event("response.output_item.added", output_index=position, item=added)
+            step = max(1, self.argument_piece)
+            for offset in range(0, len(call.arguments), step):
+                data += event(
+                    "response.function_call_arguments.delta",
+                    item_id=item_id,
+                    output_index=position,
+                    delta=call.arguments[offset : offset + step],
+                )
+            finished = {**added, "arguments": call.arguments, "status": "completed"}
+            data += event(
+                "response.function_call_arguments.done",
+                item_id=item_id,
+                output_index=position,
+                arguments=call.arguments,
+            )
+            data += event("response.output_item.done", output_index=position, item=finished)
+            output.append(finished)
+            await response.write(data)
+            self.calls_sent_at.append(time.monotonic())
+        if incomplete:
+            cut = {
+                **shell,
+                "status": "incomplete",
+                "incomplete_details": {"reason": "max_output_tokens"},
+                "output": output,
+                "usage": usage,
+            }
+            await response.write(event("response.incomplete", response=cut))
+        else:
+            completed = {**shell, "status": "completed", "output": output, "usage": usage}
+            await response.write(event("response.completed", response=completed))
         await response.write_eof()
         return response
 
@@ -627,6 +886,39 @@ def _text_of(content: Any) -> str:
             str(part.get("text", "")) for part in content if isinstance(part, dict)
         ).strip()
     return ""
+
+
+def _tool_results(messages: list[Any]) -> list[str]:
+    """The tool results after the last user message (what the model is to answer from)."""
+    results: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") == "user":
+            break
+        if message.get("role") == "tool":
+            results.append(_text_of(message.get("content")))
+    return results[::-1]
+
+
+def _responses_as_messages(items: Any) -> list[dict[str, Any]]:
+    """Responses input items as chat messages, enough for the fake's answers and counts."""
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    messages: list[dict[str, Any]] = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call_output":
+            messages.append({"role": "tool", "content": str(item.get("output", ""))})
+        elif item.get("type") == "function_call":
+            messages.append({"role": "assistant", "content": ""})
+        elif item.get("role"):
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(
+                    str(p.get("text", "")) for p in content if isinstance(p, dict)
+                ).strip()
+            messages.append({"role": str(item["role"]), "content": content})
+    return messages
 
 
 def _count_words(messages: list[Any]) -> int:

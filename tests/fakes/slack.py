@@ -608,6 +608,8 @@ class FakeSlack:
                 return _fail("missing_recipient_team_id")
             if not args.get("recipient_user_id"):
                 return _fail("missing_recipient_user_id")
+        if not args.get("markdown_text") and not args.get("chunks"):
+            return _fail("markdown_text_or_chunks_required")
         ts = self.new_ts()
         msg: JSON = {
             "type": "message",
@@ -617,7 +619,10 @@ class FakeSlack:
             "ts": ts,
             "thread_ts": thread_ts,
             "streaming": True,
+            "tasks": {},
         }
+        if bad := _apply_chunks(msg, args.get("chunks")):
+            return bad
         self.messages[channel][ts] = msg
         self.writes.append(
             Write(time.monotonic(), "chat.startStream", channel, ts, msg["text"], thread_ts)
@@ -629,9 +634,11 @@ class FakeSlack:
         if isinstance(found, web.Response):
             return found
         channel, msg = found
-        if not args.get("markdown_text"):
-            return _fail("markdown_text_required")
-        msg["text"] += str(args["markdown_text"])
+        if not args.get("markdown_text") and not args.get("chunks"):
+            return _fail("markdown_text_or_chunks_required")
+        msg["text"] += str(args.get("markdown_text") or "")
+        if bad := _apply_chunks(msg, args.get("chunks")):
+            return bad
         self.writes.append(
             Write(
                 time.monotonic(),
@@ -800,6 +807,30 @@ class FakeSlack:
 
 def _ok(**data: Any) -> web.Response:
     return web.json_response({"ok": True, **data})
+
+
+def _apply_chunks(msg: JSON, chunks: Any) -> web.Response | None:
+    """Markdown chunks extend the text; task_update chunks set a task's latest state (and
+    every update is kept in `task_log`, to see what was shown while it ran)."""
+    if chunks is None:
+        return None
+    if not isinstance(chunks, list):
+        return _fail("invalid_chunks")
+    for chunk in chunks:
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind == "markdown_text":
+            msg["text"] += str(chunk.get("text", ""))
+        elif kind == "task_update":
+            if not chunk.get("id") or not chunk.get("title"):
+                return _fail("invalid_chunks")
+            if chunk.get("status") not in ("pending", "in_progress", "complete", "error"):
+                return _fail("invalid_chunks")
+            state = {k: chunk[k] for k in ("title", "status", "details") if k in chunk}
+            msg["tasks"][str(chunk["id"])] = state
+            msg.setdefault("task_log", []).append({"id": chunk["id"], **state})
+        else:
+            return _fail("invalid_chunks")
+    return None
 
 
 def _fail(error: str, **data: Any) -> web.Response:
