@@ -136,22 +136,20 @@ async def check_governance(config: Config, gateway: Gateway) -> None:
     lists; ConfigError names the first that does not. An unreachable gateway skips the check
     (the bot may start before the network does), with a warning."""
     policy = config.governance
-    for line in policy.unusable_defaults(
-        {
-            "CHATOPS_IMAGE_MODEL": config.image_model,
-            "CHATOPS_TRANSCRIBE_MODEL": config.transcribe_model,
-        }
-    ):
+    if policy.models_allow or policy.prices is not None:
+        try:
+            async with asyncio.timeout(STARTUP_CHECK_TIMEOUT):
+                ids = [m.id for m in await gateway.models()]
+        except (GatewayError, TimeoutError) as exc:
+            log.warning("could not check model globs against the gateway's model list: %s", exc)
+        else:
+            policy.check_known(ids)
+    defaults = {
+        "CHATOPS_IMAGE_MODEL": config.image_model,
+        "CHATOPS_TRANSCRIBE_MODEL": config.transcribe_model,
+    }
+    for line in policy.unusable_defaults(defaults):
         log.warning("%s", line)
-    if not policy.models_allow and policy.prices is None:
-        return
-    try:
-        async with asyncio.timeout(STARTUP_CHECK_TIMEOUT):
-            ids = [m.id for m in await gateway.models()]
-    except (GatewayError, TimeoutError) as exc:
-        log.warning("could not check model globs against the gateway's model list: %s", exc)
-        return
-    policy.check_known(ids)
 
 
 async def _serve(config: Config, platforms: Platforms, standby: Standby) -> int:

@@ -46,7 +46,10 @@ class Core:
 
 
 @asynccontextmanager
-async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
+async def running_core(
+    tmp_path: Path, *, clock: Callable[[], datetime] | None = None, **config: object
+) -> AsyncIterator[Core]:
+    """`clock` is the core's and the store's time (default: a steady clock from ANCHOR)."""
     async with FakeGateway() as fake:
         settings = Config(
             api_key=Secret(fake.api_key),
@@ -54,7 +57,7 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        clock = steady_clock()
+        clock = clock or steady_clock()
         store = await SqliteStore.open(settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
         services = Services(settings, gateway, store, Budgets(), clock=clock)
