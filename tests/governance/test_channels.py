@@ -152,7 +152,7 @@ async def test_admins_change_the_lists_and_every_replica_applies_them_at_once(
             view = replies(core)[-1]
             assert "never in: `C1`" in view and "I do not answer here: it is blocked" in view
             await replica(said("hi there"))
-            assert [e.text for e in other.events][0].startswith("⚠️ Sorry, I'm not enabled")
+            assert other.events[0].text.startswith("⚠️ Sorry, I'm not enabled")
             # The admin can still open the channel again from inside it.
             await core.send(said("remove C1", command="channels", user=ADMIN))
             assert "This channel, #general (C1): I answer here." in replies(core)[-1]
