@@ -22,12 +22,12 @@ from bot.adapter import Adapter
 from bot.audio.pipeline import check_ffmpeg
 from bot.audio.standby import Standby
 from bot.commands import Command
+from bot.commands.models import usable_model_ids
 from bot.commands.table import command_table
 from bot.commands.transcribe import transcribe_command
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
-from bot.events import Place
 from bot.gateway.client import Gateway, GatewayError
 from bot.quota.cli import quota_cli
 from bot.services import Services
@@ -54,15 +54,7 @@ class Platforms:
 
     def build(self, services: Services, table: Mapping[str, Command]) -> list[Adapter]:
         adapters: list[Adapter] = []
-        gateway, store = services.gateway, services.store
-
-        policy = services.config.governance
-
-        async def model_ids(place: Place) -> list[str]:
-            # Autocomplete offers only what this channel may use.
-            rules = await store.access_rules(place.platform, place.workspace, place.channel)
-            return [m.id for m in await gateway.models() if not policy.model_problem(m.id, rules)]
-
+        store = services.store
         if self.slack is not None:
             adapters.append(SlackAdapter(self.slack, store.first_delivery))
         if self.discord is not None:
@@ -70,7 +62,7 @@ class Platforms:
                 DiscordAdapter(
                     self.discord,
                     commands=table,
-                    models=model_ids,
+                    models=usable_model_ids(services),
                     first_delivery=store.first_delivery,
                 )
             )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from itertools import groupby
 
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
+from bot.events import Place
 from bot.gateway.client import Gateway, GatewayError, ModelInfo
+from bot.services import Services
 from storage.base import ChannelSettings
 
 PAGE_SIZE = 60
@@ -85,6 +87,19 @@ async def unknown_model_message(gateway: Gateway, name: str) -> str:
     close = difflib.get_close_matches(name, ids, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
     return f"The gateway has no model `{name}`.{hint} See `models` for the list."
+
+
+def usable_model_ids(services: Services) -> Callable[[Place], Awaitable[list[str]]]:
+    """Model ids a place may use, read per call (for Discord's autocomplete)."""
+
+    async def ids(place: Place) -> list[str]:
+        rules = await services.store.access_rules(place.platform, place.workspace, place.channel)
+        policy = services.config.governance
+        return [
+            m.id for m in await services.gateway.models() if not policy.model_problem(m.id, rules)
+        ]
+
+    return ids
 
 
 async def run_models(ctx: Context) -> None:
