@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.events import Attachment, Limits, Posted, Request, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """An adapter's link to its platform, as /readyz shows it."""
+
+    up: bool
+    # For a human reading /readyz: "Socket Mode connected", "1/2 shards READY".
+    detail: str
 
 
 class Adapter(Protocol):
@@ -20,12 +30,18 @@ class Adapter(Protocol):
     interrupted or cut short): it will not change again. Platforms with native message
     streams use them for these messages and end them in `finalize`; others ignore `streamed`
     and do nothing in `finalize`. Other messages are final as posted, never finalized.
+    `delete` removes a message the core has posted anew (a placeholder whose final text went
+    out as a new message because its edit would have waited); a streamed message it removes
+    gets no `finalize`. The core deletes only where `limits.delete_per_second` is set.
+    `connection` says whether events can reach the bot now (cheap; /readyz polls it).
     """
 
     name: str
     limits: Limits
 
     async def run(self, handle: Handler) -> None: ...
+
+    async def connection(self) -> Connection: ...
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
@@ -34,6 +50,8 @@ class Adapter(Protocol):
     async def edit(self, posted: Posted, text: str) -> None: ...
 
     async def finalize(self, posted: Posted) -> None: ...
+
+    async def delete(self, posted: Posted) -> None: ...
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted: ...
 

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.adapter import Adapter
-from bot.errors import PlatformRateLimited, UserFacingError
+from bot.errors import UserFacingError
 from bot.events import Attachment, Posted, Request
 from bot.gateway.errors import GatewayError
 from bot.governance.models import model_refusal
+from bot.ops.scope import mark_visible
 from bot.quota.meter import Meter, metered
 from bot.services import Services
 from bot.streaming.reply import StreamingReply
+from bot.streaming.writes import send, upload
 from storage.base import AccessRules, Amounts, ChannelSettings, Charge
-
-UPLOAD_ATTEMPTS = 3
-MAX_UPLOAD_WAIT = 30.0
 
 
 @dataclass(slots=True)
@@ -73,19 +71,21 @@ class Context:
         return await self.services.store.channel_settings(self.req.place.channel_key)
 
     async def reply(self, text: str, *, ephemeral: bool = False) -> Posted:
-        return await self.adapter.reply(self.req, text, ephemeral=ephemeral)
+        """A one-shot message, through the place's post budget (429s waited out)."""
+        posted = await send(
+            self.adapter, self.services.budgets, self.req, text, ephemeral=ephemeral
+        )
+        mark_visible()
+        return posted
 
     def stream(self) -> StreamingReply:
         return StreamingReply(self.adapter, self.req, self.services.budgets)
 
     async def upload(self, data: bytes, filename: str, text: str = "") -> Posted:
-        # Uploads are rare and precious (an image already paid for): wait out a 429 or two.
-        for _ in range(UPLOAD_ATTEMPTS - 1):
-            try:
-                return await self.adapter.upload(self.req, data, filename, text)
-            except PlatformRateLimited as limited:
-                await asyncio.sleep(min(limited.retry_after, MAX_UPLOAD_WAIT))
-        return await self.adapter.upload(self.req, data, filename, text)
+        """A file as a new message, through the post budget like any other message."""
+        posted = await upload(self.adapter, self.services.budgets, self.req, data, filename, text)
+        mark_visible()
+        return posted
 
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
         return await self.adapter.download(attachment, max_bytes)

@@ -103,6 +103,12 @@ class Limits:
     post_per_second: float | None = None
     post_burst: int = 1
     post_scope: Scope = "channel"
+    # Deleting a message (a placeholder an answer was posted anew in place of), when the
+    # platform limits that apart from posts and edits (Slack's chat.delete is its own Tier 3
+    # method). None: the core never deletes, and a final text always waits for its edit.
+    delete_per_second: float | None = None
+    delete_burst: int = 1
+    delete_scope: Scope = "channel"
     # How the platform counts max_chars (Discord counts characters; a platform that counts
     # UTF-16 units or bytes passes its own measure).
     length: Callable[[str], int] = field(default=len, repr=False, compare=False)
@@ -112,6 +118,9 @@ class Limits:
 
     def post_budget_key(self, place: Place) -> str:
         return _scope_key(self.post_scope, place)
+
+    def delete_budget_key(self, place: Place) -> str:
+        return _scope_key(self.delete_scope, place)
 
 
 def _scope_key(scope: Scope, place: Place) -> str:

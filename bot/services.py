@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.gateway.client import Gateway
+from bot.ops.telemetry import Silent, Telemetry
 from bot.streaming.budgets import Budgets
 from storage.base import Store
 
@@ -31,3 +32,5 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # The MCP servers of CHATOPS_MCP_CONFIG (None: none configured).
     mcp: McpServers | None = None
+    # Metrics hooks (bot/ops/metrics.py when the ops port is on).
+    telemetry: Telemetry = field(default_factory=Silent)

@@ -342,6 +342,13 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Return when the database answers a trivial query; raise (saying why) when it cannot.
+
+        Readiness probes call it every few seconds: keep it one cheap round trip.
+        """
+        ...
+
     # --- tools ---
 
     async def tool_switches(self, channel: str) -> dict[str, bool]:

@@ -85,6 +85,14 @@ async def used(store: Store, channel: str = CHAT.channel, now: datetime = T0) ->
 # --- channel settings ---------------------------------------------------------------------
 
 
+async def test_ping_answers_while_the_store_is_open(make_store: MakeStore) -> None:
+    store = await make_store()
+    # Readiness calls it every few seconds: it answers, repeatedly, and changes nothing.
+    for _ in range(3):
+        await store.ping()
+    assert await store.channels() == []
+
+
 async def test_settings_default_then_persist_across_restart(make_store: MakeStore) -> None:
     store = await make_store()
     assert await store.channel_settings("slack:C1") == ChannelSettings()

@@ -24,7 +24,8 @@ from adapters.discord.media import download, fit_upload
 from adapters.discord.origin import INTERACTION_TTL, Origin
 from adapters.discord.replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
 from adapters.discord.settings import DiscordSettings, invite_url
-from bot.adapter import Handler
+from adapters.discord.shards import ShardStates
+from bot.adapter import Connection, Handler
 from bot.commands import Command
 from bot.events import Attachment, Limits, Posted, Request, Turn
 
@@ -45,6 +46,8 @@ DISCORD_LIMITS = Limits(
     post_per_second=1.0,
     post_burst=5,
     post_scope="channel",
+    # No delete budget: the core never posts a final text anew on Discord. An edit waits at
+    # most one 5-s window here, and a new message would reply to the one it replaces.
 )
 # A RateLimited error instead of a silent sleep when discord.py would wait longer than this
 # (30 s is the smallest value it accepts); the streamer then drops frames instead.
@@ -93,6 +96,7 @@ class DiscordAdapter:
         limits: Limits = DISCORD_LIMITS,
         first_delivery: Callable[[str], Awaitable[bool]] | None = None,
         drain_timeout: float = 60.0,
+        http_trace: aiohttp.TraceConfig | None = None,
     ) -> None:
         self.settings = settings
         self.commands: Mapping[str, Command] = commands or {}
@@ -114,6 +118,9 @@ class DiscordAdapter:
         self._accepting = False
         self.drain_timeout = drain_timeout
         self._session: aiohttp.ClientSession | None = None
+        # Sees every REST call discord.py makes (adapters/api_calls.py counts them).
+        self.http_trace = http_trace
+        self.shards = ShardStates()
 
     # ------------------------------------------------------------------ connection
 
@@ -130,6 +137,8 @@ class DiscordAdapter:
             # How long READY waits for more GUILD_CREATEs before on_ready.
             "guild_ready_timeout": self.guild_ready_timeout,
         }
+        if self.http_trace is not None:
+            options["http_trace"] = self.http_trace
         count = self.settings.shard_count
         if count is None:
             return discord.Client(**options)
@@ -159,10 +168,12 @@ class DiscordAdapter:
 
         async def on_ready() -> None:
             log.info("Discord gateway ready as %s in %d guilds", client.user, len(client.guilds))
+            self.shards.ready(client)
             self.ready.set()
 
         client.event(on_message)
         client.event(on_ready)
+        self.shards.attach(client)
         async with client, aiohttp.ClientSession() as session:
             self._session, self._accepting = session, True
             try:
@@ -186,6 +197,10 @@ class DiscordAdapter:
                 self._accepting = False
                 if self._inflight:
                     await asyncio.wait(set(self._inflight), timeout=self.drain_timeout)
+
+    async def connection(self) -> Connection:
+        """Every shard this process runs has a READY (or resumed) gateway session."""
+        return self.shards.connection(self.client)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if not self._accepting:
@@ -290,6 +305,15 @@ class DiscordAdapter:
 
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: Discord has no native message streams; edits stop by themselves."""
+
+    async def delete(self, posted: Posted) -> None:
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        await self.poster.delete(ref.origin, ref.message)
+        if ref.origin.last_posted is ref.message:
+            # Later parts must not reply to a message that is gone.
+            ref.origin.last_posted = None
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         origin = _origin(req)

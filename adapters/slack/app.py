@@ -15,11 +15,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
 from adapters.slack.channels import ChannelNames
-from adapters.slack.errors import code_of, is_server_error, translate
+from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
@@ -42,9 +43,11 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Attachment, Limits, Posted, Request, Task, Turn, User
+from bot.streaming.budgets import Budgets
+from bot.streaming.writes import send
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -60,8 +63,10 @@ def mrkdwn_length(text: str) -> int:
 # chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there. The
 # core's budget allows `burst` writes per burst/rate seconds: 50 per 62.5 s stays inside Slack's
 # allowance however Slack counts the minute, and still lets 50 replies finish at once.
-# chat.postMessage is ~1/s per channel with short bursts. Slack cuts text at 40k characters
-# but renders past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
+# chat.postMessage is ~1/s per channel with short bursts. chat.delete is Tier 3 per workspace
+# too, but its own method: a final text whose chat.update would wait on a drained budget is
+# posted anew and its placeholder deleted. Slack cuts text at 40k characters but renders
+# past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
 LIMITS = Limits(
     max_chars=3500,
     edit_interval=1.0,
@@ -71,6 +76,9 @@ LIMITS = Limits(
     post_per_second=0.9,
     post_burst=2,
     post_scope="channel",
+    delete_per_second=0.8,
+    delete_burst=50,
+    delete_scope="workspace",
     length=mrkdwn_length,
 )
 _SERVER_ERROR_PAUSE = 1.0
@@ -107,9 +115,20 @@ class SlackAdapter:
     name = "slack"
     limits = LIMITS
 
-    def __init__(self, settings: SlackSettings, dedupe: Dedupe) -> None:
+    def __init__(
+        self,
+        settings: SlackSettings,
+        dedupe: Dedupe,
+        budgets: Budgets | None = None,
+        *,
+        trace: aiohttp.TraceConfig | None = None,
+    ) -> None:
         self.settings = settings
         self._dedupe = dedupe
+        # The core's shared budgets: the adapter's own notices are paced with everything else.
+        self._budgets = budgets or Budgets()
+        # Sees every Web API call (adapters/api_calls.py counts them by method and status).
+        self._trace = trace
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -130,12 +149,18 @@ class SlackAdapter:
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
+        # What connection() reads: the Socket Mode client, or whether the listener is up.
+        self._socket: AsyncBaseSocketModeClient | None = None
+        self._listening = False
 
     # --- connection ----------------------------------------------------------------------
 
     async def _client(self) -> AsyncWebClient:
         if self._web is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                trace_configs=[self._trace] if self._trace is not None else None,
+            )
             self._web = AsyncWebClient(
                 token=self.settings.bot_token.reveal(),
                 base_url=self.settings.api_url,
@@ -180,9 +205,10 @@ class SlackAdapter:
                 )
             else:
                 await serve_socket(
-                    app, self.settings.app_token, await self._client(), self.ready.set
+                    app, self.settings.app_token, await self._client(), self._connected
                 )
         finally:
+            self._socket, self._listening = None, False
             # No new events now; replies in flight still need the Web API while the
             # dispatcher drains them, so the session closes only after they end (bounded).
             if self._tasks:
@@ -201,7 +227,25 @@ class SlackAdapter:
 
     def _bound(self, port: int) -> None:
         self.http_port = port
+        self._listening = True
         self.ready.set()
+
+    def _connected(self, socket: AsyncBaseSocketModeClient) -> None:
+        self._socket = socket
+        self.ready.set()
+
+    async def connection(self) -> Connection:
+        """Socket Mode: the websocket is live; HTTP mode: the Events API listener is up."""
+        if self.settings.mode == "http":
+            if self._listening:
+                return Connection(True, f"Events API listener up on port {self.http_port}")
+            return Connection(False, "Events API listener not started")
+        if self._socket is None:
+            return Connection(False, "Socket Mode connecting")
+        if await self._socket.is_connected():
+            return Connection(True, "Socket Mode connected")
+        # The SDK reconnects by itself; until then no event can arrive.
+        return Connection(False, "Socket Mode connection lost; reconnecting")
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -313,7 +357,11 @@ class SlackAdapter:
         if not await self._first(req.event_id):
             return
         if not req.attachments:
-            await self.reply(req, "That message has no audio clip to transcribe.", ephemeral=True)
+            note = "That message has no audio clip to transcribe."
+            try:
+                await send(self, self._budgets, req, note, ephemeral=True)
+            except (UserFacingError, PlatformRateLimited) as exc:
+                log.warning("slack: could not answer a shortcut without audio: %s", exc)
             return
         await self._handle(req, handle)
 
@@ -539,6 +587,25 @@ class SlackAdapter:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
         if sent.stream is not None:
             await self.streams.stop(sent.stream)
+
+    async def delete(self, posted: Posted) -> None:
+        """Delete a message the core posted anew (chat.delete; the bot may delete its own)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            log.debug("slack: ephemeral messages cannot be deleted; nothing to do")
+            return
+        if sent.stream is not None:
+            # A deleted message's stream is gone with it: nothing to stop later.
+            sent.stream.live = False
+        channel, thread = posted.place.channel, posted.place.thread
+        try:
+            await self._call("chat.delete", channel=channel, ts=posted.id)
+        except SlackProblem as problem:
+            if problem.code != "message_not_found":
+                raise
+        if thread:
+            # Its placeholder text must not come back as a turn of the conversation.
+            self.history_cache.drop(channel, thread, posted.id)
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         thread = req.place.thread or self._anchors.get(req.event_id)

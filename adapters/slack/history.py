@@ -68,6 +68,12 @@ class ThreadHistory:
         if entry is not None and message.get("ts"):
             entry.messages[str(message["ts"])] = dict(message)
 
+    def drop(self, channel: str, thread: str, ts: str) -> None:
+        """Remove a message the bot deleted, if that thread is cached."""
+        entry = self._threads.get((channel, thread))
+        if entry is not None:
+            entry.messages.pop(ts, None)
+
     def forget(self, channel: str, thread: str) -> None:
         self._threads.pop((channel, thread), None)
 

@@ -34,6 +34,7 @@ from bot.gateway.stream import (
     whole_completion,
 )
 from bot.gateway.transport import TransportName, make_transport
+from bot.ops.telemetry import Silent, Telemetry
 from bot.secret import Secret
 
 __all__ = [
@@ -105,6 +106,7 @@ class Gateway:
         sleep: Sleep = asyncio.sleep,
         transport: TransportName | httpx.AsyncBaseTransport = "aiohttp",
         responses_models: Iterable[str] = (),
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Models streamed through /responses: configured glob patterns, and models that
@@ -122,6 +124,8 @@ class Gateway:
         self._timeouts = timeouts or Timeouts()
         self._clock = clock
         self._sleep = sleep
+        # Every answer (each attempt) and every retry, by endpoint and code, for metrics.
+        self._telemetry = telemetry or Silent()
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers={"Authorization": f"Bearer {api_key.reveal()}"},
@@ -210,10 +214,11 @@ class Gateway:
         while True:
             delivered = False
             responses = self.uses_responses(model)
+            endpoint = "responses" if responses else "chat/completions"
             try:
                 async with self._client.stream(
                     "POST",
-                    "responses" if responses else "chat/completions",
+                    endpoint,
                     json=responses_body(body) if responses else body,
                     headers={"Accept": "text/event-stream"},
                     timeout=self._timeouts.http(self._timeouts.chat_read),
@@ -232,6 +237,7 @@ class Gateway:
                             if responses
                             else whole_completion(stream, raw, model)
                         )
+                        self._answered(endpoint, response.status_code)
                         if text:
                             delivered = True
                             yield text
@@ -240,6 +246,7 @@ class Gateway:
                     async for text in deltas(stream, response, model):
                         delivered = True
                         yield text
+                    self._answered(endpoint, response.status_code)
                     return
             except GatewayError as error:
                 failure = self._redacted(error)
@@ -247,6 +254,7 @@ class Gateway:
                 # A connection that died before anything reached the caller counts as
                 # unreachable: as safe to repeat as a refused connection.
                 failure = self._transport_error(exc, model, streaming=delivered)
+            self._answered(endpoint, failure.status, failure.code)
             if not delivered and not responses and only_on_responses(failure):
                 log.info("%s answers only on /responses; streaming it from there", model)
                 self.responses_learned.add(model)
@@ -259,7 +267,7 @@ class Gateway:
                 continue
             if delivered or not self._may_retry(failure, attempt):
                 raise failure
-            await self._pause(failure, attempt, "chat/completions")
+            await self._pause(failure, attempt, endpoint)
             attempt += 1
 
     # -------------------------------------------------------------- images
@@ -317,15 +325,18 @@ class Gateway:
         attempt = 0
         while True:
             try:
-                return await self._download(self._downloads, url, model)
+                image = await self._download(self._downloads, url, model)
+                self._answered("image_download", 200)
+                return image
             except httpx.HTTPError as exc:
                 failure = self._transport_error(exc, model, streaming=False)
             except GatewayError as error:
                 failure = error
+            self._answered("image_download", failure.status, failure.code)
             refused = failure.status is not None and 400 <= failure.status < 500
             if refused or not self._may_retry(failure, attempt):
                 raise failure
-            await self._pause(failure, attempt, "image download")
+            await self._pause(failure, attempt, "image_download")
             attempt += 1
 
     async def _download(self, client: httpx.AsyncClient, url: str, model: str) -> bytes:
@@ -455,12 +466,17 @@ class Gateway:
                 failure = self._transport_error(exc, model, streaming=False)
             else:
                 if response.status_code < 300:
+                    self._answered(url, response.status_code)
                     return response
                 failure = await self._answer_error(response, model)
+            self._answered(url, failure.status, failure.code)
             if not self._may_retry(failure, attempt):
                 raise failure
             await self._pause(failure, attempt, url)
             attempt += 1
+
+    def _answered(self, endpoint: str, status: int | None, code: str = "ok") -> None:
+        self._telemetry.gateway_answer(endpoint, status, code)
 
     def _may_retry(self, error: GatewayError, attempt: int) -> bool:
         if not error.retryable or attempt >= self._max_retries:
@@ -474,6 +490,7 @@ class Gateway:
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
+        self._telemetry.gateway_retry(what, error.code)
         log.warning(
             "gateway %s failed (%s); retry %d/%d in %.2fs",
             what,

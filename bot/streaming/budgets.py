@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from bot.events import Limits, Place
 
@@ -57,6 +57,10 @@ class EditBudget:
         free = self.burst - len(self._spent)
         at = now if free >= tokens else self._spent[tokens - free - 1] + self.window
         return max(0.0, max(at, self._blocked_until) - now)
+
+    def eta(self) -> float:
+        """Seconds until an acquire() made now would be granted: after the queue ahead of it."""
+        return self.delay(self._queued() + 1)
 
     @property
     def waiting(self) -> bool:
@@ -113,6 +117,9 @@ class EditBudget:
 
     # --- internals -------------------------------------------------------------------------
 
+    def _queued(self) -> int:
+        return sum(1 for fut in self._waiters if not fut.done())
+
     def _expire(self, now: float) -> None:
         while self._spent and self._spent[0] + self.window <= now:
             self._spent.popleft()
@@ -166,8 +173,20 @@ class Budgets:
         key = ("post", limits.post_budget_key(place))
         return self._get(key, limits.post_per_second, limits.post_burst)
 
+    def for_deletes(self, limits: Limits, place: Place) -> EditBudget | None:
+        """The budget deleting messages draws from; None where the core never deletes."""
+        if limits.delete_per_second is None:
+            return None
+        key = ("delete", limits.delete_budget_key(place))
+        return self._get(key, limits.delete_per_second, limits.delete_burst)
+
     def __len__(self) -> int:
         return len(self._budgets)
+
+    def spare(self) -> Iterator[tuple[str, str, int]]:
+        """(kind, scope key, writes free beyond pledges) of every budget, for metrics."""
+        for (kind, key), budget in list(self._budgets.items()):
+            yield kind, key, max(0, budget.available() - budget.pledged)
 
     def _get(self, key: tuple[str, str], rate: float, burst: int) -> EditBudget:
         budget = self._budgets.get(key)

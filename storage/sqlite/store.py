@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -95,6 +96,8 @@ class SqliteStore:
         self._events_seen = 0
         self._writes = GroupCommit(raw, self._run)
         self._checkpointer: Checkpointer | None = None
+        # (device, inode) of the file when opened: ping() notices the file moved or deleted.
+        self._file_id: tuple[int, int] | None = None
         self._defaults = Limits.of(
             {(m, w): quota.default_limit(m, w) for m in METRICS for w in WINDOWS},
             frozenset(),
@@ -126,6 +129,7 @@ class SqliteStore:
                     raise  # locked, I/O: not a configuration problem
                 raise DatabaseUnusable(f"{where} is not a usable database: {e}") from None
             if where != ":memory:":
+                store._file_id = await asyncio.to_thread(_file_id, where)
                 store._checkpointer = Checkpointer(where)
                 await store._checkpointer.start()
         except BaseException:
@@ -153,6 +157,22 @@ class SqliteStore:
         """
         execute = cast(Callable[[Callable[[], T]], Awaitable[T]], self._db._execute)
         return await execute(fn)
+
+    async def ping(self) -> None:
+        await self._run(self._answer)
+
+    def _answer(self) -> None:
+        # Reads the schema page: the file itself answers, not a cached connection state.
+        self._raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if self._file_id is not None:
+            # An open connection keeps working on a moved or deleted file, but nobody else
+            # (the quota CLI, a restart) would ever see what it writes there.
+            try:
+                same = _file_id(self._where) == self._file_id
+            except OSError as e:
+                raise DatabaseUnusable(f"{self._where} is gone: {e.strerror or e}") from None
+            if not same:
+                raise DatabaseUnusable(f"{self._where} was replaced by another file")
 
     async def close(self) -> None:
         await self._writes.drain()
@@ -711,3 +731,8 @@ async def open_store(
 ) -> SqliteStore:
     """Open the SQLite store (the service's default backend)."""
     return await SqliteStore.open(path, quota, clock=clock)
+
+
+def _file_id(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino

@@ -145,6 +145,11 @@ class FakeDiscord:
         # Forced failures: (method, path prefix) → (status, code, message).
         self.failures: dict[tuple[str, str], tuple[int, int, str]] = {}
         self.ready = asyncio.Event()
+        # Cleared by hold_ready(): IDENTIFY (or RESUME) gets no READY until release_ready().
+        # resumable: RESUME is answered with RESUMED instead of "invalid session".
+        self.resumable = False
+        self._ready_allowed = asyncio.Event()
+        self._ready_allowed.set()
         self._windows: dict[tuple[str, int | str], Window] = {}
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -180,6 +185,7 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._ready_allowed.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -756,6 +762,14 @@ class FakeDiscord:
             msg = found
             if method == "GET":
                 return json_response(self.message_payload(msg))
+            if method == "DELETE":
+                if msg.author["id"] != str(BOT_ID):
+                    return self._error(403, 50013, "Missing Permissions")
+                limited, headers = self._limit("delete", cid)
+                if limited is not None:
+                    return limited
+                msg.deleted = True
+                return web.Response(status=204, headers=headers)
             if method == "PATCH":
                 if msg.author["id"] != str(BOT_ID):
                     return self._error(403, 50005, "Cannot edit a message authored by another user")
@@ -886,6 +900,18 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway
 
+    def hold_ready(self) -> None:
+        """Sessions that IDENTIFY (or RESUME) from now on wait for release_ready()."""
+        self._ready_allowed.clear()
+
+    def release_ready(self) -> None:
+        self._ready_allowed.set()
+
+    async def reconnect(self) -> None:
+        """Ask every gateway session to reconnect (op 7), as Discord does before maintenance."""
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps({"op": 7, "d": None}))
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -903,7 +929,13 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identifies.append(msg["d"])
+                    await self._ready_allowed.wait()
                     await self._ready(ws, msg["d"].get("shard"))
+                elif op == 6 and self.resumable:
+                    await self._ready_allowed.wait()
+                    self._seq += 1
+                    resumed = {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}
+                    await ws.send_str(json.dumps(resumed))
                 elif op == 6:
                     # No session to resume here: ask for a fresh IDENTIFY.
                     await ws.send_str(json.dumps({"op": 9, "d": False}))

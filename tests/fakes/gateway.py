@@ -235,6 +235,8 @@ class FakeGateway:
         self.image_format = "b64_json"  # or "url": served by this fake under /files/
         self.image_delay = 0.0  # seconds before an image answer (generation takes time)
         self.transcript: str | None = None  # None: a sentence naming the byte count
+        # When set, transcriptions are answered only once it is set (a test decides when).
+        self.transcript_release: asyncio.Event | None = None
         self.stamp = False  # each content chunk is its send time (time.monotonic()) instead
         # Tool calling: each request that offers `tools` takes the next scripted turn; with
         # none left (or no tools offered) the model answers in text, quoting tool results.
@@ -246,8 +248,11 @@ class FakeGateway:
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
+        # The usage object of every completion answered with one (what a bill would count).
+        self.usages: list[dict[str, int]] = []
         self.transcriptions: list[Transcription] = []
         self.downloads: list[Mapping[str, str]] = []  # headers of each /files/ request
+        self.transcribed_at: list[float] = []  # time.monotonic() of each transcription answer
         self.files: dict[str, bytes] = {}
         self.active_streams = 0  # SSE responses still being written
         self.peak_streams = 0  # the most written at once
@@ -430,6 +435,7 @@ class FakeGateway:
         }
         completion_id = f"chatcmpl-fake{next(self._ids)}"
         if not body.get("stream") or self.quirks.json_reply:
+            self.usages.append(usage)
             return web.json_response(
                 {
                     "id": completion_id,
@@ -582,6 +588,7 @@ class FakeGateway:
         tail = event([choice({}, finish)])
         if with_usage:
             tail += event([], usage=usage)
+            self.usages.append(usage)
         if not quirks.no_done:
             tail += f"{prefix}[DONE]{newline}{newline}".encode()
         await send(tail)
@@ -847,9 +854,12 @@ class FakeGateway:
                 response_format=fields.get("response_format"),
             )
         )
+        if self.transcript_release is not None:
+            await self.transcript_release.wait()
         text = self.transcript
         if text is None:
             text = f"Heard {len(data)} bytes of audio from {filename}."
+        self.transcribed_at.append(time.monotonic())
         if fields.get("response_format") == "text":
             return web.Response(text=text, content_type="text/plain")
         return web.json_response({"text": text})

@@ -37,6 +37,9 @@ STREAM_PER_SECOND = 20 / 60
 STREAM_BURST = 20.0
 APPEND_PER_SECOND = 100 / 60
 APPEND_BURST = 100.0
+# chat.delete: Tier 3, its own limit per workspace.
+DELETE_PER_SECOND = 50 / 60
+DELETE_BURST = 50.0
 # conversations.replies: Tier 3 for internal apps.
 REPLIES_PER_SECOND = 50 / 60
 REPLIES_BURST = 50.0
@@ -112,9 +115,12 @@ class FakeSlack:
     `streaming = False` makes chat.startStream/appendStream/stopStream answer
     `streaming_error` (default `unknown_method`), as for an app or workspace without them;
     `append_rate/append_burst` for chat.appendStream, `stream_rate/stream_burst` for
-    start/stop. Streamed messages keep their Markdown in `text` and say `streaming` until
-    stopped; a stopped stream refuses appends.
-    Records: `writes`, `calls`, `rate_limited` (429s served per method), `acks`, `uploads`,
+    start/stop, `delete_rate/delete_burst` for chat.delete. Streamed messages keep their
+    Markdown in `text` and say `streaming` until stopped; a stopped stream refuses appends.
+    `hold_connections()` keeps Socket Mode clients waiting in apps.connections.open (with
+    `drop_connections()`: Slack unreachable) until `release_connections()`.
+    Records: `writes` (a chat.delete is a write with empty text), `calls`, `rate_limited`
+    (429s served per method), `acks`, `uploads`,
     `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
     """
 
@@ -132,6 +138,8 @@ class FakeSlack:
         append_burst: float = APPEND_BURST,
         stream_rate: float = STREAM_PER_SECOND,
         stream_burst: float = STREAM_BURST,
+        delete_rate: float = DELETE_PER_SECOND,
+        delete_burst: float = DELETE_BURST,
     ) -> None:
         self.bot_token = "xoxb-fake-bot-token"
         self.app_token = "xapp-fake-app-token"
@@ -142,6 +150,7 @@ class FakeSlack:
         self.replies_rate, self.replies_burst = replies_rate, replies_burst
         self.append_rate, self.append_burst = append_rate, append_burst
         self.stream_rate, self.stream_burst = stream_rate, stream_burst
+        self.delete_rate, self.delete_burst = delete_rate, delete_burst
         self.streaming = True
         self.streaming_error = "unknown_method"
         self.errors: dict[str, str] = {}
@@ -174,11 +183,14 @@ class FakeSlack:
         self._post_buckets: dict[str, Bucket] = {}
         self._replies_buckets: dict[str, Bucket] = {}
         self._stream_buckets: dict[str, Bucket] = {}
+        self._delete_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._acked: dict[str, asyncio.Event] = {}
         self._connected = asyncio.Event()
+        self._connections_open = asyncio.Event()
+        self._connections_open.set()
         self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -198,6 +210,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._connections_open.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -229,6 +242,7 @@ class FakeSlack:
             self._post_buckets,
             self._replies_buckets,
             self._stream_buckets,
+            self._delete_buckets,
         ):
             buckets.clear()
 
@@ -377,6 +391,13 @@ class FakeSlack:
         async with asyncio.timeout(within):
             await self._connected.wait()
 
+    def hold_connections(self) -> None:
+        """apps.connections.open answers only after release_connections()."""
+        self._connections_open.clear()
+
+    def release_connections(self) -> None:
+        self._connections_open.set()
+
     async def drop_connections(self) -> None:
         """Close every Socket Mode connection the way Slack does when it rotates them."""
         self._connected.clear()
@@ -463,6 +484,8 @@ class FakeSlack:
             return web.Response(
                 status=503, text="<html>Service Unavailable</html>", content_type="text/html"
             )
+        if method == "apps.connections.open":
+            await self._connections_open.wait()
         if method in self.errors:
             extra = (
                 {"needed": "chat:write", "provided": "commands"}
@@ -563,6 +586,26 @@ class FakeSlack:
             Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
         )
         return _ok(channel=channel, ts=ts, text=msg["text"])
+
+    def _m_chat_delete(self, args: JSON) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "chat.delete", self._delete_buckets, TEAM, self.delete_rate, self.delete_burst
+        ):
+            return limited
+        msg = self.messages[channel].get(ts)
+        if msg is None:
+            return _fail("message_not_found")
+        # A bot token may delete only what that bot posted.
+        if msg.get("user") != BOT_USER:
+            return _fail("cant_delete_message")
+        del self.messages[channel][ts]
+        self.writes.append(
+            Write(time.monotonic(), "chat.delete", channel, ts, "", msg.get("thread_ts"))
+        )
+        return _ok(channel=channel, ts=ts)
 
     # Native streams (chat.startStream / appendStream / stopStream) --------------------------
 
