@@ -108,6 +108,31 @@ async def test_slack_blocked_channel_by_name_dms_off_and_slash_commands(tmp_path
             assert slack.channel_info_calls == 2, "one conversations.info per channel"
 
 
+async def test_slack_without_the_channels_read_scope_still_matches_ids(tmp_path: Path) -> None:
+    policy = Policy(channels=ChannelDefaults(block=("#general", "C7")))
+    async with FakeSlack() as slack, core(tmp_path, policy) as stack:
+        slack.channel_names["C9"] = "general"
+        slack.errors["conversations.info"] = "missing_scope"
+        settings = SlackSettings.from_env(slack.env())
+        assert settings is not None
+        adapter = SlackAdapter(settings, stack.services.store.first_delivery)
+        async with running_slack(adapter, stack.dispatcher.handler_for(adapter)):
+            for channel in ("C7", "C9", "C9"):
+                msg = slack.user_message(channel, f"<@{BOT_USER}> hello")
+                event = slack.event_callback({**msg, "type": "app_mention"})
+                await slack.wait_ack(await slack.send("events_api", event))
+                async with asyncio.timeout(10):
+                    await adapter.drained()
+        (refusal,) = [m["text"] for m in slack.bot_messages("C7")]
+        assert REFUSED in refusal, "an id entry needs no name"
+        # The name is unknown without the scope: a name entry cannot match (documented).
+        assert len(model_calls(stack.gateway)) == 2
+        lookups = [
+            args["channel"] for _, method, args in slack.calls if method == "conversations.info"
+        ]
+        assert lookups == ["C7", "C9"], "a failed lookup is not retried per message"
+
+
 # --- Discord -------------------------------------------------------------------------------
 
 
