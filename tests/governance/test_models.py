@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.events import Place, Request, User
+from bot.events import Attachment, Place, Request, User
 from bot.governance.policy import Policy
 from bot.governance.prices import load_prices
 from storage.base import ChannelSettings
@@ -138,3 +138,18 @@ async def test_with_a_price_table_an_unpriced_model_cannot_be_used(tmp_path: Pat
         assert last(core) == "This channel now uses `gpt-4o`."
         await core.send(said("gpt-4", command="models"))
         assert "`gpt-4-turbo`" not in last(core) and "`gpt-4o`" in last(core)
+
+
+async def test_a_posted_voice_note_is_left_alone_where_transcription_is_not_allowed(
+    tmp_path: Path,
+) -> None:
+    voice = Attachment("F1", "memo.ogg", "audio/ogg", 2048, "audio")
+    async with running_core(tmp_path, governance=ALLOWED) as core:
+        posted = Request(
+            place=Place("slack", "C1", None, "T1", name="general"),
+            user=MEMBER,
+            text="",
+            attachments=(voice,),
+        )
+        await core.send(posted)
+        assert core.adapter.events == [] and model_calls(core) == []
