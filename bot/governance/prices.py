@@ -1,20 +1,4 @@
-"""The price table (CHATOPS_PRICES): a TOML file mapping model globs to prices, strictly checked.
-
-```toml
-currency = "USD"
-[models."gpt-4o-mini*"]
-input = 0.15         # per million input tokens
-output = 0.60        # per million output tokens
-[models."gpt-image-1"]
-image = 0.04         # per image
-image_by = { "high" = 0.17, "1536x1024 high" = 0.25 }   # optional, per size and/or quality
-[models."whisper-1"]
-audio_minute = 0.006
-```
-
-The first glob (in file order) that matches a model prices it. Prices are read as decimals
-and kept in micro-units (storage.base.MICRO), so no float rounding ever reaches a bill.
-"""
+"""The price table (CHATOPS_PRICES): TOML mapping model globs to prices, strictly checked."""
 
 from __future__ import annotations
 
@@ -71,6 +55,24 @@ class ModelPrice:
 
 @dataclass(frozen=True, slots=True)
 class PriceTable:
+    """Prices by model glob, e.g.
+
+    ```toml
+    currency = "USD"
+    [models."gpt-4o-mini*"]
+    input = 0.15         # per million input tokens
+    output = 0.60        # per million output tokens
+    [models."gpt-image-1"]
+    image = 0.04         # per image
+    image_by = { "high" = 0.17, "1536x1024 high" = 0.25 }   # per size and/or quality
+    [models."whisper-1"]
+    audio_minute = 0.006
+    ```
+
+    The first glob (in file order) that matches a model prices it. Prices are read as
+    decimals and kept in micro-units (storage.base.MICRO): no float rounding reaches a bill.
+    """
+
     source: str  # the file, for messages
     currency: str
     entries: tuple[ModelPrice, ...]
