@@ -74,7 +74,7 @@ def parse_line(line: str, number: int, user: User) -> Request:
         first, _, text = text.partition(" ")
         command = first[1:]
     return Request(
-        place=Place("console", "local", thread=str(number)),
+        place=Place("console", "local", thread=str(number), name="console"),
         user=user,
         text=text,
         command=command,

@@ -23,6 +23,11 @@ class Place:
     thread: str | None = None
     # Slack workspace / Discord guild: the scope of some platform rate limits.
     workspace: str = ""
+    # The channel's name as people see it (without '#'), when the platform says; channel
+    # allow/block lists may name channels. Not part of identity: names change.
+    name: str = field(default="", compare=False)
+    # A direct message with the bot (DMs can be switched off).
+    direct: bool = field(default=False, compare=False)
 
     @property
     def channel_key(self) -> str:

@@ -20,6 +20,7 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
+from adapters.slack.channels import ChannelNames
 from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
     PLATFORM,
@@ -163,6 +164,7 @@ class SlackAdapter:
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         self.streams = NativeStreams(self._client, enabled=settings.native_stream)
+        self.channel_names = ChannelNames(self._client)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
@@ -421,6 +423,12 @@ class SlackAdapter:
         await self._handle(req, handle)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
+        if not req.place.name and not req.place.direct:
+            # Channel allow/block lists may name channels; events carry only the id.
+            name = await self.channel_names.name(req.place.channel)
+            req = replace(req, place=replace(req.place, name=name))
+        elif req.place.name:
+            self.channel_names.note(req.place.channel, req.place.name)
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command
+from bot.commands.access import ALLOWLIST, CHANNELS
 from bot.commands.chat import ASK
 from bot.commands.help import help_command
 from bot.commands.image import IMAGE
@@ -27,6 +28,8 @@ def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
         *SETTINGS_COMMANDS,
         MEMORY,
         SEARCH,
+        CHANNELS,
+        ALLOWLIST,
     )
     table: dict[str, Command] = {c.name: c for c in commands}
     table["chat"] = ASK

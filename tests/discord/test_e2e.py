@@ -16,6 +16,7 @@ from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
+from bot.events import Place
 from bot.gateway.client import Gateway
 from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
@@ -76,7 +77,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             adapter.observer = memory.intake(adapter)
             return dispatcher.handler_for(adapter)
 
-        async def models() -> list[str]:
+        async def models(place: Place) -> list[str]:
             return [m.id for m in await gateway.models()]
 
         try:
