@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler
 from bot.dispatch import CHAT_COMMAND, route
 from bot.errors import TooLarge
 from bot.events import Attachment, AttachmentKind, Limits, Place, Posted, Request, Turn, User
+from bot.streaming.budgets import Budgets
+from bot.streaming.writes import send
 
 # The longest line taken whole (far above any prompt the core accepts by default); a longer one
 # is read to its end without being kept and refused, so memory stays bounded on any input.
@@ -72,7 +74,7 @@ def parse_line(line: str, number: int, user: User) -> Request:
         first, _, text = text.partition(" ")
         command = first[1:]
     return Request(
-        place=Place("console", "local", thread=str(number)),
+        place=Place("console", "local", thread=str(number), name="console"),
         user=user,
         text=text,
         command=command,
@@ -117,8 +119,11 @@ class ConsoleAdapter:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         commands: Sequence[str] = (),
+        budgets: Budgets | None = None,
     ) -> None:
         self._stdin = stdin or sys.stdin
+        # The core's shared budgets: the console's own refusals are paced like every message.
+        self._budgets = budgets or Budgets()
         self._out = stdout or sys.stdout
         self._live = self._out.isatty()
         self._uploads = uploads
@@ -129,8 +134,22 @@ class ConsoleAdapter:
         self._turns: list[Turn] = []
         self._shown = ""
         self._ids = itertools.count(1)
+        self._reading = False
+
+    async def connection(self) -> Connection:
+        """Up while the terminal (or pipe) is read."""
+        if self._reading:
+            return Connection(True, "reading standard input")
+        return Connection(False, "not reading standard input")
 
     async def run(self, handle: Handler) -> None:
+        self._reading = True
+        try:
+            await self._serve(handle)
+        finally:
+            self._reading = False
+
+    async def _serve(self, handle: Handler) -> None:
         if self._live:
             self._write("chatops console: type a question, /help for commands, Ctrl-D to quit.\n")
         number = 0
@@ -143,7 +162,7 @@ class ConsoleAdapter:
             if refusal is not None:
                 # Refused here: the line never becomes a request (it was not kept, or is not
                 # text); answered like the dispatcher's refusals, and the session goes on.
-                await self.reply(req, f"{NOTICE_PREFIX} {refusal}")
+                await send(self, self._budgets, req, f"{NOTICE_PREFIX} {refusal}")
                 self._conclude(req)
                 continue
             handling: asyncio.Future[None] = asyncio.ensure_future(handle(req))
@@ -186,6 +205,13 @@ class ConsoleAdapter:
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: a terminal line is final once printed."""
 
+    async def delete(self, posted: Posted) -> None:
+        """Drop a superseded message from the piped transcript (a terminal keeps what it showed)."""
+        self._texts.pop(posted.id, None)
+        ids = self._by_thread.get(posted.place.thread, [])
+        if posted.id in ids:
+            ids.remove(posted.id)
+
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         self._uploads.mkdir(parents=True, exist_ok=True)
         path = self._uploads / f"{req.place.thread}-{filename}"
@@ -218,8 +244,10 @@ class ConsoleAdapter:
     async def _lines(self) -> AsyncIterator[bytes | None]:
         """Each stdin line as bytes; None for a line over MAX_LINE_BYTES (read, not kept)."""
         fd = self._stdin.fileno()
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            # Pipe transports refuse regular files; reading a file never blocks for long.
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+            # Pipe transports refuse regular files and never see the end of a device such as
+            # /dev/null; reading either never blocks for long.
             async for line in _file_lines(self._stdin.buffer):
                 yield line
             return

@@ -5,6 +5,12 @@ chat.postMessage ~1/s per channel, 429 + Retry-After beyond) ↔ Slack adapter �
 StreamingReply ↔ fake gateway streaming 300 tokens at 40 tokens/s. One conversation per
 channel, all in one workspace, all started at once.
 
+Then a voice clip after a burst: 30 such conversations spend the workspace's chat.update
+allowance, then a real (espeak-ng/ffmpeg) voice clip is posted in another channel. Printed:
+seconds from the gateway's transcription answer to the transcript being visible in Slack,
+with final texts posted anew when their edit would wait (the default) and, for comparison,
+with that turned off (every final text waits for its chat.update).
+
 Run: .venv/bin/python -m bench.bench_slack
 """
 
@@ -17,10 +23,10 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from adapters.slack.app import SlackAdapter
+from adapters.slack.app import LIMITS, SlackAdapter
 from adapters.slack.settings import SlackSettings
 from bot.commands.table import command_table
 from bot.config import Config
@@ -30,6 +36,7 @@ from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
+from tests.audio_fixtures import generate
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack import BOT_USER, FakeSlack, running
 
@@ -37,6 +44,8 @@ TOKENS = 300
 TOKENS_PER_SECOND = 40.0
 LEVELS = (1, 10, 50)
 LEVEL_TIMEOUT = 120.0
+BURST = 30
+TRANSCRIPT = "the transcript of the voice clip"
 SAMPLE_EVERY = 0.02
 _TOKEN = re.compile(r"\bt(\d+)\b")
 
@@ -115,7 +124,9 @@ async def level(conversations: int) -> Figures:
                 began[text.rsplit(" ", 1)[-1]] = req.at
         writes = defaultdict(list)
         for w in slack.writes:
-            writes[w.channel].append((w.at, visible_tokens(w.text)))
+            # A message deleted after its text was posted anew takes nothing back from view.
+            if w.method != "chat.delete":
+                writes[w.channel].append((w.at, visible_tokens(w.text)))
 
         firsts: list[float] = []
         stale: list[float] = []
@@ -146,6 +157,82 @@ async def level(conversations: int) -> Figures:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClipFigures:
+    policy: str
+    answer_to_visible: float
+    placeholder_left: bool
+    rate_limited: int
+
+
+async def clip_after_burst(clip: bytes, *, repost: bool) -> ClipFigures:
+    """A voice clip transcribed right after BURST conversations drained chat.update."""
+    chunks = [f"t{k} " for k in range(TOKENS)]
+    with tempfile.TemporaryDirectory() as tmp:
+        async with FakeSlack() as slack, FakeGateway(chunk_delay=1 / TOKENS_PER_SECOND) as fake_gw:
+            fake_gw.chunks = chunks
+            fake_gw.transcript = TRANSCRIPT
+            fake_gw.transcript_release = asyncio.Event()
+            config = Config(
+                api_key=Secret(fake_gw.api_key),
+                base_url=fake_gw.base_url,
+                db_path=Path(tmp) / "bench.db",
+                max_reply_tokens=TOKENS + 50,
+            )
+            store = await SqliteStore.open(config.db_path)
+            gateway = Gateway(config.base_url, config.api_key)
+            budgets = Budgets()
+            dispatcher = Dispatcher(Services(config, gateway, store, budgets), command_table())
+            settings = SlackSettings.from_env(slack.env())
+            assert settings is not None
+            adapter = SlackAdapter(settings, store.first_delivery, budgets)
+            if not repost:
+                # Without a delete budget the core never posts a final text anew.
+                adapter.limits = replace(LIMITS, delete_per_second=None)
+            channels = [f"C{n:03d}" for n in range(BURST)]
+
+            def bot_texts(channel: str) -> list[str]:
+                return [str(m["text"]) for m in slack.bot_messages(channel)]
+
+            try:
+                async with running(adapter, dispatcher.handler_for(adapter)):
+                    for channel in channels:
+                        msg = slack.user_message(channel, f"<@{BOT_USER}> go {channel}")
+                        await slack.send(
+                            "events_api", slack.event_callback(msg | {"type": "app_mention"})
+                        )
+
+                    def complete() -> bool:
+                        done = {w.channel for w in slack.writes if visible_tokens(w.text) == TOKENS}
+                        return len(done) == BURST
+
+                    await slack.wait_until(complete, within=LEVEL_TIMEOUT)
+                    file = slack.add_file("voice.webm", "audio/webm", clip, subtype="slack_audio")
+                    msg = slack.user_message("CVOICE", "", files=[file])
+                    await slack.send("events_api", slack.event_callback(msg))
+                    await slack.wait_until(
+                        lambda: any("Transcribing" in t for t in bot_texts("CVOICE")),
+                        within=LEVEL_TIMEOUT,
+                    )
+                    fake_gw.transcript_release.set()
+                    await slack.wait_until(
+                        lambda: any(TRANSCRIPT in t for t in bot_texts("CVOICE")),
+                        within=LEVEL_TIMEOUT,
+                    )
+                    await adapter.drained()
+            finally:
+                await gateway.aclose()
+                await store.close()
+        (answered,) = fake_gw.transcribed_at
+        visible = min(w.at for w in slack.writes if w.channel == "CVOICE" and TRANSCRIPT in w.text)
+        return ClipFigures(
+            policy="post anew + delete" if repost else "wait for the edit",
+            answer_to_visible=visible - answered,
+            placeholder_left=any("Transcribing" in t for t in bot_texts("CVOICE")),
+            rate_limited=sum(slack.rate_limited.values()),
+        )
+
+
 async def main() -> None:
     print(
         f"Slack streaming: {TOKENS}-token replies at {TOKENS_PER_SECOND:g} tokens/s "
@@ -163,6 +250,15 @@ async def main() -> None:
             f"{f.rate_limited:>5} {f.writes_per_reply:>12.1f} {f.backwards:>9} "
             f"{f.all_complete:>8.2f}s"
         )
+    print()
+    print(f"A voice clip in another channel right after {BURST} such conversations:")
+    print(f"{'final text':>20} {'answer → visible':>17} {'placeholder left':>17} {'429s':>5}")
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = generate(Path(tmp)).read("clip.webm")
+    for repost in (True, False):
+        c = await clip_after_burst(clip, repost=repost)
+        left = "yes" if c.placeholder_left else "no"
+        print(f"{c.policy:>20} {c.answer_to_visible:>16.3f}s {left:>17} {c.rate_limited:>5}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ class LeanAdapter(MemoryAdapter):
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end in memory."""
 
+    async def delete(self, posted: Posted) -> None:
+        """A message replaced by a new one under the same key: what shows is that one's."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -86,6 +91,7 @@ class Platform:
     # (scope, writes, seconds): "workspace" or "channel".
     post_rule: tuple[str, int, float]
     edit_rule: tuple[str, int, float]
+    delete_rule: tuple[str, int, float] = ("channel", 5, 5.0)
 
 
 SLACK = Platform(
@@ -99,9 +105,13 @@ SLACK = Platform(
         post_per_second=0.9,
         post_burst=2,
         post_scope="channel",
+        delete_per_second=0.8,
+        delete_burst=50,
+        delete_scope="workspace",
     ),
     post_rule=("channel", 1, 1.0),  # chat.postMessage ~1/s per channel
     edit_rule=("workspace", 50, 60.0),  # chat.update Tier 3, ~50/min per workspace
+    delete_rule=("workspace", 50, 60.0),  # chat.delete Tier 3, its own limit
 )
 DISCORD = Platform(
     "Discord",
@@ -148,6 +158,10 @@ class EnforcingAdapter(LeanAdapter):
     async def edit(self, posted: Posted, text: str) -> None:
         self._admit("edit", self.platform.edit_rule, posted.place)
         await super().edit(posted, text)
+
+    async def delete(self, posted: Posted) -> None:
+        self._admit("delete", self.platform.delete_rule, posted.place)
+        await super().delete(posted)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.events import Attachment, Limits, Posted, Request, Task, Turn
+from bot.events import Attachment, ChannelMessage, Limits, Place, Posted, Request, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """An adapter's link to its platform, as /readyz shows it."""
+
+    up: bool
+    # For a human reading /readyz: "Socket Mode connected", "1/2 shards READY".
+    detail: str
 
 
 class Adapter(Protocol):
@@ -20,12 +30,18 @@ class Adapter(Protocol):
     interrupted or cut short): it will not change again. Platforms with native message
     streams use them for these messages and end them in `finalize`; others ignore `streamed`
     and do nothing in `finalize`. Other messages are final as posted, never finalized.
+    `delete` removes a message the core has posted anew (a placeholder whose final text went
+    out as a new message because its edit would have waited); a streamed message it removes
+    gets no `finalize`. The core deletes only where `limits.delete_per_second` is set.
+    `connection` says whether events can reach the bot now (cheap; /readyz polls it).
     """
 
     name: str
     limits: Limits
 
     async def run(self, handle: Handler) -> None: ...
+
+    async def connection(self) -> Connection: ...
 
     async def reply(
         self, req: Request, text: str, *, ephemeral: bool = False, streamed: bool = False
@@ -34,6 +50,8 @@ class Adapter(Protocol):
     async def edit(self, posted: Posted, text: str) -> None: ...
 
     async def finalize(self, posted: Posted) -> None: ...
+
+    async def delete(self, posted: Posted) -> None: ...
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted: ...
 
@@ -52,3 +70,30 @@ class ShowsTasks(Protocol):
     """
 
     async def show_task(self, req: Request, task: Task) -> bool: ...
+
+
+class Observer(Protocol):
+    """Channel memory's intake: what is posted, edited and deleted in the channels it watches.
+
+    `watching` is a cheap in-memory check adapters make before building anything; `observe`
+    never waits (it queues the message for indexing off the answer path).
+    """
+
+    def watching(self, channel_key: str) -> bool: ...
+
+    def observe(self, message: ChannelMessage) -> None: ...
+
+
+@runtime_checkable
+class Observed(Protocol):
+    """An adapter that hands channel messages (not only requests) to an Observer."""
+
+    observer: Observer | None
+
+
+@runtime_checkable
+class LinksMessages(Protocol):
+    """An adapter that can name a link to one of its messages (Slack permalink, Discord jump
+    URL), for search results that point back at what was said."""
+
+    def link(self, place: Place, message_id: str) -> str: ...

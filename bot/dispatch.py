@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
-import uuid
 from collections.abc import Collection, Mapping
+from datetime import timedelta
 
 from bot.adapter import Adapter, Handler
 from bot.commands import Command
@@ -14,14 +14,23 @@ from bot.context import Context
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
 from bot.gateway.client import GatewayError
+from bot.governance.channels import refusal_text as channel_refusal
+from bot.ops.scope import RequestScope, request_scope
 from bot.quota.view import refusal_text
 from bot.services import Services
+from bot.streaming.writes import send
 from storage.base import DatabaseUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
 CHAT_COMMAND = "ask"
 VOICE_COMMAND = "transcribe"
+# Admins may run these where the bot is refused, so a channel blocked by mistake can be
+# opened again from inside it.
+GOVERNANCE_COMMANDS = frozenset({"channels"})
+# A refused channel hears the refusal at most this often (a slash command's private one
+# is always sent: Discord would show "thinking…" forever otherwise).
+NOTICE_EVERY = timedelta(hours=1)
 
 
 def route(req: Request, names: Collection[str]) -> tuple[str, str]:
@@ -53,7 +62,11 @@ class Dispatcher:
     def handler_for(self, adapter: Adapter) -> Handler:
         async def handle(req: Request) -> None:
             if not self._accepting:
-                await _tell(adapter, req, "The bot is restarting; please try again in a minute.")
+                with request_scope(req.place.platform, "none", self._services.telemetry) as scope:
+                    scope.outcome = "restarting"
+                    await self._tell(
+                        adapter, req, "The bot is restarting; please try again in a minute."
+                    )
                 return
             task = asyncio.create_task(self._process(adapter, req))
             self._inflight.add(task)
@@ -85,43 +98,107 @@ class Dispatcher:
     async def _process(self, adapter: Adapter, req: Request) -> None:
         name, args = route(req, self._commands.keys())
         command = self._commands.get(name)
-        if command is None:
-            await _tell(adapter, req, _unknown_command(name, self._commands.keys()))
-            return
+        # The scope gives log lines a request id and counts the outcome; an unknown name is
+        # the user's own words, never a metric label.
+        label = name if command is not None else "unknown"
+        with request_scope(req.place.platform, label, self._services.telemetry) as scope:
+            await self._run(adapter, req, name, args, command, scope)
+
+    async def _run(
+        self,
+        adapter: Adapter,
+        req: Request,
+        name: str,
+        args: str,
+        command: Command | None,
+        scope: RequestScope,
+    ) -> None:
         ctx = Context(req, name, args, self._services, adapter)
         try:
+            # Where the bot does not answer, nothing else happens: not even "unknown command".
+            if not await self._admitted(ctx):
+                scope.outcome = "refused_place"
+                return
+            if command is None:
+                scope.outcome = "unknown_command"
+                await self._tell(adapter, req, _unknown_command(name, self._commands.keys()))
+                return
             await command.run(ctx)
         except asyncio.CancelledError:
             raise
         except UserFacingError as exc:
-            await _tell(adapter, req, exc.message)
+            scope.outcome = "user_error"
+            await self._tell(adapter, req, exc.message)
         except QuotaExceeded as exc:
-            await _tell(adapter, req, refusal_text(exc))
+            scope.outcome = "quota"
+            currency = self._services.config.governance.currency
+            await self._tell(adapter, req, refusal_text(exc, currency))
         except GatewayError as exc:
+            scope.outcome = "gateway_error"
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
-            await _tell(adapter, req, exc.user_message())
+            await self._tell(adapter, req, exc.user_message())
         except DatabaseUnavailable as exc:
             log.warning("%s: %s", name, exc)
-            await _tell(adapter, req, exc.user_message)
+            await self._tell(adapter, req, exc.user_message)
         except PlatformRateLimited:
+            scope.outcome = "platform_rate_limited"
             log.warning("%s: %s gave up after platform rate limits", adapter.name, name)
         except Exception:
-            ref = uuid.uuid4().hex[:8]
+            scope.outcome = "error"
+            # The request id: every log line of this request carries it (CHATOPS_LOG_FORMAT).
+            ref = scope.id
             log.exception("command %s failed (ref %s)", name, ref)
-            await _tell(
+            await self._tell(
                 adapter,
                 req,
                 f"Something went wrong on our side (ref {ref}); it has been logged. "
                 "Please try again.",
             )
 
+    async def _admitted(self, ctx: Context) -> bool:
+        """Whether the bot answers here; a refused request never reaches a command (so never
+        the gateway) and gets at most one polite line per channel per hour, or none."""
+        services, req = self._services, ctx.req
+        policy = services.config.governance
+        reason = policy.verdict(req.place, await ctx.access())
+        if not reason:
+            return True
+        if ctx.command in GOVERNANCE_COMMANDS and ctx.is_admin:
+            return True
+        log.info("refused in %s: %s", req.place.channel_key, reason)
+        # A slash command is answered privately every time (the platform shows "thinking…"
+        # until it is); a voice note merely posted in a channel was not said to the bot.
+        said = req.command is None and (req.conversational or bool(req.text.strip()))
+        if req.command is not None or (
+            said
+            and policy.channels.blocked_reply == "notice"
+            and await services.store.claim_notice(
+                f"refusal:{req.place.channel_key}", every=NOTICE_EVERY, now=services.clock()
+            )
+        ):
+            await self._tell(ctx.adapter, req, channel_refusal(reason))
+        return False
 
-async def _tell(adapter: Adapter, req: Request, text: str) -> None:
-    """Best-effort error reply: private for slash commands, in the conversation otherwise."""
-    try:
-        await adapter.reply(req, f"⚠️ {text}", ephemeral=req.command is not None)
-    except Exception:
-        log.exception("%s: could not deliver an error reply", adapter.name)
+    async def _tell(self, adapter: Adapter, req: Request, text: str) -> None:
+        """An error reply: private for slash commands, in the conversation otherwise.
+
+        Through the place's post budget like every message, so a burst of refusals in one
+        channel is paced instead of answered with 429s, and a 429 is waited out.
+        """
+        try:
+            await send(
+                adapter,
+                self._services.budgets,
+                req,
+                f"⚠️ {text}",
+                ephemeral=req.command is not None,
+            )
+        except PlatformRateLimited:
+            log.error(
+                "%s: an error reply in %s was kept out by rate limits", adapter.name, req.place
+            )
+        except Exception:
+            log.exception("%s: could not deliver an error reply", adapter.name)
 
 
 def _unknown_command(name: str, names: Collection[str]) -> str:

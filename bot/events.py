@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 AttachmentKind = Literal["file", "image", "audio"]
 TaskStatus = Literal["pending", "in_progress", "complete", "error"]
 Role = Literal["user", "assistant"]
 Scope = Literal["platform", "workspace", "channel"]
+Change = Literal["posted", "edited", "deleted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,11 @@ class Place:
     thread: str | None = None
     # Slack workspace / Discord guild: the scope of some platform rate limits.
     workspace: str = ""
+    # The channel's name as people see it (without '#'), when the platform says; channel
+    # allow/block lists may name channels. Not part of identity: names change.
+    name: str = field(default="", compare=False)
+    # A direct message with the bot (DMs can be switched off).
+    direct: bool = field(default=False, compare=False)
 
     @property
     def channel_key(self) -> str:
@@ -54,6 +61,8 @@ class Turn:
     role: Role
     text: str
     image_urls: tuple[str, ...] = ()
+    # Files posted with it (documents the question may be about), fetched only when needed.
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,12 @@ class Limits:
     post_per_second: float | None = None
     post_burst: int = 1
     post_scope: Scope = "channel"
+    # Deleting a message (a placeholder an answer was posted anew in place of), when the
+    # platform limits that apart from posts and edits (Slack's chat.delete is its own Tier 3
+    # method). None: the core never deletes, and a final text always waits for its edit.
+    delete_per_second: float | None = None
+    delete_burst: int = 1
+    delete_scope: Scope = "channel"
     # How the platform counts max_chars (Discord counts characters; a platform that counts
     # UTF-16 units or bytes passes its own measure).
     length: Callable[[str], int] = field(default=len, repr=False, compare=False)
@@ -111,6 +126,9 @@ class Limits:
 
     def post_budget_key(self, place: Place) -> str:
         return _scope_key(self.post_scope, place)
+
+    def delete_budget_key(self, place: Place) -> str:
+        return _scope_key(self.delete_scope, place)
 
 
 def _scope_key(scope: Scope, place: Place) -> str:
@@ -130,3 +148,22 @@ class Task:
     status: TaskStatus
     # A short line under the title: what went wrong, or what came out.
     details: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    """A message seen in a channel, for channel memory: posted, edited (its new text) or deleted.
+
+    Not a request: nothing answers it. `id` is the platform's message id; `link` points at it.
+    """
+
+    place: Place
+    id: str
+    change: Change
+    text: str = ""
+    author: str = ""
+    at: datetime | None = None
+    link: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    # It mentions the bot (or is a DM to it): a command to the bot there is not conversation.
+    addressed: bool = False

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.gateway.client import Gateway
+from bot.ops.telemetry import Silent, Telemetry
 from bot.streaming.budgets import Budgets
 from storage.base import Store
 
 if TYPE_CHECKING:
+    from bot.knowledge.memory import ChannelMemory
     from bot.tools.mcp import McpServers
 
 
@@ -31,3 +33,7 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # The MCP servers of CHATOPS_MCP_CONFIG (None: none configured).
     mcp: McpServers | None = None
+    # Channel memory's indexer and search (None: not running, e.g. in the quota CLI).
+    memory: ChannelMemory | None = None
+    # Metrics hooks (bot/ops/metrics.py when the ops port is on).
+    telemetry: Telemetry = field(default_factory=Silent)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-Metric = Literal["requests", "tokens", "images", "audio_seconds"]
+from storage.vectors import Vector
+
+Metric = Literal["requests", "tokens", "images", "audio_seconds", "cost"]
 Window = Literal["day", "month"]
 Status = Literal["ok", "error", "interrupted", "cancelled"]
 # What a ledger row may say besides a final Status: still held, given back by expiry, refused.
 LedgerStatus = Literal["pending", "expired", "refused", "ok", "error", "interrupted", "cancelled"]
 Scope = Literal["channel", "user"]
+# Access rules: which channels the bot answers in (per workspace) and which models a
+# workspace or one channel may use.
+RuleKind = Literal["channel_allow", "channel_block", "model_allow"]
+RULE_KINDS: tuple[RuleKind, ...] = ("channel_allow", "channel_block", "model_allow")
 
-METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds")
+METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds", "cost")
+# Money is kept in whole millionths of the price table's currency (micro-units): integers add
+# up exactly in SQL on any backend, and a millionth of a dollar is far below any real price.
+MICRO = 1_000_000
 WINDOWS: tuple[Window, ...] = ("day", "month")
 DEFAULT_TTL = timedelta(minutes=10)
 # Event ids are kept this long for de-duplication: redeliveries come within minutes (Slack
@@ -76,13 +87,15 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class Amounts:
-    """Usage in the four metered units (tokens split as the gateway reports them)."""
+    """Usage in the metered units (tokens split as the gateway reports them); `cost` is in
+    micro-units of the price table's currency (see MICRO)."""
 
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     images: int = 0
     audio_seconds: float = 0.0
+    cost: int = 0
 
     @property
     def tokens(self) -> int:
@@ -90,8 +103,31 @@ class Amounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Rates:
+    """The prices one request is charged at, in micro-units (MICRO) of `currency`.
+
+    Kept with its ledger row, so a later price change applies to new requests only.
+    """
+
+    currency: str = ""
+    input: int = 0  # per million input tokens
+    output: int = 0  # per million output tokens
+    image: int = 0  # per image
+    audio_minute: int = 0  # per minute of audio
+
+    def cost(self, amounts: Amounts) -> int:
+        """What `amounts` cost at these rates, rounded up to a whole micro-unit, exactly."""
+        total = (
+            Fraction(amounts.tokens_in * self.input + amounts.tokens_out * self.output, 1_000_000)
+            + amounts.images * self.image
+            + Fraction(amounts.audio_seconds) * self.audio_minute / 60
+        )
+        return max(math.ceil(total), 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Charge:
-    """Who and what a ledger row is for."""
+    """Who and what a ledger row is for, and the rates it is charged at."""
 
     platform: str
     channel: str  # Place.channel_key
@@ -99,6 +135,7 @@ class Charge:
     command: str
     model: str
     user_name: str = ""  # User.name, shown in `quota` instead of the id when set
+    rates: Rates = Rates()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +190,14 @@ class LimitSetting:
 
 @dataclass(frozen=True, slots=True)
 class Spender:
-    """Usage of one user or one model within a window."""
+    """Usage of one user or one model within a window (cost in micro-units)."""
 
     name: str
     requests: int
     tokens: int
     images: int
     audio_seconds: float
+    cost: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +220,91 @@ class QuotaStatus:
     user_share: float | None
     pending: int  # reservations currently held
     time_zone: str  # the windows' zone, e.g. "UTC" or "Europe/Berlin"
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One indexed piece of a channel's memory: a message's text (or a part of it), or a chunk
+    of a file posted with it. Every part of a message shares its `message_id`."""
+
+    channel: str  # Place.channel_key
+    message_id: str  # the platform's id (Slack ts, Discord message id)
+    part: int
+    text: str
+    author: str
+    posted_at: datetime
+    link: str = ""  # Slack permalink, Discord jump URL
+    source: str = ""  # "" for the message itself; "runbook.pdf, page 2" for a file's chunk
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryHit:
+    passage: Passage
+    score: float  # cosine similarity to the question
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStatus:
+    """What `memory status` shows for one channel."""
+
+    enabled: bool
+    passages: int
+    messages: int
+    oldest: datetime | None
+    models: tuple[str, ...]  # embedding models of the stored vectors
+
+
+@dataclass(frozen=True, slots=True)
+class RuleScope:
+    """Where access rules apply: a whole workspace/guild (channel "") or one of its channels."""
+
+    platform: str
+    workspace: str
+    channel: str = ""  # Place.channel, the platform's own id
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    kind: RuleKind
+    channel: str  # "" for the whole workspace
+    pattern: str  # a channel id or name, or a model glob
+    set_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRules:
+    """The rules stored for one workspace and one of its channels, read once per request."""
+
+    rules: tuple[AccessRule, ...] = ()
+
+    def patterns(self, kind: RuleKind, *, channel: bool) -> tuple[str, ...]:
+        """The patterns of one kind, set for the channel (True) or the workspace (False)."""
+        return tuple(r.pattern for r in self.rules if r.kind == kind and bool(r.channel) == channel)
+
+
+@dataclass(frozen=True, slots=True)
+class BillLine:
+    """One channel's settled usage of one model in a month (cost in micro-units)."""
+
+    channel: str
+    model: str
+    currency: str
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    images: int
+    audio_seconds: float
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """A month's settled usage per channel and model; `pending` requests are not in it yet."""
+
+    month: str  # "2026-12", in the quota time zone
+    lines: tuple[BillLine, ...]
+    pending: int
 
 
 class DatabaseUnusable(Exception):
@@ -276,6 +399,13 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Return when the database answers a trivial query; raise (saying why) when it cannot.
+
+        Readiness probes call it every few seconds: keep it one cheap round trip.
+        """
+        ...
+
     # --- tools ---
 
     async def tool_switches(self, channel: str) -> dict[str, bool]:
@@ -334,4 +464,90 @@ class Store(Protocol):
 
     async def expire_stale(self, *, now: datetime | None = None) -> int:
         """Give back reservations past their TTL (a crashed process); returns how many."""
+        ...
+
+    # --- channel memory and embeddings ---
+
+    async def memory_channels(self) -> set[str]:
+        """The channels whose memory is on."""
+        ...
+
+    async def set_memory(self, channel: str, enabled: bool) -> None: ...
+
+    async def memory_status(self, channel: str) -> MemoryStatus: ...
+
+    async def index_message(
+        self,
+        channel: str,
+        message_id: str,
+        passages: Sequence[Passage],
+        model: str,
+        vectors: Sequence[Vector],
+    ) -> None:
+        """Replace everything indexed for one message by `passages` (their vectors, unit
+        length, made by `model`); none removes the message."""
+        ...
+
+    async def forget_message(self, channel: str, message_id: str) -> int:
+        """Remove one message's passages; returns how many."""
+        ...
+
+    async def forget_memory(self, channel: str) -> int:
+        """Remove a channel's whole index; returns how many passages."""
+        ...
+
+    async def search_memory(
+        self, channel: str, model: str, query: Vector, k: int
+    ) -> list[MemoryHit]:
+        """The k passages of `channel` nearest `query` among vectors made by `model` with its
+        dimension, best first (exact: ties go to the older passage)."""
+        ...
+
+    async def stale_passages(self, channel: str, model: str, limit: int) -> list[Passage]:
+        """Passages whose vectors another model made: to be embedded again by `model`."""
+        ...
+
+    async def revector(self, model: str, vectors: Mapping[int, Vector]) -> None:
+        """Replace the vectors of passages (by id) with ones `model` made."""
+        ...
+
+    async def prune_memory(self, before: datetime) -> int:
+        """Remove passages posted before `before` and cached embeddings unused since; returns
+        how many passages."""
+        ...
+
+    async def cached_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
+        """Vectors embedded earlier by `model`, by content hash, for the keys that have one."""
+        ...
+
+    async def cache_embeddings(self, model: str, vectors: Mapping[str, Vector]) -> None: ...
+
+    async def bill(self, month: str) -> Bill:
+        """Settled usage and cost of a month ("2026-12") per channel and model."""
+        ...
+
+    # --- access rules and notices ---
+
+    async def access_rules(self, platform: str, workspace: str, channel: str) -> AccessRules:
+        """The rules of a workspace and of one of its channels (read per request, so a change
+        made anywhere applies at once on every replica)."""
+        ...
+
+    async def add_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str], set_by: str = ""
+    ) -> int:
+        """Add patterns to a list; returns how many were not there yet."""
+        ...
+
+    async def remove_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str] | None = None
+    ) -> int:
+        """Remove patterns (None: the whole list) from a list; returns how many went."""
+        ...
+
+    async def claim_notice(
+        self, key: str, *, every: timedelta, now: datetime | None = None
+    ) -> bool:
+        """True when no notice under `key` was claimed within `every` (and claims it now):
+        one atomic statement, so replicas sharing the database send it once between them."""
         ...

@@ -27,8 +27,14 @@ class Counters(Protocol):
 
 
 def metered(amounts: Amounts) -> dict[Metric, float]:
-    """The four metered units of `amounts`; every reservation is one request."""
-    values = (amounts.tokens_in, amounts.tokens_out, amounts.images, amounts.audio_seconds)
+    """The metered units of `amounts`; every reservation is one request."""
+    values = (
+        amounts.tokens_in,
+        amounts.tokens_out,
+        amounts.images,
+        amounts.audio_seconds,
+        amounts.cost,
+    )
     # A negative or NaN amount would quietly hand budget back: a caller bug, caught here.
     if not all(v >= 0 for v in values):
         raise ValueError(f"usage amounts must be zero or more: {amounts}")
@@ -37,6 +43,7 @@ def metered(amounts: Amounts) -> dict[Metric, float]:
         "tokens": amounts.tokens,
         "images": amounts.images,
         "audio_seconds": amounts.audio_seconds,
+        "cost": amounts.cost,
     }
 
 
@@ -106,7 +113,7 @@ def settings_of(limits: Limits) -> tuple[LimitSetting, ...]:
     )
 
 
-def amounts_of(values: Iterable[Any]) -> Amounts:
+def amounts_of(values: Iterable[Any], cost: Any = 0) -> Amounts:
     r, ti, to, im, au = values
     return Amounts(
         requests=int(r),
@@ -114,6 +121,7 @@ def amounts_of(values: Iterable[Any]) -> Amounts:
         tokens_out=int(to),
         images=int(im),
         audio_seconds=float(au),
+        cost=int(cost),
     )
 
 

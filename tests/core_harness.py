@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.events import Limits, Request
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
@@ -41,6 +43,7 @@ class Core:
     adapter: MemoryAdapter
     dispatcher: Dispatcher
     services: Services
+    memory: ChannelMemory
 
     async def send(self, req: Request) -> None:
         await self.dispatcher.handler_for(self.adapter)(req)
@@ -48,7 +51,10 @@ class Core:
 
 @asynccontextmanager
 async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
-    """`config`: Config fields, and `db`: a PostgreSQL URL to use instead of a SQLite file."""
+    """`clock=` is the core's and the store's time (default: a steady clock from ANCHOR);
+    `db=` a PostgreSQL URL to use instead of a SQLite file; every other keyword is a Config
+    field."""
+    given = cast(Callable[[], datetime] | None, config.pop("clock", None))
     db = config.pop("db", None)
     assert db is None or isinstance(db, str)
     async with FakeGateway() as fake:
@@ -58,13 +64,17 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        clock = steady_clock()
+        clock = given or steady_clock()
         store = await open_store(db or settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
-        services = Services(settings, gateway, store, Budgets(), clock=clock)
+        memory = ChannelMemory(store, gateway, settings.knowledge, clock=clock, flush_delay=0.01)
+        await memory.start()
+        services = Services(settings, gateway, store, Budgets(), clock=clock, memory=memory)
         adapter = MemoryAdapter(limits=LIMITS)
         try:
-            yield Core(fake, store, adapter, Dispatcher(services, command_table()), services)
+            dispatcher = Dispatcher(services, command_table())
+            yield Core(fake, store, adapter, dispatcher, services, memory)
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()

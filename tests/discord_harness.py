@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+import aiohttp
+
 from adapters.discord.client import DISCORD_LIMITS, DiscordAdapter
 from adapters.discord.commands import ModelsSource
 from adapters.discord.origin import INTERACTION_TTL
@@ -36,6 +38,7 @@ async def running(
     limits: Limits = DISCORD_LIMITS,
     first_delivery: Callable[[str], Awaitable[bool]] | None = None,
     wire: Callable[[DiscordAdapter], Handler] | None = None,
+    http_trace: aiohttp.TraceConfig | None = None,
 ) -> AsyncIterator[DiscordAdapter]:
     """The adapter connected to `fake` (gateway READY seen), stopped on exit."""
     settings = settings_for(fake, state_dir, **dict(env or {}))
@@ -47,6 +50,7 @@ async def running(
         interaction_ttl=INTERACTION_TTL if interaction_ttl is None else interaction_ttl,
         limits=limits,
         first_delivery=first_delivery,
+        http_trace=http_trace,
     )
     # wire: builds the handler from the adapter (Dispatcher.handler_for) instead.
     handle = wire(adapter) if wire is not None else handler

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.adapter import Handler
-from bot.errors import PlatformRateLimited, TooLarge
+from bot.adapter import Connection, Handler
+from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
 from bot.events import Attachment, Limits, Place, Posted, Request, Turn, User
 
-EventKind = Literal["reply", "edit", "upload", "rate_limited"]
+EventKind = Literal["reply", "edit", "upload", "delete", "rate_limited"]
 
 # Small limits so rollover and budgets show up in tests without megabytes of text.
 DEFAULT_LIMITS = Limits(max_chars=200, edit_interval=0.05, budget_per_second=50.0, budget_burst=10)
@@ -62,8 +62,9 @@ class MemoryAdapter:
     """Implements bot.adapter.Adapter without a network.
 
     `events` lists every call in arrival order; `history_of(id)` is the full text of one
-    message over time; `messages` is the current text of each message. `inject_429` makes
-    the next writes fail like a platform 429 would.
+    message over time; `messages` is the current text of each message not deleted.
+    `inject_429` makes the next writes fail like a platform 429 would; `refuse_deletes`
+    makes `delete` fail like a platform that forbids deleting would.
     """
 
     def __init__(
@@ -91,16 +92,20 @@ class MemoryAdapter:
         self.ephemeral_ids: set[str] = set()
         # Messages posted with streamed=True (a streamed reply will finalize them).
         self.streamed_ids: set[str] = set()
+        self.deleted: set[str] = set()
+        self.refuse_deletes = False
         self._texts: dict[str, list[str]] = {}
         self._places: dict[str, Place] = {}
         self._ids = itertools.count(1)
         self._pending_429: list[float] = []
         self._changed = asyncio.Condition()
+        # What connection() reports; tests flip it to stand for a platform going away.
+        self.connected = True
 
     # --- knobs ---------------------------------------------------------------------------
 
     def inject_429(self, times: int = 1, retry_after: float = 0.05) -> None:
-        """The next `times` reply/edit/upload calls raise PlatformRateLimited(retry_after)."""
+        """The next `times` writes (reply, edit, upload, delete) raise PlatformRateLimited."""
         self._pending_429.extend([retry_after] * times)
 
     def add_file(self, attachment_id: str, data: bytes) -> None:
@@ -110,19 +115,25 @@ class MemoryAdapter:
 
     @property
     def messages(self) -> dict[str, str]:
-        """Current text of every message, by id, in posting order."""
-        return {mid: texts[-1] for mid, texts in self._texts.items()}
+        """Current text of every message not deleted, by id, in posting order."""
+        return {mid: texts[-1] for mid, texts in self._texts.items() if mid not in self.deleted}
 
     def history_of(self, message_id: str) -> list[str]:
         """Every text the message showed, first post first."""
         return list(self._texts[message_id])
 
-    def writes(self, kinds: tuple[EventKind, ...] = ("reply", "edit", "upload")) -> list[Event]:
+    def writes(
+        self, kinds: tuple[EventKind, ...] = ("reply", "edit", "upload", "delete")
+    ) -> list[Event]:
         return [e for e in self.events if e.kind in kinds]
 
     def messages_in(self, place: Place) -> list[str]:
         """Current texts of the messages posted to one place, in posting order."""
-        return [texts[-1] for mid, texts in self._texts.items() if self._places[mid] == place]
+        return [
+            texts[-1]
+            for mid, texts in self._texts.items()
+            if self._places[mid] == place and mid not in self.deleted
+        ]
 
     @property
     def rate_limited(self) -> int:
@@ -134,6 +145,9 @@ class MemoryAdapter:
             await self._changed.wait_for(predicate)
 
     # --- the Adapter protocol -------------------------------------------------------------
+
+    async def connection(self) -> Connection:
+        return Connection(self.connected, "in memory" if self.connected else "disconnected")
 
     async def run(self, handle: Handler) -> None:
         """Handle every queued request concurrently, as a platform's event loop would."""
@@ -158,7 +172,7 @@ class MemoryAdapter:
         return Posted(place=req.place, id=mid)
 
     async def edit(self, posted: Posted, text: str) -> None:
-        if posted.id not in self._texts:
+        if posted.id not in self._texts or posted.id in self.deleted:
             raise KeyError(f"edit of unknown message {posted.id!r}")
         if posted.id in self.ephemeral_ids:
             # Slack cannot edit ephemeral messages; editing one is a core defect.
@@ -170,6 +184,15 @@ class MemoryAdapter:
     async def finalize(self, posted: Posted) -> None:
         """Records which message was finalized and the text it had then (see `finalized`)."""
         self.finalized.append((posted.id, self._texts[posted.id][-1]))
+
+    async def delete(self, posted: Posted) -> None:
+        if posted.id not in self._texts or posted.id in self.deleted:
+            raise KeyError(f"delete of unknown message {posted.id!r}")
+        await self._arrive("delete", posted.place, "", posted.id)
+        if self.refuse_deletes:
+            raise UserFacingError("The platform refused to delete that message.")
+        self.deleted.add(posted.id)
+        await self._record(Event("delete", self.clock(), posted.place, posted.id, ""))
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         await self._arrive("upload", req.place, text)
@@ -187,6 +210,9 @@ class MemoryAdapter:
 
     async def history(self, req: Request) -> Sequence[Turn]:
         return list(self.turns)
+
+    def link(self, place: Place, message_id: str) -> str:
+        return f"https://memory.example/{place.channel}/{message_id}"
 
     # --- internals -----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sqlite3
@@ -12,7 +13,8 @@ from typing import IO, Any, Literal
 
 import pytest
 
-from adapters.console import MAX_LINE_BYTES
+from adapters.console import MAX_LINE_BYTES, ConsoleAdapter
+from bot.events import Request
 from tests.fakes.gateway import FakeGateway
 
 
@@ -170,3 +172,31 @@ async def test_unreadable_lines_are_refused_one_by_one_and_the_session_goes_on(
         assert answer.startswith(start), (answer[:200], start)
     assert len(answers[4]) < 100
     assert [c["messages"][-1]["content"] for c in chats] == ["@" + "d" * 300, "still here"]
+
+
+async def test_a_deleted_message_is_left_out_of_the_piped_transcript(tmp_path: Path) -> None:
+    # In process: stdin a real file, stdout a pipe-like buffer (not a terminal).
+    lines = tmp_path / "in.txt"
+    lines.write_text("transcribe this\n")
+    out = io.StringIO()
+    with lines.open() as stdin:
+        console = ConsoleAdapter(tmp_path / "uploads", stdin=stdin, stdout=out)
+
+        async def handle(req: Request) -> None:
+            placeholder = await console.reply(req, "⏳ Transcribing…")
+            await console.reply(req, "the transcript")
+            await console.delete(placeholder)
+
+        async with asyncio.timeout(10):
+            await console.run(handle)
+    assert out.getvalue() == "the transcript\n"
+
+
+async def test_stdin_from_dev_null_ends_the_session_at_once(tmp_path: Path) -> None:
+    # A character device that is not a terminal: a pipe transport never sees its end.
+    async with FakeGateway() as fake:
+        proc = await _console(fake, tmp_path / "console.db", tmp_path, asyncio.subprocess.DEVNULL)
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out == b""

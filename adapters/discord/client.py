@@ -14,19 +14,24 @@ import discord
 
 from adapters.discord.commands import ModelsSource, build_tree, sync_if_changed
 from adapters.discord.events import (
+    PLATFORM,
     attachment_of,
+    attachments_of,
     interaction_request,
     is_addressed,
     message_request,
+    place_of,
+    readable_text,
 )
 from adapters.discord.history import history as conversation_history
 from adapters.discord.media import download, fit_upload
 from adapters.discord.origin import INTERACTION_TTL, Origin
 from adapters.discord.replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
 from adapters.discord.settings import DiscordSettings, invite_url
-from bot.adapter import Handler
+from adapters.discord.shards import ShardStates
+from bot.adapter import Connection, Handler, Observer
 from bot.commands import Command
-from bot.events import Attachment, Limits, Posted, Request, Turn
+from bot.events import Attachment, Change, ChannelMessage, Limits, Place, Posted, Request, Turn
 
 __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
@@ -45,6 +50,8 @@ DISCORD_LIMITS = Limits(
     post_per_second=1.0,
     post_burst=5,
     post_scope="channel",
+    # No delete budget: the core never posts a final text anew on Discord. An edit waits at
+    # most one 5-s window here, and a new message would reply to the one it replaces.
 )
 # A RateLimited error instead of a silent sleep when discord.py would wait longer than this
 # (30 s is the smallest value it accepts); the streamer then drops frames instead.
@@ -93,8 +100,12 @@ class DiscordAdapter:
         limits: Limits = DISCORD_LIMITS,
         first_delivery: Callable[[str], Awaitable[bool]] | None = None,
         drain_timeout: float = 60.0,
+        http_trace: aiohttp.TraceConfig | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
+        # Channel memory's intake: channel messages, edits and deletes go there, unanswered.
+        self.observer = observer
         self.commands: Mapping[str, Command] = commands or {}
         self.models = models
         self.interaction_ttl = interaction_ttl
@@ -114,6 +125,9 @@ class DiscordAdapter:
         self._accepting = False
         self.drain_timeout = drain_timeout
         self._session: aiohttp.ClientSession | None = None
+        # Sees every REST call discord.py makes (adapters/api_calls.py counts them).
+        self.http_trace = http_trace
+        self.shards = ShardStates()
 
     # ------------------------------------------------------------------ connection
 
@@ -130,6 +144,8 @@ class DiscordAdapter:
             # How long READY waits for more GUILD_CREATEs before on_ready.
             "guild_ready_timeout": self.guild_ready_timeout,
         }
+        if self.http_trace is not None:
+            options["http_trace"] = self.http_trace
         count = self.settings.shard_count
         if count is None:
             return discord.Client(**options)
@@ -157,12 +173,24 @@ class DiscordAdapter:
         async def on_message(message: discord.Message) -> None:
             self._on_message(message)
 
+        async def on_raw_message_edit(payload: discord.RawMessageUpdateEvent) -> None:
+            # Updates without content (an embed resolving, a pin) change nothing said.
+            if "content" in payload.data:
+                self._observe(payload.message, "edited")
+
+        async def on_raw_message_delete(payload: discord.RawMessageDeleteEvent) -> None:
+            self._observe_delete(payload)
+
         async def on_ready() -> None:
             log.info("Discord gateway ready as %s in %d guilds", client.user, len(client.guilds))
+            self.shards.ready(client)
             self.ready.set()
 
         client.event(on_message)
+        client.event(on_raw_message_edit)
+        client.event(on_raw_message_delete)
         client.event(on_ready)
+        self.shards.attach(client)
         async with client, aiohttp.ClientSession() as session:
             self._session, self._accepting = session, True
             try:
@@ -187,6 +215,10 @@ class DiscordAdapter:
                 if self._inflight:
                     await asyncio.wait(set(self._inflight), timeout=self.drain_timeout)
 
+    async def connection(self) -> Connection:
+        """Every shard this process runs has a READY (or resumed) gateway session."""
+        return self.shards.connection(self.client)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if not self._accepting:
             coro.close()
@@ -197,7 +229,55 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------------ inbound
 
+    def _observe(self, message: discord.Message, change: Change) -> None:
+        """Hand a channel message (or its edit) to channel memory, if it watches there."""
+        observer = self.observer
+        if observer is None or message.author.id == self.me_id:
+            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        place = place_of(message.channel, message.guild)
+        if not observer.watching(place.channel_key):
+            return
+        files = tuple(a for a in attachments_of(message) if a.kind == "file")
+        observer.observe(
+            ChannelMessage(
+                place,
+                str(message.id),
+                change,
+                readable_text(message, self.me_id),
+                message.author.display_name,
+                message.created_at,
+                message.jump_url,
+                files,
+                addressed=message.guild is None
+                or any(m.id == self.me_id for m in message.mentions),
+            )
+        )
+
+    def _observe_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        observer = self.observer
+        if observer is None:
+            return
+        client = self.client
+        channel = client.get_channel(payload.channel_id) if client is not None else None
+        guild = getattr(channel, "guild", None)
+        workspace = str(payload.guild_id) if payload.guild_id else "dm"
+        place = (
+            place_of(channel, guild)
+            if channel is not None
+            else Place(PLATFORM, str(payload.channel_id), None, workspace)
+        )
+        if observer.watching(place.channel_key):
+            observer.observe(ChannelMessage(place, str(payload.message_id), "deleted"))
+
+    def link(self, place: Place, message_id: str) -> str:
+        """The message's jump URL (in a thread, the thread is the channel)."""
+        guild = "@me" if place.workspace in ("", "dm") else place.workspace
+        return f"https://discord.com/channels/{guild}/{place.thread or place.channel}/{message_id}"
+
     def _on_message(self, message: discord.Message) -> None:
+        self._observe(message, "posted")
         if not is_addressed(
             message,
             self.me_id,
@@ -290,6 +370,15 @@ class DiscordAdapter:
 
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: Discord has no native message streams; edits stop by themselves."""
+
+    async def delete(self, posted: Posted) -> None:
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        await self.poster.delete(ref.origin, ref.message)
+        if ref.origin.last_posted is ref.message:
+            # Later parts must not reply to a message that is gone.
+            ref.origin.last_posted = None
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         origin = _origin(req)

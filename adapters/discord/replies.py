@@ -111,6 +111,29 @@ class Poster:
         except discord.HTTPException as exc:
             raise await self._translate(origin, exc, "edit my messages") from exc
 
+    async def delete(self, origin: Origin, message: discord.Message) -> None:
+        """Delete one of our messages (an interaction's while its token lives, else by id)."""
+        try:
+            if isinstance(message, discord.WebhookMessage | discord.InteractionMessage):
+                if origin.interaction_alive():
+                    await message.delete()
+                    return
+                if message.flags.ephemeral:
+                    log.info("ephemeral message %s outlived its interaction; kept", message.id)
+                    return
+                await origin.channel_partial(message.id).delete()
+                return
+            await message.delete()
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_MESSAGE:
+                log.info("message %s was already deleted", message.id)
+                return
+            raise await self._translate(origin, exc, "delete my messages") from exc
+        except discord.RateLimited as exc:
+            raise PlatformRateLimited(exc.retry_after) from exc
+        except discord.HTTPException as exc:
+            raise await self._translate(origin, exc, "delete my messages") from exc
+
     async def _send_interaction(
         self, origin: Origin, text: str, *, ephemeral: bool, file: tuple[bytes, str] | None
     ) -> discord.Message:

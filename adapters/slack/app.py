@@ -8,6 +8,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -15,23 +16,30 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
-from adapters.slack.errors import code_of, is_server_error, translate
+from adapters.slack.channels import ChannelNames
+from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
+    PLATFORM,
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
     Identity,
     Origin,
+    attachments,
     classify_message,
     echo_line,
     event_request,
     is_bare_clip,
     is_from_other_bot,
+    observed_change,
+    permalink,
     shortcut_request,
     slash_request,
+    strip_mention,
     team_of,
     user_from_info,
 )
@@ -41,10 +49,21 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
-from bot.adapter import Handler
+from bot.adapter import Connection, Handler, Observer
 from bot.errors import PlatformRateLimited, UserFacingError
-from bot.events import Attachment, Limits, Posted, Request, Task, Turn, User
+from bot.events import (
+    Attachment,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Task,
+    Turn,
+    User,
+)
 from bot.streaming.budgets import Budgets
+from bot.streaming.writes import send
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -60,8 +79,10 @@ def mrkdwn_length(text: str) -> int:
 # chat.update is Tier 3 (~50/min) per workspace, shared by every reply streaming there. The
 # core's budget allows `burst` writes per burst/rate seconds: 50 per 62.5 s stays inside Slack's
 # allowance however Slack counts the minute, and still lets 50 replies finish at once.
-# chat.postMessage is ~1/s per channel with short bursts. Slack cuts text at 40k characters
-# but renders past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
+# chat.postMessage is ~1/s per channel with short bursts. chat.delete is Tier 3 per workspace
+# too, but its own method: a final text whose chat.update would wait on a drained budget is
+# posted anew and its placeholder deleted. Slack cuts text at 40k characters but renders
+# past ~4k poorly; the margin leaves room for a slash command's quoted invocation.
 LIMITS = Limits(
     max_chars=3500,
     edit_interval=1.0,
@@ -71,6 +92,9 @@ LIMITS = Limits(
     post_per_second=0.9,
     post_burst=2,
     post_scope="channel",
+    delete_per_second=0.8,
+    delete_burst=50,
+    delete_scope="workspace",
     length=mrkdwn_length,
     app_wide=True,
 )
@@ -109,10 +133,22 @@ class SlackAdapter:
     limits = LIMITS
 
     def __init__(
-        self, settings: SlackSettings, dedupe: Dedupe, budgets: Budgets | None = None
+        self,
+        settings: SlackSettings,
+        dedupe: Dedupe,
+        budgets: Budgets | None = None,
+        *,
+        trace: aiohttp.TraceConfig | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self._dedupe = dedupe
+        # The core's shared budgets: the adapter's own notices are paced with everything else.
+        self._budgets = budgets or Budgets()
+        # Sees every Web API call (adapters/api_calls.py counts them by method and status).
+        self._trace = trace
+        # Channel memory's intake: channel messages, edits and deletes go there, unanswered.
+        self.observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -130,15 +166,22 @@ class SlackAdapter:
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         # The service's budgets: replicas on PostgreSQL share the streams allowance too.
         self.streams = NativeStreams(self._client, enabled=settings.native_stream, budgets=budgets)
+        self.channel_names = ChannelNames(self._client)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
+        # What connection() reads: the Socket Mode client, or whether the listener is up.
+        self._socket: AsyncBaseSocketModeClient | None = None
+        self._listening = False
 
     # --- connection ----------------------------------------------------------------------
 
     async def _client(self) -> AsyncWebClient:
         if self._web is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                trace_configs=[self._trace] if self._trace is not None else None,
+            )
             self._web = AsyncWebClient(
                 token=self.settings.bot_token.reveal(),
                 base_url=self.settings.api_url,
@@ -161,6 +204,7 @@ class SlackAdapter:
                 user_id=str(resp.get("user_id", "")),
                 bot_id=str(resp.get("bot_id", "")),
                 team_id=str(resp.get("team_id", "")),
+                url=str(resp.get("url", "")),
             )
         return self._me
 
@@ -183,9 +227,10 @@ class SlackAdapter:
                 )
             else:
                 await serve_socket(
-                    app, self.settings.app_token, await self._client(), self.ready.set
+                    app, self.settings.app_token, await self._client(), self._connected
                 )
         finally:
+            self._socket, self._listening = None, False
             # No new events now; replies in flight still need the Web API while the
             # dispatcher drains them, so the session closes only after they end (bounded).
             if self._tasks:
@@ -204,7 +249,25 @@ class SlackAdapter:
 
     def _bound(self, port: int) -> None:
         self.http_port = port
+        self._listening = True
         self.ready.set()
+
+    def _connected(self, socket: AsyncBaseSocketModeClient) -> None:
+        self._socket = socket
+        self.ready.set()
+
+    async def connection(self) -> Connection:
+        """Socket Mode: the websocket is live; HTTP mode: the Events API listener is up."""
+        if self.settings.mode == "http":
+            if self._listening:
+                return Connection(True, f"Events API listener up on port {self.http_port}")
+            return Connection(False, "Events API listener not started")
+        if self._socket is None:
+            return Connection(False, "Socket Mode connecting")
+        if await self._socket.is_connected():
+            return Connection(True, "Socket Mode connected")
+        # The SDK reconnects by itself; until then no event can arrive.
+        return Connection(False, "Socket Mode connection lost; reconnecting")
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -279,6 +342,7 @@ class SlackAdapter:
     async def _message(self, body: JSON, event: JSON, handle: Handler) -> None:
         me = await self.identity()
         self._remember_inbound(event)
+        await self._observe(event, me)
         if event.get("subtype") in ("message_changed", "message_deleted"):
             changed: JSON = event.get("message") or event.get("previous_message") or {}
             # Our own streamed edits come back as message_changed; the cache has them already.
@@ -305,6 +369,42 @@ class SlackAdapter:
         )
         await self._handle(req, handle)
 
+    async def _observe(self, event: JSON, me: Identity) -> None:
+        """Hand a channel's message, edit or delete to channel memory (if it watches there)."""
+        channel = str(event.get("channel", ""))
+        observer = self.observer
+        if observer is None or not observer.watching(f"{PLATFORM}:{channel}"):
+            return
+        found = observed_change(event, me)
+        if found is None:
+            return
+        change, message = found
+        ts = str(message["ts"])
+        thread = str(message.get("thread_ts") or "") or None
+        place = Place(PLATFORM, channel, thread, me.team_id)
+        if change == "deleted":
+            observer.observe(ChannelMessage(place, ts, "deleted"))
+            return
+        author = await self.user(str(message.get("user", ""))) if message.get("user") else None
+        observer.observe(
+            ChannelMessage(
+                place,
+                ts,
+                change,
+                strip_mention(str(message.get("text", "")), me.user_id),
+                author.name if author else str(message.get("username") or "a bot"),
+                datetime.fromtimestamp(float(ts), UTC),
+                permalink(me.url, channel, ts, thread),
+                attachments(message.get("files")),
+                addressed=f"<@{me.user_id}" in str(message.get("text", ""))
+                or event.get("channel_type") == "im",
+            )
+        )
+
+    def link(self, place: Place, message_id: str) -> str:
+        me = self._me
+        return permalink(me.url, place.channel, message_id, place.thread) if me else ""
+
     async def _slash(self, body: JSON, handle: Handler) -> None:
         req = slash_request(body, await self.user(str(body.get("user_id", ""))), team_of(body))
         if await self._first(req.event_id):
@@ -316,11 +416,21 @@ class SlackAdapter:
         if not await self._first(req.event_id):
             return
         if not req.attachments:
-            await self.reply(req, "That message has no audio clip to transcribe.", ephemeral=True)
+            note = "That message has no audio clip to transcribe."
+            try:
+                await send(self, self._budgets, req, note, ephemeral=True)
+            except (UserFacingError, PlatformRateLimited) as exc:
+                log.warning("slack: could not answer a shortcut without audio: %s", exc)
             return
         await self._handle(req, handle)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
+        if not req.place.name and not req.place.direct:
+            # Channel allow/block lists may name channels; events carry only the id.
+            name = await self.channel_names.name(req.place.channel)
+            req = replace(req, place=replace(req.place, name=name))
+        elif req.place.name:
+            self.channel_names.note(req.place.channel, req.place.name)
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:
@@ -536,6 +646,25 @@ class SlackAdapter:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
         if sent.stream is not None:
             await self.streams.stop(sent.stream)
+
+    async def delete(self, posted: Posted) -> None:
+        """Delete a message the core posted anew (chat.delete; the bot may delete its own)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            log.debug("slack: ephemeral messages cannot be deleted; nothing to do")
+            return
+        if sent.stream is not None:
+            # A deleted message's stream is gone with it: nothing to stop later.
+            sent.stream.live = False
+        channel, thread = posted.place.channel, posted.place.thread
+        try:
+            await self._call("chat.delete", channel=channel, ts=posted.id)
+        except SlackProblem as problem:
+            if problem.code != "message_not_found":
+                raise
+        if thread:
+            # Its placeholder text must not come back as a turn of the conversation.
+            self.history_cache.drop(channel, thread, posted.id)
 
     async def upload(self, req: Request, data: bytes, filename: str, text: str = "") -> Posted:
         thread = req.place.thread or self._anchors.get(req.event_id)

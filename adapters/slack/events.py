@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.events import Attachment, AttachmentKind, Place, Request, User
+from bot.events import Attachment, AttachmentKind, Change, Place, Request, User
 
 PLATFORM = "slack"
 # Core commands with a slash command each; "/chatops <command> …" reaches all of them too.
@@ -30,6 +30,8 @@ class Identity:
     user_id: str
     bot_id: str
     team_id: str
+    # The workspace's address ("https://acme.slack.com/"), for links to messages.
+    url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,37 @@ def attachments(files: Sequence[Mapping[str, Any]] | None) -> tuple[Attachment, 
     return tuple(a for a in found if a is not None)
 
 
+def permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """A message's permalink, built as Slack builds them (no chat.getPermalink call per message)."""
+    if not workspace_url or not ts:
+        return ""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def observed_change(
+    event: Mapping[str, Any], me: Identity
+) -> tuple[Change, Mapping[str, Any]] | None:
+    """What a `message` event does to channel memory: a message posted, edited (its new
+    version) or deleted, with the message it is about; None for our own and for other events."""
+    subtype = event.get("subtype")
+    if subtype == "message_deleted":
+        previous: Mapping[str, Any] = event.get("previous_message") or {}
+        ts = event.get("deleted_ts") or previous.get("ts")
+        return ("deleted", {**previous, "ts": ts}) if ts else None
+    if subtype == "message_changed":
+        change: Change = "edited"
+        message: Mapping[str, Any] = event.get("message") or {}
+    elif subtype in _SPOKEN_SUBTYPES:
+        change, message = "posted", event
+    else:
+        return None
+    own = message.get("user") == me.user_id or (me.bot_id and message.get("bot_id") == me.bot_id)
+    return None if own or not message.get("ts") else (change, message)
+
+
 def classify_message(
     event: Mapping[str, Any], me: Identity, *, allow_bots: bool
 ) -> MessageKind | None:
@@ -133,14 +166,32 @@ def is_from_other_bot(event: Mapping[str, Any], me: Identity) -> bool:
     return bool(event.get("bot_id")) and event.get("bot_id") != me.bot_id
 
 
+# What slash payloads say instead of a name for DMs and some private channels.
+_UNNAMED = frozenset({"directmessage", "privategroup", "mpdm"})
+
+
+def is_direct(channel: str, channel_type: object = None, name: object = None) -> bool:
+    """A DM with the bot: Slack DM channel ids start with D."""
+    return channel_type == "im" or name == "directmessage" or channel.startswith("D")
+
+
+def channel_name(name: object) -> str:
+    """A channel's name from a payload, or "" when the payload does not say it."""
+    text = str(name or "")
+    return "" if text in _UNNAMED else text
+
+
 def event_request(
     event: Mapping[str, Any], user: User, me: Identity, *, event_id: str, conversational: bool
 ) -> Request:
     """A Request for an app_mention or message event; answers go into the thread."""
     ts = str(event.get("ts", ""))
     thread = str(event.get("thread_ts") or ts) or None
+    channel = str(event.get("channel", ""))
+    direct = is_direct(channel, event.get("channel_type"))
     return Request(
-        place=Place(PLATFORM, str(event.get("channel", "")), thread, me.team_id),
+        # The name is not in events; the adapter looks it up (conversations.info, cached).
+        place=Place(PLATFORM, channel, thread, me.team_id, direct=direct),
         user=user,
         text=strip_mention(str(event.get("text", "")), me.user_id),
         attachments=attachments(event.get("files")),
@@ -163,8 +214,16 @@ def slash_request(payload: Mapping[str, Any], user: User, team_id: str) -> Reque
     """A Request for a slash command; answers start a new message in the channel."""
     name, args = slash_command(str(payload.get("command", "")), str(payload.get("text", "")))
     invocation = f"{payload.get('command', '')} {payload.get('text', '')}".strip()
+    channel, said = str(payload.get("channel_id", "")), payload.get("channel_name")
     return Request(
-        place=Place(PLATFORM, str(payload.get("channel_id", "")), None, team_id),
+        place=Place(
+            PLATFORM,
+            channel,
+            None,
+            team_id,
+            name=channel_name(said),
+            direct=is_direct(channel, name=said),
+        ),
         user=user,
         text=args,
         command=name,
@@ -181,9 +240,15 @@ def shortcut_request(payload: Mapping[str, Any], user: User, team_id: str) -> Re
     message: Mapping[str, Any] = payload.get("message") or {}
     channel: Mapping[str, Any] = payload.get("channel") or {}
     ts = str(message.get("ts") or payload.get("message_ts") or "")
+    channel_id, name = str(channel.get("id", "")), channel.get("name")
     return Request(
         place=Place(
-            PLATFORM, str(channel.get("id", "")), str(message.get("thread_ts") or ts), team_id
+            PLATFORM,
+            channel_id,
+            str(message.get("thread_ts") or ts),
+            team_id,
+            name=channel_name(name),
+            direct=is_direct(channel_id, name=name),
         ),
         user=user,
         text="",

@@ -81,8 +81,9 @@ class NativeStreams:
         self._budgets = budgets if budgets is not None else Budgets()
 
     def _allowance(self, team: str) -> EditBudget:
+        # Keyed like every budget scope, platform first ("slack:T123"): metrics label by it.
         return self._budgets.named(
-            "slack-streams", team, STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True
+            "streams", f"slack:{team}", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True
         )
 
     async def start(

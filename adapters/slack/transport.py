@@ -12,6 +12,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.secret import Secret
@@ -20,16 +21,20 @@ log = logging.getLogger("adapters.slack.app")
 
 
 async def serve_socket(
-    app: AsyncApp, app_token: Secret, client: AsyncWebClient, ready: Callable[[], None]
+    app: AsyncApp,
+    app_token: Secret,
+    client: AsyncWebClient,
+    ready: Callable[[AsyncBaseSocketModeClient], None],
 ) -> None:
     """Hold a Socket Mode connection until cancelled.
 
     The SDK asks for the websocket URL through apps.connections.open on `client`'s base URL,
-    and reconnects by itself when Slack rotates or drops the connection.
+    and reconnects by itself when Slack rotates or drops the connection. `ready` gets the
+    SDK's client once connected, whose `is_connected()` then tells the connection's state.
     """
     socket = AsyncSocketModeHandler(app, app_token=app_token.reveal(), web_client=client)
     await socket.connect_async()  # type: ignore[no-untyped-call]
-    ready()
+    ready(socket.client)
     try:
         await asyncio.Event().wait()
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from bot.events import Limits, Place
@@ -61,6 +61,10 @@ class EditBudget:
         free = self.burst - len(self._spent)
         at = now if free >= tokens else self._spent[tokens - free - 1] + self.window
         return max(0.0, max(at, self._blocked_until) - now)
+
+    def eta(self) -> float:
+        """Seconds until an acquire() made now would be granted: after the queue ahead of it."""
+        return self.delay(self._queued() + 1)
 
     @property
     def waiting(self) -> bool:
@@ -121,6 +125,9 @@ class EditBudget:
         return self.available() == self.burst and not self._waiters and not self.pledged
 
     # --- internals -------------------------------------------------------------------------
+
+    def _queued(self) -> int:
+        return sum(1 for fut in self._waiters if not fut.done())
 
     def _expire(self, now: float) -> None:
         while self._spent and self._spent[0] + self.window <= now:
@@ -188,8 +195,20 @@ class Budgets:
         workspace), shared by replicas like the others when `app_wide`."""
         return self._get((name, scope), rate, burst, app_wide)
 
+    def for_deletes(self, limits: Limits, place: Place) -> EditBudget | None:
+        """The budget deleting messages draws from; None where the core never deletes."""
+        if limits.delete_per_second is None:
+            return None
+        key = ("delete", limits.delete_budget_key(place))
+        return self._get(key, limits.delete_per_second, limits.delete_burst, limits.app_wide)
+
     def __len__(self) -> int:
         return len(self._budgets)
+
+    def spare(self) -> Iterator[tuple[str, str, int]]:
+        """(kind, scope key, writes free beyond pledges) of every budget, for metrics."""
+        for (kind, key), budget in list(self._budgets.items()):
+            yield kind, key, max(0, budget.available() - budget.pledged)
 
     def _get(self, key: tuple[str, str], rate: float, burst: int, app_wide: bool) -> EditBudget:
         budget = self._budgets.get(key)

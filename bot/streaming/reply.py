@@ -12,8 +12,10 @@ from typing import TypeVar
 from bot.adapter import Adapter
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
+from bot.ops.scope import mark_visible
 from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.splitting import Part, closing_fence, next_part
+from bot.streaming.writes import FINAL_DEADLINE, Overdue, required
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +23,13 @@ T = TypeVar("T")
 
 EMPTY_REPLY = "(empty reply)"
 CUT_SHORT = "the bot stopped before this reply was finished"
-# How long the final text may take to get through platform 429s before we give up.
-FINAL_DEADLINE = 60.0
 # A reply waiting for spare budget looks again this often (pledges change as replies end).
 RECHECK = 1.0
+# A final text whose edit would wait longer than this goes out as a new message instead,
+# when one can be posted sooner: finished answers show within about 2 s.
+REPOST_AFTER = 1.5
+# What a superseded message is edited to when the platform refused to delete it.
+MOVED = "_(moved to the message below)_"
 
 
 class StreamingReply:
@@ -40,6 +45,15 @@ class StreamingReply:
     post until posted, and its final edit). Intermediate edits only spend tokens beyond all
     pledges, so when many replies share a scarce budget each still gets a post and a final
     edit promptly instead of the budget going to frames that will be overwritten anyway.
+
+    Final texts do not queue behind a drained edit budget: when a message's final text (the
+    reply's end, or a part closed by a rollover) would wait more than `repost_after` seconds
+    for its edit while a new message could go out sooner (posts often have their own limit,
+    such as Slack's per channel), the text is posted as a new message and the old one (a
+    "Transcribing…" placeholder, a partial frame) is deleted through the platform's delete
+    budget. Where the platform declares no delete budget the final text waits for its edit;
+    a message the platform refuses to delete is edited to a pointer instead, so no
+    placeholder outlives the work. A thread's first message is never replaced this way.
     """
 
     def __init__(
@@ -49,6 +63,7 @@ class StreamingReply:
         budgets: Budgets,
         *,
         final_deadline: float = FINAL_DEADLINE,
+        repost_after: float = REPOST_AFTER,
     ) -> None:
         self.adapter = adapter
         self.req = req
@@ -56,7 +71,9 @@ class StreamingReply:
         self.posted: list[Posted] = []
         self._edits = budgets.for_place(self.limits, req.place)
         self._posts = budgets.for_posts(self.limits, req.place)
+        self._deletes = budgets.for_deletes(self.limits, req.place)
         self._final_deadline = final_deadline
+        self._repost_after = repost_after
         self._measure = self.limits.length
         # Show at most this much of a message before its cut is known, so that the cut
         # (at a paragraph/line/space boundary) never has to take back shown text.
@@ -78,8 +95,8 @@ class StreamingReply:
         self._token: EditBudget | None = None
         self._pledged_post = False
         self._pledged_edit = False
-        # Messages handed to adapter.finalize (by index into `posted`).
-        self._finalized = 0
+        # Messages posted as streamed, not yet handed to adapter.finalize.
+        self._open: list[Posted] = []
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -176,7 +193,7 @@ class StreamingReply:
             await self._deliver(self._final)
         finally:
             self._pledge(post=False, edit=False)
-            await self._finalize(len(self.posted))
+            await self._finalize()
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -215,7 +232,7 @@ class StreamingReply:
                 if await self._ends_within(max(wait, 0.01)):
                     return
             shown, end = self._snapshot(self.text)
-            await self._edit(shown, end, required=False)
+            await self._edit(shown, end)
 
     async def _deliver(self, final: str) -> None:
         """Every remaining part in full, retried through 429s for up to the deadline."""
@@ -228,7 +245,7 @@ class StreamingReply:
                 if shown.strip() or not self.posted:
                     await self._post(shown or EMPTY_REPLY, len(final), deadline)
             elif shown != self._shown:
-                await self._edit(shown, len(final), required=True, deadline=deadline)
+                await self._settle(shown, len(final), deadline)
         except TimeoutError:
             log.error(
                 "final text of a reply in %s not delivered within %.0f s of platform rate limits",
@@ -263,9 +280,9 @@ class StreamingReply:
             if self._current is None:
                 await self._post(part.text, part.end, deadline)
             else:
-                await self._edit(part.text, part.end, required=True, deadline=deadline)
+                await self._settle(part.text, part.end, deadline)
             # This part's text is final: the platform may end its stream now.
-            await self._finalize(len(self.posted))
+            await self._finalize()
             self._next_message(part)
 
     def _next_message(self, part: Part) -> None:
@@ -303,58 +320,120 @@ class StreamingReply:
             lambda: self.adapter.reply(self.req, text, streamed=True), self._posts, deadline
         )
         self.posted.append(posted)
+        self._open.append(posted)
+        mark_visible()
         self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
         self._pledge(post=False, edit=True)
 
-    async def _edit(
-        self, text: str, end: int, *, required: bool, deadline: float | None = None
-    ) -> None:
+    async def _edit(self, text: str, end: int) -> None:
+        """An intermediate frame: the token was taken by try_acquire; a failure drops it."""
         current = self._current
         assert current is not None
-        if required:
-            await self._required(lambda: self.adapter.edit(current, text), self._edits, deadline)
-        else:
-            # The token was taken by try_acquire; a failed frame is simply dropped.
+        try:
+            await self.adapter.edit(current, text)
+        except PlatformRateLimited as e:
+            self._edits.penalize(e.retry_after)
+            return
+        except Exception:
+            log.warning("intermediate edit failed in %s", self.req.place, exc_info=True)
+            return
+        self._shown, self._shown_end = text, end
+        self._last_write = asyncio.get_running_loop().time()
+
+    async def _settle(self, text: str, end: int, deadline: float | None) -> None:
+        """Give the current message its final `text`: an edit, or a new message in its place
+        when that shows sooner (see the class doc). 429s are waited out until `deadline`."""
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + self._final_deadline
+        current = self._current
+        assert current is not None
+        # Decided again after each 429: its Retry-After may make a new message sooner.
+        while not self._repost_sooner(current):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._edits.acquire()
+            except TimeoutError:
+                raise Overdue from None
             try:
                 await self.adapter.edit(current, text)
             except PlatformRateLimited as e:
                 self._edits.penalize(e.retry_after)
-                return
-            except Exception:
-                log.warning("intermediate edit failed in %s", self.req.place, exc_info=True)
-                return
+                if loop.time() + e.retry_after > deadline:
+                    raise Overdue from e
+                log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
+                continue
+            self._shown, self._shown_end = text, end
+            self._last_write = loop.time()
+            return
+        await self._repost(current, text, end, deadline)
+
+    def _repost_sooner(self, current: Posted) -> bool:
+        """Whether posting the final text anew would show it sooner than editing `current`."""
+        if self._deletes is None or self._posts is self._edits:
+            return False
+        if current.place.thread == current.id:
+            # A thread's first message: deleting it would leave its replies under a tombstone.
+            return False
+        wait = self._edits.eta()
+        return wait > self._repost_after and self._posts.eta() < wait
+
+    async def _repost(self, old: Posted, text: str, end: int, deadline: float) -> None:
+        """Post `text` as a new (final, never finalized) message, then retire `old`."""
+        posted = await self._required(
+            lambda: self.adapter.reply(self.req, text), self._posts, deadline
+        )
+        self.posted[self.posted.index(old)] = posted
+        self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
+        await self._retire(old)
+
+    async def _retire(self, old: Posted) -> None:
+        """Delete a message whose text went out anew; if the platform refuses, point it there."""
+        deletes = self._deletes
+        assert deletes is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await required(
+                lambda: self.adapter.delete(old), deletes, loop.time() + self._final_deadline
+            )
+        except Exception:
+            log.warning(
+                "could not delete a superseded message in %s; editing it instead",
+                self.req.place,
+                exc_info=True,
+            )
+        else:
+            if old in self._open:
+                self._open.remove(old)  # deleting a streamed message ends it
+            return
+        try:
+            await required(
+                lambda: self.adapter.edit(old, MOVED),
+                self._edits,
+                loop.time() + self._final_deadline,
+            )
+        except Exception:
+            log.warning("could not tidy a superseded message in %s", self.req.place, exc_info=True)
 
     async def _required(
         self, call: Callable[[], Awaitable[T]], budget: EditBudget, deadline: float | None
     ) -> T:
         """A write that must happen: wait for the budget, retry 429s after their Retry-After."""
-        loop = asyncio.get_running_loop()
         if deadline is None:
-            deadline = loop.time() + self._final_deadline
-        while True:
-            if self._token is budget:
-                self._token = None
-            else:
-                async with asyncio.timeout_at(deadline):
-                    await budget.acquire()
-            try:
-                return await call()
-            except PlatformRateLimited as e:
-                # The penalty makes the next acquire wait out Retry-After for the whole scope.
-                budget.penalize(e.retry_after)
-                if loop.time() + e.retry_after > deadline:
-                    raise TimeoutError from e
-                log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
+            deadline = asyncio.get_running_loop().time() + self._final_deadline
+        have_token = self._token is budget
+        if have_token:
+            self._token = None
+        return await required(call, budget, deadline, have_token=have_token)
 
-    async def _finalize(self, upto: int) -> None:
-        """Tell the adapter that messages before index `upto` are final (each once)."""
-        while self._finalized < upto:
-            posted = self.posted[self._finalized]
-            self._finalized += 1
+    async def _finalize(self) -> None:
+        """Tell the adapter that every streamed message posted so far is final (each once)."""
+        while self._open:
+            posted = self._open.pop(0)
             try:
                 await self.adapter.finalize(posted)
             except Exception:

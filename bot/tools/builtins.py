@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.audio.pipeline import display_name, format_duration, prepare_audio, transcribe_prepared
 from bot.commands.image import MAX_IMAGES, image_extension
+from bot.commands.memory import format_hits, search_channel
 from bot.commands.settings import describe
 from bot.context import Context
 from bot.errors import TooLarge
@@ -30,7 +31,8 @@ async def generate_image(ctx: Context, args: dict[str, Any]) -> str:
     model = ctx.services.config.image_model
     # Charged as the `image` command is: one request, the images made, on the image quota.
     images_ctx = replace(ctx, command="image")
-    async with images_ctx.metered(model, Amounts(requests=1, images=count)) as meter:
+    estimate = Amounts(requests=1, images=count)
+    async with images_ctx.metered(model, estimate, size=size) as meter:
         images = await ctx.services.gateway.image(model, prompt, size=size, n=count)
         meter.actual = Amounts(requests=1, images=len(images))
     names = []
@@ -48,10 +50,13 @@ async def list_models(ctx: Context, args: dict[str, Any]) -> str:
     query = str(args.get("filter") or "").strip().lower()
     settings = await ctx.settings()
     current = settings.model or ctx.services.config.default_model
+    # Only what this channel may use (its model allow-list, and prices when metered).
+    policy, rules = ctx.services.config.governance, await ctx.access()
     models = [
         m
         for m in await ctx.services.gateway.models()
-        if not query or query in m.id.lower() or query == m.vendor.lower()
+        if (not query or query in m.id.lower() or query == m.vendor.lower())
+        and not policy.model_problem(m.id, rules)
     ]
     if not models:
         return f"No model matches {query!r}. This channel uses {current}."
@@ -68,11 +73,24 @@ async def list_models(ctx: Context, args: dict[str, Any]) -> str:
 
 async def channel_quota(ctx: Context, args: dict[str, Any]) -> str:
     status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
-    return format_quota(status, ctx.services.clock())
+    return format_quota(status, ctx.services.clock(), ctx.services.config.governance.currency)
 
 
 async def channel_settings(ctx: Context, args: dict[str, Any]) -> str:
     return describe(await ctx.settings(), ctx)
+
+
+async def search_channel_memory(ctx: Context, args: dict[str, Any]) -> str:
+    question = str(args["query"]).strip()
+    if not question:
+        raise ToolError("the query is empty", "invalid")
+    hits = await search_channel(ctx, question)
+    if not hits:
+        return f"Nothing in this channel's memory matches {question!r}."
+    return (
+        "Passages from this channel's memory, nearest first (cite the links when you use them):\n"
+        + format_hits(hits)
+    )
 
 
 def _audio(ctx: Context) -> list[Attachment]:
@@ -135,7 +153,7 @@ def builtin_tools(ctx: Context) -> list[Tool]:
         ),
         Tool.make(
             "list_models",
-            "List the models the gateway offers, optionally filtered by a substring or vendor.",
+            "List the models this channel may use, optionally filtered by a substring or vendor.",
             {
                 "type": "object",
                 "properties": {"filter": {"type": "string", "maxLength": 100}},
@@ -159,6 +177,23 @@ def builtin_tools(ctx: Context) -> list[Tool]:
             doing="reading the channel's settings",
         ),
     ]
+    memory = ctx.services.memory
+    if memory is not None and memory.watching(ctx.req.place.channel_key):
+        tools.append(
+            Tool.make(
+                "search_channel",
+                "Search what people said earlier in this channel (its memory): messages, "
+                "files and answers, with who said it, when, and a link.",
+                {
+                    "type": "object",
+                    "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 1000}},
+                    "required": ["query"],
+                    "additionalProperties": False,
+                },
+                search_channel_memory,
+                doing="searching the channel's memory",
+            )
+        )
     audio = _audio(ctx)
     if audio:
         listed = "; ".join(f"id {a.id!r}: {a.filename}" for a in audio)
@@ -186,4 +221,5 @@ BUILTIN_NAMES = (
     "channel_quota",
     "channel_settings",
     "transcribe_attachment",
+    "search_channel",
 )

@@ -16,6 +16,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import ChatStream, GatewayError, TokenUsage, ToolCall
+from bot.knowledge.memory import note_answer
 from bot.quota.meter import Meter
 from bot.quota.view import refusal_text
 from bot.streaming.reply import StreamingReply
@@ -41,6 +42,8 @@ class Chat:
     temperature: float | None = None
     # Completion tokens each round's reservation holds (the cap, or the configured estimate).
     tokens_out: int = 1024
+    # Lines for the reply's footer about what went into the question (attached files used).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                             ctx.metered(chat.model, Amounts(1, prompt_tokens, cap))
                         )
                     except QuotaExceeded as refused:
-                        await reply.interrupt(refusal_text(refused))
+                        await reply.interrupt(
+                            refusal_text(refused, ctx.services.config.governance.currency)
+                        )
                         return
                 choice = "none" if number == rounds else None
                 offered = tools.specs() if tools else []
@@ -90,7 +95,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                 stream, said = done
                 calls = stream.tool_calls
                 if not calls or not tools:
-                    await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    posted = await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    services = ctx.services
+                    note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
                     return
                 if number == rounds:
                     note = f"_(stopped after {rounds} rounds of tool calls)_"
@@ -193,7 +200,7 @@ def _json_or_empty(arguments: str) -> str:
 def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
-    lines = []
+    lines = [f"_{note}_" for note in chat.notes]
     if stream.finish_reason == "length":
         limit = (
             f"the {chat.max_tokens:,}-token limit"
@@ -307,7 +314,7 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
     except ToolError as e:
         return Result(f"Error: {e.message}", e.outcome, e.message)
     except QuotaExceeded as e:
-        text = refusal_text(e)
+        text = refusal_text(e, ctx.services.config.governance.currency)
         return Result(f"Error: refused by the channel's quota: {text}", "refused", text)
     except GatewayError as e:
         text = e.user_message()

@@ -16,6 +16,7 @@ _TYPE: dict[Metric, str] = {
     "tokens": "bigint",
     "images": "bigint",
     "audio_seconds": "float8",
+    "cost": "bigint",  # micro-units of the price table's currency (storage.base.MICRO)
 }
 
 
@@ -107,6 +108,14 @@ def _fits(w: Window, m: Metric) -> str:
     return f"(excluded.{w}_{m} = 0 OR {_row_limit(w, m)} IS NULL OR {value} <= {_row_limit(w, m)})"
 
 
+# What a request is charged at, kept with its ledger row (a later price change applies to
+# new requests only).
+_RATES = "currency, price_input, price_output, price_image, price_audio_minute"
+_RATE_VALUES = (
+    ":currency::text, :price_input::bigint, :price_output::bigint, :price_image::bigint, "
+    ":price_audio_minute::bigint"
+)
+
 _KNOWN = "(SELECT {w}_key FROM quota_usage WHERE channel = :channel AND user_id = '')"
 
 # The reservation: the limits in force (_CAPS), then both counter rows (the channel's,
@@ -135,21 +144,23 @@ RESERVE = Named(
     "passed AS (SELECT count(*) AS n, max(day_key) FILTER (WHERE user_id = '') AS day_key, "
     "max(month_key) FILTER (WHERE user_id = '') AS month_key FROM gate) "
     "INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, model, "
-    "requests, tokens_in, tokens_out, images, audio_seconds, status, est_requests, "
-    "est_tokens_in, est_tokens_out, est_images, est_audio_seconds, expires_at, day_key, "
-    "month_key) SELECT :now, :platform, :channel, :user_id, :user_name, :command, :model, "
-    ":e_requests, :tokens_in::bigint, :tokens_out::bigint, :e_images, :e_audio_seconds, "
-    "CASE WHEN p.n = 2 THEN 'pending' ELSE chatops_gate_split() END, :e_requests, "
-    ":tokens_in, :tokens_out, :e_images, :e_audio_seconds, :expires_at, p.day_key, "
-    "p.month_key FROM passed p WHERE p.n > 0 RETURNING id"
+    "requests, tokens_in, tokens_out, images, audio_seconds, cost, status, est_requests, "
+    "est_tokens_in, est_tokens_out, est_images, est_audio_seconds, est_cost, expires_at, "
+    f"day_key, month_key, {_RATES}) SELECT :now, :platform, :channel, :user_id, :user_name, "
+    ":command, :model, :e_requests, :tokens_in::bigint, :tokens_out::bigint, :e_images, "
+    ":e_audio_seconds, :e_cost, CASE WHEN p.n = 2 THEN 'pending' ELSE chatops_gate_split() "
+    "END, :e_requests, :tokens_in, :tokens_out, :e_images, :e_audio_seconds, :e_cost, "
+    f":expires_at, p.day_key, p.month_key, {_RATE_VALUES} FROM passed p WHERE p.n > 0 "
+    "RETURNING id"
 )
 
 REFUSED = Named(
     "INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, model, "
     "status, est_requests, est_tokens_in, est_tokens_out, est_images, est_audio_seconds, "
-    "day_key, month_key) VALUES (:now, :platform, :channel, :user_id, :user_name, :command, "
-    ":model, 'refused', :e_requests::bigint, :tokens_in::bigint, :tokens_out::bigint, "
-    ":e_images::bigint, :e_audio_seconds::float8, :day_key, :month_key)"
+    f"est_cost, day_key, month_key, {_RATES}) VALUES (:now, :platform, :channel, :user_id, "
+    ":user_name, :command, :model, 'refused', :e_requests::bigint, :tokens_in::bigint, "
+    ":tokens_out::bigint, :e_images::bigint, :e_audio_seconds::float8, :e_cost::bigint, "
+    f":day_key, :month_key, {_RATE_VALUES})"
 )
 
 COUNTERS = Named(
@@ -175,10 +186,10 @@ def _delta(w: Window, m: Metric) -> str:
 FINISH = Named(
     "WITH done AS (UPDATE ledger SET requests = :n_requests, tokens_in = :tokens_in, "
     "tokens_out = :tokens_out, images = :n_images, audio_seconds = :n_audio_seconds, "
-    "status = :status, finished_at = :now, expires_at = NULL WHERE id = :id AND status = :was "
-    "AND (:due::timestamptz IS NULL OR expires_at <= :due) RETURNING channel, user_id, "
-    "day_key, month_key, est_requests, est_tokens_in, est_tokens_out, est_images, "
-    "est_audio_seconds), "
+    "cost = :n_cost, status = :status, finished_at = :now, expires_at = NULL "
+    "WHERE id = :id AND status = :was AND (:due::timestamptz IS NULL OR expires_at <= :due) "
+    "RETURNING channel, user_id, day_key, month_key, est_requests, est_tokens_in, "
+    "est_tokens_out, est_images, est_audio_seconds, est_cost), "
     "locked AS (SELECT q.channel, q.user_id FROM quota_usage q JOIN done d ON "
     "q.channel = d.channel AND q.user_id IN ('', d.user_id) ORDER BY q.user_id FOR UPDATE OF q), "
     "moved AS (UPDATE quota_usage q SET "
@@ -194,7 +205,8 @@ DUE = Named(
 LEDGER_COLS = (
     "id, created_at, platform, channel, user_id, command, model, requests, tokens_in, "
     "tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, est_tokens_out, "
-    "est_images, est_audio_seconds, finished_at, day_key, month_key, user_name"
+    "est_images, est_audio_seconds, finished_at, day_key, month_key, user_name, cost, "
+    "est_cost, currency, price_input, price_output, price_image, price_audio_minute"
 )
 
 # Give a channel a fresh budget in the current windows: zero its counters (locked in order),
@@ -204,7 +216,7 @@ RESET = Named(
     "ORDER BY user_id FOR UPDATE), "
     "held AS (SELECT user_id, day_key, month_key, est_requests AS requests, "
     "est_tokens_in + est_tokens_out AS tokens, est_images AS images, "
-    "est_audio_seconds AS audio_seconds FROM ledger WHERE channel = :channel "
+    "est_audio_seconds AS audio_seconds, est_cost AS cost FROM ledger WHERE channel = :channel "
     "AND status = 'pending'), "
     "totals AS (SELECT l.user_id, "
     + ", ".join(
@@ -224,7 +236,7 @@ RESET = Named(
 
 
 def top_spenders_sql(by: str) -> Named:
-    """The biggest users or models of a window, by tokens, then requests."""
+    """The biggest users or models of a window, by cost, then tokens, then requests."""
     # People are grouped by id (stable) and shown by a name they used (names change).
     column, label = (
         ("user_id", "COALESCE(NULLIF(MAX(user_name), ''), user_id)")
@@ -233,9 +245,10 @@ def top_spenders_sql(by: str) -> Named:
     )
     return Named(
         f"SELECT {label}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
-        "SUM(audio_seconds) FROM ledger WHERE channel = :channel AND month_key = :month_key "
-        f"AND (:day_key::text IS NULL OR day_key = :day_key) GROUP BY {column} "
-        f"HAVING SUM(requests) > 0 ORDER BY 3 DESC, 2 DESC, {column} LIMIT :top"
+        "SUM(audio_seconds), SUM(cost) FROM ledger WHERE channel = :channel "
+        "AND month_key = :month_key AND (:day_key::text IS NULL OR day_key = :day_key) "
+        f"GROUP BY {column} HAVING SUM(requests) > 0 ORDER BY 6 DESC, 3 DESC, 2 DESC, {column} "
+        "LIMIT :top"
     )
 
 

@@ -140,8 +140,79 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
 """
 
+# Version 4: money (storage/sqlite/schema.py's version 4): each request's cost and the rates
+# it was charged at, cost counters, access rules and rate-limited notices.
+V4 = """
+ALTER TABLE ledger ADD COLUMN cost bigint NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_cost bigint NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN currency text NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN price_input bigint NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_output bigint NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_image bigint NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_audio_minute bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE quota_usage ADD COLUMN day_cost bigint NOT NULL DEFAULT 0;
+ALTER TABLE quota_usage ADD COLUMN month_cost bigint NOT NULL DEFAULT 0;
+
+-- channel '' is the whole workspace; kind is channel_allow, channel_block or model_allow.
+CREATE TABLE access_rules (
+    platform text NOT NULL,
+    workspace text NOT NULL,
+    channel text NOT NULL,
+    kind text NOT NULL,
+    pattern text NOT NULL,
+    set_by text NOT NULL DEFAULT '',
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (platform, workspace, channel, kind, pattern)
+);
+
+-- The last time a rate-limited notice (a blocked channel's refusal) was sent, per key.
+CREATE TABLE notices (
+    notice_key text PRIMARY KEY,
+    sent_at timestamptz NOT NULL
+);
+"""
+
+# Version 5: channel memory and the embedding cache (storage/sqlite/schema.py's version 5):
+# unit-length little-endian float32 vectors with the model and dimension that made them;
+# `version` changes with every write to a channel's passages, so a replica knows when the
+# vectors it holds for searches are out of date.
+V5 = """
+CREATE TABLE memory_channels (
+    channel text PRIMARY KEY,
+    enabled boolean NOT NULL DEFAULT false,
+    version bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL
+);
+CREATE TABLE memory_passages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel text NOT NULL,
+    message_id text NOT NULL,
+    part integer NOT NULL,
+    author text NOT NULL,
+    posted_at timestamptz NOT NULL,
+    link text NOT NULL DEFAULT '',
+    source text NOT NULL DEFAULT '',
+    text text NOT NULL,
+    model text NOT NULL,
+    dimension integer NOT NULL,
+    vector bytea NOT NULL,
+    UNIQUE (channel, message_id, part)
+);
+CREATE INDEX memory_passages_search ON memory_passages (channel, model, dimension, id);
+CREATE INDEX memory_passages_posted ON memory_passages (posted_at);
+CREATE TABLE embedding_cache (
+    model text NOT NULL,
+    text_hash text NOT NULL,
+    vector bytea NOT NULL,
+    used_at timestamptz NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);
+CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
+"""
+
 # MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
 LATEST = len(MIGRATIONS)
 
 # Any constant both replicas agree on; 0x63686174 is "chat".

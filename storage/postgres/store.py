@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
@@ -19,18 +19,28 @@ from storage.base import (
     EVENT_RETENTION,
     METRICS,
     WINDOWS,
+    AccessRule,
+    AccessRules,
     Amounts,
+    Bill,
+    BillLine,
     ChannelSettings,
     Charge,
     DatabaseUnavailable,
     DatabaseUnusable,
     LedgerRow,
     LimitSetting,
+    MemoryHit,
+    MemoryStatus,
     Metric,
+    Passage,
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
+    Rates,
     Reservation,
+    RuleKind,
+    RuleScope,
     Spender,
     Status,
     ToolCallRecord,
@@ -39,6 +49,7 @@ from storage.base import (
     WindowUsage,
 )
 from storage.limits import Limits, amounts_of, exceeded, metered, settings_of
+from storage.postgres import memory
 from storage.postgres.budgets import SharedWindows
 from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
 from storage.postgres.quota import (
@@ -53,6 +64,7 @@ from storage.postgres.quota import (
     TOP_USERS,
 )
 from storage.postgres.schema import migrate
+from storage.vectors import Vector
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +113,8 @@ class PostgresStore:
             f"def_{w}_{m}": quota.default_limit(m, w) for m in METRICS for w in WINDOWS
         } | {"share": quota.user_share}
         self._pruned_at: datetime | None = None
+        # Channels' vectors between searches (storage/postgres/memory.py).
+        self.vectors = memory.Vectors()
 
     @classmethod
     async def open(
@@ -140,6 +154,10 @@ class PostgresStore:
             await pool.close()
             raise
         return cls(pool, where, quota or QuotaConfig(), clock or (lambda: datetime.now(UTC)))
+
+    async def ping(self) -> None:
+        """One cheap round trip; DatabaseUnavailable (saying why) when there is no answer."""
+        await self._once(lambda conn: conn.fetchval("SELECT 1"))
 
     def budgets(self) -> SharedWindows:
         """Platform write budgets shared with every replica, on this store's pool."""
@@ -276,6 +294,11 @@ class PostgresStore:
             "month_key": keys.month,
             "tokens_in": estimate.tokens_in,
             "tokens_out": estimate.tokens_out,
+            "currency": charge.rates.currency,
+            "price_input": charge.rates.input,
+            "price_output": charge.rates.output,
+            "price_image": charge.rates.image,
+            "price_audio_minute": charge.rates.audio_minute,
             **_metric_params("e", want),
             **self._limit_params,
         }
@@ -537,6 +560,150 @@ class PostgresStore:
         )
         return [str(r[0]) for r in rows]
 
+    # --- bill, access rules and notices ------------------------------------------------
+
+    async def bill(self, month: str) -> Bill:
+        async def read(conn: Conn) -> Bill:
+            rows = await conn.fetch(
+                "SELECT channel, model, currency, SUM(requests), SUM(tokens_in), "
+                "SUM(tokens_out), SUM(images), SUM(audio_seconds), SUM(cost) FROM ledger "
+                "WHERE month_key = $1 AND status <> 'pending' GROUP BY channel, model, currency "
+                "HAVING SUM(requests) > 0 ORDER BY channel, SUM(cost) DESC, model",
+                month,
+            )
+            pending = await conn.fetchval(
+                "SELECT count(*) FROM ledger WHERE month_key = $1 AND status = 'pending'", month
+            )
+            return Bill(month, tuple(_bill_line(r) for r in rows), int(pending))
+
+        return await self._retried(read)
+
+    async def access_rules(self, platform: str, workspace: str, channel: str) -> AccessRules:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                "SELECT kind, channel, pattern, set_by FROM access_rules WHERE platform = $1 "
+                "AND workspace = $2 AND channel IN ('', $3) ORDER BY kind, channel, pattern",
+                platform,
+                workspace,
+                channel,
+            )
+        )
+        return AccessRules(tuple(AccessRule(r[0], r[1], r[2], r[3]) for r in rows))
+
+    async def add_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str], set_by: str = ""
+    ) -> int:
+        now = self._clock()
+        unique = list(dict.fromkeys(patterns))
+        rows = await self._once(
+            lambda conn: conn.fetch(
+                "INSERT INTO access_rules (platform, workspace, channel, kind, pattern, set_by, "
+                "updated_at) SELECT $1, $2, $3, $4, p, $5, $6 FROM unnest($7::text[]) AS p "
+                "ON CONFLICT (platform, workspace, channel, kind, pattern) DO NOTHING "
+                "RETURNING pattern",
+                scope.platform,
+                scope.workspace,
+                scope.channel,
+                kind,
+                set_by,
+                now,
+                unique,
+            )
+        )
+        return len(rows)
+
+    async def remove_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str] | None = None
+    ) -> int:
+        chosen = None if patterns is None else list(dict.fromkeys(patterns))
+        done = await self._once(
+            lambda conn: conn.execute(
+                "DELETE FROM access_rules WHERE platform = $1 AND workspace = $2 "
+                "AND channel = $3 AND kind = $4 AND ($5::text[] IS NULL OR pattern = ANY($5))",
+                scope.platform,
+                scope.workspace,
+                scope.channel,
+                kind,
+                chosen,
+            )
+        )
+        return int(done.rsplit(" ", 1)[-1])
+
+    async def claim_notice(
+        self, key: str, *, every: timedelta, now: datetime | None = None
+    ) -> bool:
+        moment = now or self._clock()
+        row = await self._once(
+            lambda conn: conn.fetchrow(
+                "INSERT INTO notices (notice_key, sent_at) VALUES ($1, $2) ON CONFLICT "
+                "(notice_key) DO UPDATE SET sent_at = excluded.sent_at "
+                "WHERE notices.sent_at <= $3 RETURNING notice_key",
+                key,
+                moment,
+                moment - every,
+            )
+        )
+        return row is not None
+
+    # --- channel memory and embeddings ---------------------------------------------------
+
+    async def memory_channels(self) -> set[str]:
+        return await self._retried(memory.enabled_channels)
+
+    async def set_memory(self, channel: str, enabled: bool) -> None:
+        now = self._clock()
+        await self._retried(lambda conn: memory.set_enabled(conn, channel, enabled, now))
+
+    async def memory_status(self, channel: str) -> MemoryStatus:
+        return await self._retried(lambda conn: memory.status(conn, channel))
+
+    async def index_message(
+        self,
+        channel: str,
+        message_id: str,
+        passages: Sequence[Passage],
+        model: str,
+        vectors: Sequence[Vector],
+    ) -> None:
+        now = self._clock()
+        # Safe to repeat: it replaces everything indexed for the message.
+        await self._retried(
+            lambda conn: memory.index(conn, channel, message_id, passages, model, vectors, now)
+        )
+
+    async def forget_message(self, channel: str, message_id: str) -> int:
+        now = self._clock()
+        return await self._once(lambda conn: memory.forget_message(conn, channel, message_id, now))
+
+    async def forget_memory(self, channel: str) -> int:
+        now = self._clock()
+        return await self._once(lambda conn: memory.forget_channel(conn, channel, now))
+
+    async def search_memory(
+        self, channel: str, model: str, query: Vector, k: int
+    ) -> list[MemoryHit]:
+        return await self._retried(
+            lambda conn: memory.search(conn, self.vectors, channel, model, query, k)
+        )
+
+    async def stale_passages(self, channel: str, model: str, limit: int) -> list[Passage]:
+        return await self._retried(lambda conn: memory.stale(conn, channel, model, limit))
+
+    async def revector(self, model: str, vectors: Mapping[int, Vector]) -> None:
+        now = self._clock()
+        await self._retried(lambda conn: memory.revector(conn, model, vectors, now))
+
+    async def prune_memory(self, before: datetime) -> int:
+        now = self._clock()
+        return await self._once(lambda conn: memory.prune(conn, before, now))
+
+    async def cached_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
+        return await self._retried(lambda conn: memory.cached(conn, model, keys))
+
+    async def cache_embeddings(self, model: str, vectors: Mapping[str, Vector]) -> None:
+        now = self._clock()
+        await self._retried(lambda conn: memory.cache(conn, model, vectors, now))
+
     # --- tools -------------------------------------------------------------------------
 
     async def tool_switches(self, channel: str) -> dict[str, bool]:
@@ -701,8 +868,23 @@ def _spenders(rows: list[asyncpg.Record]) -> tuple[Spender, ...]:
             tokens=int(r[2]),
             images=int(r[3]),
             audio_seconds=float(r[4]),
+            cost=int(r[5]),
         )
         for r in rows
+    )
+
+
+def _bill_line(r: asyncpg.Record) -> BillLine:
+    return BillLine(
+        channel=str(r[0]),
+        model=str(r[1]),
+        currency=str(r[2]),
+        requests=int(r[3]),
+        tokens_in=int(r[4]),
+        tokens_out=int(r[5]),
+        images=int(r[6]),
+        audio_seconds=float(r[7]),
+        cost=int(r[8]),
     )
 
 
@@ -711,11 +893,17 @@ def _ledger_row(r: asyncpg.Record) -> LedgerRow:
         id=int(r[0]),
         created_at=r[1].astimezone(UTC),
         charge=Charge(
-            platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6], user_name=r[21]
+            platform=r[2],
+            channel=r[3],
+            user=r[4],
+            command=r[5],
+            model=r[6],
+            user_name=r[21],
+            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
         ),
-        amounts=amounts_of(r[7:12]),
+        amounts=amounts_of(r[7:12], r[22]),
         status=str(r[12]),
-        estimate=amounts_of(r[13:18]),
+        estimate=amounts_of(r[13:18], r[23]),
         finished_at=r[18].astimezone(UTC) if r[18] is not None else None,
         day=str(r[19]),
         month=str(r[20]),

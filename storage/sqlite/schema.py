@@ -99,28 +99,6 @@ CREATE TABLE quota_limits (
 );
 """
 
-# Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
-# not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
-_BACKFILL = """
-INSERT INTO quota_usage (channel, user_id, day_key, month_key,
-    day_requests, day_tokens, day_images, day_audio_seconds,
-    month_requests, month_tokens, month_images, month_audio_seconds)
-SELECT l.channel, {who}, k.d, k.m,
-    SUM(CASE WHEN l.day_key = k.d THEN l.requests ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.tokens_in + l.tokens_out ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.images ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.audio_seconds ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.requests ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.tokens_in + l.tokens_out ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.images ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.audio_seconds ELSE 0 END)
-FROM ledger l
-JOIN (SELECT channel, MAX(day_key) AS d, MAX(month_key) AS m FROM ledger GROUP BY channel) k
-    ON k.channel = l.channel
-GROUP BY l.channel, {who}, k.d, k.m
-"""
-
-
 # Version 3: which tools each channel has switched on or off, and one row per tool call.
 # Plain portable SQL (the PostgreSQL backend takes the same tables).
 V3 = """
@@ -145,6 +123,100 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
 """
 
+# Version 4: governance. Spend in money (micro-units of the price table's currency, integers
+# so sums are exact) in the ledger and the counters, each ledger row keeping the rates it was
+# charged at; access rules (channel allow/block lists, model allow-lists); notice claims.
+V4 = """
+ALTER TABLE ledger ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN currency TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN price_input INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_output INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_image INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_audio_minute INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE quota_usage ADD COLUMN day_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE quota_usage ADD COLUMN month_cost INTEGER NOT NULL DEFAULT 0;
+
+-- channel '' is the whole workspace; kind is channel_allow, channel_block or model_allow.
+CREATE TABLE access_rules (
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (platform, workspace, channel, kind, pattern)
+);
+
+-- The last time a rate-limited notice (a blocked channel's refusal) was sent, per key.
+CREATE TABLE notices (
+    notice_key TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL
+);
+"""
+
+# Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
+# not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
+_BACKFILL = """
+INSERT INTO quota_usage (channel, user_id, day_key, month_key,
+    day_requests, day_tokens, day_images, day_audio_seconds,
+    month_requests, month_tokens, month_images, month_audio_seconds)
+SELECT l.channel, {who}, k.d, k.m,
+    SUM(CASE WHEN l.day_key = k.d THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.audio_seconds ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.audio_seconds ELSE 0 END)
+FROM ledger l
+JOIN (SELECT channel, MAX(day_key) AS d, MAX(month_key) AS m FROM ledger GROUP BY channel) k
+    ON k.channel = l.channel
+GROUP BY l.channel, {who}, k.d, k.m
+"""
+
+
+# Version 5: channel memory (opt-in per channel) and the embedding cache. Vectors are unit-length
+# little-endian float32 bytes with the model and dimension that made them, so a model change
+# never mixes vectors; `version` changes with every write to a channel's passages, which tells
+# a search whether the vectors it holds in memory are still current.
+V5 = """
+CREATE TABLE memory_channels (
+    channel TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE memory_passages (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    posted_at TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (channel, message_id, part)
+);
+CREATE INDEX memory_passages_search ON memory_passages (channel, model, dimension, id);
+CREATE INDEX memory_passages_posted ON memory_passages (posted_at);
+CREATE TABLE embedding_cache (
+    model TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);
+CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
+"""
+
 
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
@@ -166,7 +238,13 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(V1),
+    _v2,
+    _script(V3),
+    _script(V4),
+    _script(V5),
+)
 LATEST = len(MIGRATIONS)
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,17 +19,25 @@ from storage.base import (
     EVENT_RETENTION,
     METRICS,
     WINDOWS,
+    AccessRule,
+    AccessRules,
     Amounts,
+    Bill,
     ChannelSettings,
     Charge,
     DatabaseUnusable,
     LedgerRow,
     LimitSetting,
+    MemoryHit,
+    MemoryStatus,
     Metric,
+    Passage,
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
     Reservation,
+    RuleKind,
+    RuleScope,
     Status,
     ToolCallRecord,
     Window,
@@ -36,6 +45,7 @@ from storage.base import (
     WindowUsage,
 )
 from storage.limits import Limits, exceeded, metered, settings_of
+from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
 from storage.sqlite.quota import (
@@ -46,6 +56,7 @@ from storage.sqlite.quota import (
     INSERT_LEDGER_SQL,
     LEDGER_COLS,
     REFUSED,
+    bill_line,
     deltas,
     expire,
     finish,
@@ -54,6 +65,7 @@ from storage.sqlite.quota import (
     ts,
 )
 from storage.sqlite.schema import check_version, migrate
+from storage.vectors import Vector
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -85,6 +97,10 @@ class SqliteStore:
         self._pruned_at: datetime | None = None
         self._writes = GroupCommit(raw, self._run)
         self._checkpointer: Checkpointer | None = None
+        # Channels' vectors between searches; touched only on the DB thread.
+        self.vectors = memory.VectorCache()
+        # (device, inode) of the file when opened: ping() notices the file moved or deleted.
+        self._file_id: tuple[int, int] | None = None
         self._defaults = Limits.defaults(quota)
 
     @classmethod
@@ -112,6 +128,7 @@ class SqliteStore:
                     raise  # locked, I/O: not a configuration problem
                 raise DatabaseUnusable(f"{where} is not a usable database: {e}") from None
             if where != ":memory:":
+                store._file_id = await asyncio.to_thread(_file_id, where)
                 store._checkpointer = Checkpointer(where)
                 await store._checkpointer.start()
         except BaseException:
@@ -139,6 +156,22 @@ class SqliteStore:
         """
         execute = cast(Callable[[Callable[[], T]], Awaitable[T]], self._db._execute)
         return await execute(fn)
+
+    async def ping(self) -> None:
+        await self._run(self._answer)
+
+    def _answer(self) -> None:
+        # Reads the schema page: the file itself answers, not a cached connection state.
+        self._raw.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if self._file_id is not None:
+            # An open connection keeps working on a moved or deleted file, but nobody else
+            # (the quota CLI, a restart) would ever see what it writes there.
+            try:
+                same = _file_id(self._where) == self._file_id
+            except OSError as e:
+                raise DatabaseUnusable(f"{self._where} is gone: {e.strerror or e}") from None
+            if not same:
+                raise DatabaseUnusable(f"{self._where} was replaced by another file")
 
     async def close(self) -> None:
         await self._writes.drain()
@@ -218,6 +251,12 @@ class SqliteStore:
             "tokens_out_est": estimate.tokens_out,
             "images": estimate.images,
             "audio_seconds": estimate.audio_seconds,
+            "cost": estimate.cost,
+            "currency": charge.rates.currency,
+            "price_input": charge.rates.input,
+            "price_output": charge.rates.output,
+            "price_image": charge.rates.image,
+            "price_audio_minute": charge.rates.audio_minute,
             "user_id": charge.user,
             "user_name": charge.user_name,
             "status": "pending",
@@ -283,6 +322,7 @@ class SqliteStore:
             "tokens_out": actual.tokens_out,
             "images": actual.images,
             "audio_seconds": actual.audio_seconds,
+            "cost": actual.cost,
         }
         await self._writes.run(lambda conn: finish(conn, params, new))
 
@@ -296,6 +336,7 @@ class SqliteStore:
             "tokens_out": 0,
             "images": 0,
             "audio_seconds": 0.0,
+            "cost": 0,
         }
         await self._writes.run(lambda conn: finish(conn, params, None))
 
@@ -446,6 +487,93 @@ class SqliteStore:
         )
         return [str(r[0]) for r in rows]
 
+    async def bill(self, month: str) -> Bill:
+        def read(conn: sqlite3.Connection) -> Bill:
+            rows = conn.execute(
+                "SELECT channel, model, currency, SUM(requests), SUM(tokens_in), "
+                "SUM(tokens_out), SUM(images), SUM(audio_seconds), SUM(cost) FROM ledger "
+                "WHERE month_key = ? AND status <> 'pending' GROUP BY channel, model, currency "
+                "HAVING SUM(requests) > 0 ORDER BY channel, SUM(cost) DESC, model",
+                (month,),
+            ).fetchall()
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM ledger WHERE month_key = ? AND status = 'pending'",
+                (month,),
+            ).fetchone()[0]
+            return Bill(month, tuple(bill_line(r) for r in rows), int(pending))
+
+        return await self._run(lambda: read(self._raw))
+
+    # --- access rules and notices --------------------------------------------------------
+
+    async def access_rules(self, platform: str, workspace: str, channel: str) -> AccessRules:
+        def read() -> AccessRules:
+            rows = self._raw.execute(
+                "SELECT kind, channel, pattern, set_by FROM access_rules WHERE platform = ? "
+                "AND workspace = ? AND channel IN ('', ?) ORDER BY kind, channel, pattern",
+                (platform, workspace, channel),
+            ).fetchall()
+            return AccessRules(tuple(AccessRule(r[0], r[1], r[2], r[3]) for r in rows))
+
+        return await self._run(read)
+
+    async def add_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str], set_by: str = ""
+    ) -> int:
+        now = ts(self._clock())
+
+        where = (scope.platform, scope.workspace, scope.channel, kind)
+
+        def add(conn: sqlite3.Connection) -> int:
+            added = 0
+            for pattern in dict.fromkeys(patterns):
+                added += len(
+                    conn.execute(
+                        "INSERT INTO access_rules (platform, workspace, channel, kind, pattern, "
+                        "set_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                        "(platform, workspace, channel, kind, pattern) DO NOTHING "
+                        "RETURNING pattern",
+                        (*where, pattern, set_by, now),
+                    ).fetchall()
+                )
+            return added
+
+        return await self._writes.run(add)
+
+    async def remove_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str] | None = None
+    ) -> int:
+        where = "platform = ? AND workspace = ? AND channel = ? AND kind = ?"
+        key = (scope.platform, scope.workspace, scope.channel, kind)
+
+        def remove(conn: sqlite3.Connection) -> int:
+            if patterns is None:
+                return conn.execute(f"DELETE FROM access_rules WHERE {where}", key).rowcount
+            return sum(
+                conn.execute(
+                    f"DELETE FROM access_rules WHERE {where} AND pattern = ?", (*key, p)
+                ).rowcount
+                for p in dict.fromkeys(patterns)
+            )
+
+        return await self._writes.run(remove)
+
+    async def claim_notice(
+        self, key: str, *, every: timedelta, now: datetime | None = None
+    ) -> bool:
+        moment = now or self._clock()
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(
+                "INSERT INTO notices (notice_key, sent_at) VALUES (?, ?) ON CONFLICT "
+                "(notice_key) DO UPDATE SET sent_at = excluded.sent_at "
+                "WHERE notices.sent_at <= ? RETURNING notice_key",
+                (key, ts(moment), ts(moment - every)),
+            ).fetchall()
+            return bool(rows)
+
+        return await self._writes.run(claim)
+
     # --- tools -------------------------------------------------------------------------
 
     async def tool_switches(self, channel: str) -> dict[str, bool]:
@@ -514,6 +642,66 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    # --- channel memory and embeddings ------------------------------------------------------
+
+    async def memory_channels(self) -> set[str]:
+        return await self._run(lambda: memory.enabled_channels(self._raw))
+
+    async def set_memory(self, channel: str, enabled: bool) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.set_enabled(conn, channel, enabled, now))
+
+    async def memory_status(self, channel: str) -> MemoryStatus:
+        return await self._run(lambda: memory.status(self._raw, channel))
+
+    async def index_message(
+        self,
+        channel: str,
+        message_id: str,
+        passages: Sequence[Passage],
+        model: str,
+        vectors: Sequence[Vector],
+    ) -> None:
+        now = ts(self._clock())
+        await self._writes.run(
+            lambda conn: memory.index(conn, channel, message_id, passages, model, vectors, now)
+        )
+
+    async def forget_message(self, channel: str, message_id: str) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(
+            lambda conn: memory.forget_message(conn, channel, message_id, now)
+        )
+
+    async def forget_memory(self, channel: str) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(lambda conn: memory.forget_channel(conn, channel, now))
+
+    async def search_memory(
+        self, channel: str, model: str, query: Vector, k: int
+    ) -> list[MemoryHit]:
+        return await self._run(
+            lambda: memory.search(self._raw, self.vectors, channel, model, query, k)
+        )
+
+    async def stale_passages(self, channel: str, model: str, limit: int) -> list[Passage]:
+        return await self._run(lambda: memory.stale(self._raw, channel, model, limit))
+
+    async def revector(self, model: str, vectors: Mapping[int, Vector]) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.revector(conn, model, vectors, now))
+
+    async def prune_memory(self, before: datetime) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(lambda conn: memory.prune(conn, before, now))
+
+    async def cached_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
+        return await self._run(lambda: memory.cached(self._raw, model, keys))
+
+    async def cache_embeddings(self, model: str, vectors: Mapping[str, Vector]) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.cache(conn, model, vectors, now))
 
     # --- ledger ------------------------------------------------------------------------
 
@@ -586,3 +774,8 @@ async def open_store(
 ) -> SqliteStore:
     """Open the SQLite store (the service's default backend)."""
     return await SqliteStore.open(path, quota, clock=clock)
+
+
+def _file_id(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino

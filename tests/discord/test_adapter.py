@@ -277,6 +277,24 @@ async def test_editing_a_deleted_reply_is_dropped_quietly(
         assert fake.messages[int(posted.id)].content == "hello"
 
 
+async def test_a_deleted_reply_is_gone_and_the_next_one_replies_to_the_question(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    inbox = Inbox(None)
+    async with running(fake, inbox, tmp_path) as adapter:
+        sent = await fake.send_message("hi", mention_bot=True)
+        await inbox.wait(1)
+        placeholder = await adapter.reply(inbox.requests[0], "⏳ working…")
+        await adapter.delete(placeholder)
+        await adapter.delete(placeholder)  # already gone: nothing to do
+        await adapter.reply(inbox.requests[0], "the answer")
+    assert fake.messages[int(placeholder.id)].deleted
+    # Not a reply to a deleted message: the chain starts at the question again.
+    assert [m.content for m in fake.replies_to(sent.id)] == ["the answer"]
+    deletes = [c for c in fake.calls if c[1] == "DELETE"]
+    assert [status for *_, status in deletes] == [204, 404]
+
+
 @pytest.mark.parametrize("shards", ["1", "auto"])
 async def test_sharded_clients_connect_through_the_same_seams(
     fake: FakeDiscord, tmp_path: Path, shards: str

@@ -13,7 +13,7 @@ from adapters.discord.client import DiscordAdapter
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.context import Context
-from bot.events import Request
+from bot.events import Place, Request
 from tests.discord_harness import running
 from tests.fakes.discord import (
     CHANNEL_ID,
@@ -65,7 +65,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         yield fd
 
 
-async def _models() -> Sequence[str]:
+async def _models(place: Place) -> Sequence[str]:
     return ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "o4-mini"]
 
 
@@ -255,3 +255,28 @@ async def test_an_invalidated_interaction_token_falls_back_to_messages(
         later = await adapter.reply(answering.requests[0], "after the token died")
     message = fake.messages[int(later.id)]
     assert message.webhook_id is None and message.reference == fi.original_id
+
+
+async def test_an_interactions_messages_are_deleted_through_its_webhook(
+    fake: FakeDiscord, tmp_path: Path
+) -> None:
+    deleted = asyncio.Event()
+    live: list[DiscordAdapter] = []
+
+    async def answer_then_delete(req: Request) -> None:
+        (adapter,) = live
+        first = await adapter.reply(req, "⏳ working…")
+        second = await adapter.reply(req, "the answer")
+        await adapter.delete(first)
+        await adapter.delete(second)
+        deleted.set()
+
+    async with running(fake, answer_then_delete, tmp_path, commands=full_table()) as adapter:
+        live.append(adapter)
+        fi = await fake.send_interaction("ask", [{"name": "prompt", "type": 3, "value": "x"}])
+        async with asyncio.timeout(10):
+            await deleted.wait()
+    (followup,) = fi.followups
+    assert fake.messages[fi.original_id or 0].deleted and fake.messages[followup].deleted
+    webhook_deletes = [c for c in fake.calls if c[1] == "DELETE" and c[2].startswith("/webhooks")]
+    assert len(webhook_deletes) == 2

@@ -151,6 +151,11 @@ class FakeDiscord:
         # Forced failures: (method, path prefix) → (status, code, message).
         self.failures: dict[tuple[str, str], tuple[int, int, str]] = {}
         self.ready = asyncio.Event()
+        # Cleared by hold_ready(): IDENTIFY (or RESUME) gets no READY until release_ready().
+        # resumable: RESUME is answered with RESUMED instead of "invalid session".
+        self.resumable = False
+        self._ready_allowed = asyncio.Event()
+        self._ready_allowed.set()
         self._windows: dict[tuple[str, int | str], Window] = {}
         self._sockets: list[web.WebSocketResponse] = []
         # [shard_id, shard_count] each socket identified with (absent: unsharded).
@@ -190,6 +195,7 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._ready_allowed.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -242,6 +248,12 @@ class FakeDiscord:
             "last_message_id": None,
             "rate_limit_per_user": 0,
         }
+
+    def add_text_channel(self, name: str) -> int:
+        """Another text channel of the guild (add it before the adapter connects)."""
+        cid = self.next_id()
+        self.channels[cid] = self._text_channel(cid, name)
+        return cid
 
     def _thread(self, tid: int, parent: int, name: str) -> dict[str, Any]:
         return {
@@ -431,6 +443,28 @@ class FakeDiscord:
             payload["member"] = self._member(author)
         await self.dispatch("MESSAGE_CREATE", payload)
         return msg
+
+    async def edit_message(self, mid: int, content: str) -> FakeMessage:
+        """The author edits a message; dispatched as MESSAGE_UPDATE."""
+        msg = self.messages[mid]
+        msg.content = content
+        msg.versions.append((time.monotonic(), content))
+        payload = self.message_payload(msg)
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None and "guild_id" in channel:
+            payload["member"] = self._member(int(msg.author["id"]))
+        await self.dispatch("MESSAGE_UPDATE", payload)
+        return msg
+
+    async def delete_message(self, mid: int) -> None:
+        """The author deletes a message; dispatched as MESSAGE_DELETE."""
+        msg = self.messages[mid]
+        msg.deleted = True
+        payload: dict[str, Any] = {"id": str(mid), "channel_id": str(msg.channel_id)}
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None and "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", payload)
 
     def open_dm(self, uid: int) -> int:
         """The DM channel between the bot and `uid` (created on first use)."""
@@ -780,6 +814,14 @@ class FakeDiscord:
             msg = found
             if method == "GET":
                 return json_response(self.message_payload(msg))
+            if method == "DELETE":
+                if msg.author["id"] != str(BOT_ID):
+                    return self._error(403, 50013, "Missing Permissions")
+                limited, headers = self._limit("delete", cid)
+                if limited is not None:
+                    return limited
+                msg.deleted = True
+                return web.Response(status=204, headers=headers)
             if method == "PATCH":
                 if msg.author["id"] != str(BOT_ID):
                     return self._error(403, 50005, "Cannot edit a message authored by another user")
@@ -910,6 +952,18 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway
 
+    def hold_ready(self) -> None:
+        """Sessions that IDENTIFY (or RESUME) from now on wait for release_ready()."""
+        self._ready_allowed.clear()
+
+    def release_ready(self) -> None:
+        self._ready_allowed.set()
+
+    async def reconnect(self) -> None:
+        """Ask every gateway session to reconnect (op 7), as Discord does before maintenance."""
+        for ws in list(self._sockets):
+            await ws.send_str(json.dumps({"op": 7, "d": None}))
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -927,10 +981,16 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11}))
                 elif op == 2:
                     self.identifies.append(msg["d"])
+                    await self._ready_allowed.wait()
                     shard = msg["d"].get("shard")
                     if shard is not None:
                         self._shards[ws] = (int(shard[0]), int(shard[1]))
                     await self._ready(ws, shard)
+                elif op == 6 and self.resumable:
+                    await self._ready_allowed.wait()
+                    self._seq += 1
+                    resumed = {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}}
+                    await ws.send_str(json.dumps(resumed))
                 elif op == 6:
                     # No session to resume here: ask for a fresh IDENTIFY.
                     await ws.send_str(json.dumps({"op": 9, "d": False}))

@@ -37,6 +37,9 @@ STREAM_PER_SECOND = 20 / 60
 STREAM_BURST = 20.0
 APPEND_PER_SECOND = 100 / 60
 APPEND_BURST = 100.0
+# chat.delete: Tier 3, its own limit per workspace.
+DELETE_PER_SECOND = 50 / 60
+DELETE_BURST = 50.0
 # conversations.replies: Tier 3 for internal apps.
 REPLIES_PER_SECOND = 50 / 60
 REPLIES_BURST = 50.0
@@ -112,9 +115,12 @@ class FakeSlack:
     `streaming = False` makes chat.startStream/appendStream/stopStream answer
     `streaming_error` (default `unknown_method`), as for an app or workspace without them;
     `append_rate/append_burst` for chat.appendStream, `stream_rate/stream_burst` for
-    start/stop. Streamed messages keep their Markdown in `text` and say `streaming` until
-    stopped; a stopped stream refuses appends.
-    Records: `writes`, `calls`, `rate_limited` (429s served per method), `acks`, `uploads`,
+    start/stop, `delete_rate/delete_burst` for chat.delete. Streamed messages keep their
+    Markdown in `text` and say `streaming` until stopped; a stopped stream refuses appends.
+    `hold_connections()` keeps Socket Mode clients waiting in apps.connections.open (with
+    `drop_connections()`: Slack unreachable) until `release_connections()`.
+    Records: `writes` (a chat.delete is a write with empty text), `calls`, `rate_limited`
+    (429s served per method), `acks`, `uploads`,
     `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
     """
 
@@ -132,6 +138,8 @@ class FakeSlack:
         append_burst: float = APPEND_BURST,
         stream_rate: float = STREAM_PER_SECOND,
         stream_burst: float = STREAM_BURST,
+        delete_rate: float = DELETE_PER_SECOND,
+        delete_burst: float = DELETE_BURST,
     ) -> None:
         self.bot_token = "xoxb-fake-bot-token"
         self.app_token = "xapp-fake-app-token"
@@ -142,6 +150,7 @@ class FakeSlack:
         self.replies_rate, self.replies_burst = replies_rate, replies_burst
         self.append_rate, self.append_burst = append_rate, append_burst
         self.stream_rate, self.stream_burst = stream_rate, stream_burst
+        self.delete_rate, self.delete_burst = delete_rate, delete_burst
         self.streaming = True
         self.streaming_error = "unknown_method"
         self.errors: dict[str, str] = {}
@@ -154,6 +163,9 @@ class FakeSlack:
             "UOTHERBOT": {"id": "UOTHERBOT", "name": "otherbot", "is_bot": True},
         }
         self.archived: set[str] = set()
+        # Channel names by id (conversations.info, slash payloads); unnamed: the id lowercased.
+        self.channel_names: dict[str, str] = {}
+        self.channel_info_calls = 0
         self.not_member: set[str] = set()
         self.messages: dict[str, dict[str, JSON]] = defaultdict(dict)
         self.files: dict[str, FakeFile] = {}
@@ -171,11 +183,14 @@ class FakeSlack:
         self._post_buckets: dict[str, Bucket] = {}
         self._replies_buckets: dict[str, Bucket] = {}
         self._stream_buckets: dict[str, Bucket] = {}
+        self._delete_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._acked: dict[str, asyncio.Event] = {}
         self._connected = asyncio.Event()
+        self._connections_open = asyncio.Event()
+        self._connections_open.set()
         self._activity = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -195,6 +210,7 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._connections_open.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -226,6 +242,7 @@ class FakeSlack:
             self._post_buckets,
             self._replies_buckets,
             self._stream_buckets,
+            self._delete_buckets,
         ):
             buckets.clear()
 
@@ -287,6 +304,43 @@ class FakeSlack:
         self.messages[channel][ts] = msg
         return {**msg, "channel": channel, "event_ts": ts, "channel_type": channel_type}
 
+    def edit_message(self, channel: str, ts: str, text: str) -> JSON:
+        """A person edits their message; returns the `message_changed` event Slack sends."""
+        msg = self.messages[channel][ts]
+        previous = dict(msg)
+        msg["text"] = text
+        msg["edited"] = {"user": msg.get("user", ""), "ts": self.new_ts()}
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": channel,
+            "hidden": True,
+            "message": dict(msg),
+            "previous_message": previous,
+            "event_ts": msg["edited"]["ts"],
+            "ts": msg["edited"]["ts"],
+            "channel_type": "channel",
+        }
+
+    def delete_message(self, channel: str, ts: str) -> JSON:
+        """A person deletes their message; returns the `message_deleted` event Slack sends."""
+        previous = self.messages[channel].pop(ts)
+        stamp = self.new_ts()
+        return {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": channel,
+            "hidden": True,
+            "deleted_ts": ts,
+            "previous_message": previous,
+            "event_ts": stamp,
+            "ts": stamp,
+            "channel_type": "channel",
+        }
+
+    def channel_name(self, channel: str) -> str:
+        return self.channel_names.get(channel, channel.lower())
+
     def thread(self, channel: str, thread_ts: str) -> list[JSON]:
         msgs = [
             m
@@ -327,7 +381,9 @@ class FakeSlack:
             "team_id": TEAM,
             "team_domain": "fake",
             "channel_id": channel,
-            "channel_name": channel.lower(),
+            "channel_name": "directmessage"
+            if channel.startswith("D")
+            else self.channel_name(channel),
             "user_id": user,
             "user_name": self.users.get(user, {}).get("name", user),
             "command": command,
@@ -348,7 +404,7 @@ class FakeSlack:
             "action_ts": self.new_ts(),
             "team": {"id": TEAM, "domain": "fake"},
             "user": {"id": user, "name": self.users.get(user, {}).get("name", user)},
-            "channel": {"id": channel, "name": channel.lower()},
+            "channel": {"id": channel, "name": self.channel_name(channel)},
             "callback_id": callback_id,
             "trigger_id": f"{next(self._ids)}.trigger",
             "message_ts": message["ts"],
@@ -368,6 +424,13 @@ class FakeSlack:
     async def wait_connected(self, within: float = 5.0) -> None:
         async with asyncio.timeout(within):
             await self._connected.wait()
+
+    def hold_connections(self) -> None:
+        """apps.connections.open answers only after release_connections()."""
+        self._connections_open.clear()
+
+    def release_connections(self) -> None:
+        self._connections_open.set()
 
     async def drop_connections(self) -> None:
         """Close every Socket Mode connection the way Slack does when it rotates them."""
@@ -455,6 +518,8 @@ class FakeSlack:
             return web.Response(
                 status=503, text="<html>Service Unavailable</html>", content_type="text/html"
             )
+        if method == "apps.connections.open":
+            await self._connections_open.wait()
         if method in self.errors:
             extra = (
                 {"needed": "chat:write", "provided": "commands"}
@@ -555,6 +620,26 @@ class FakeSlack:
             Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
         )
         return _ok(channel=channel, ts=ts, text=msg["text"])
+
+    def _m_chat_delete(self, args: JSON) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "chat.delete", self._delete_buckets, TEAM, self.delete_rate, self.delete_burst
+        ):
+            return limited
+        msg = self.messages[channel].get(ts)
+        if msg is None:
+            return _fail("message_not_found")
+        # A bot token may delete only what that bot posted.
+        if msg.get("user") != BOT_USER:
+            return _fail("cant_delete_message")
+        del self.messages[channel][ts]
+        self.writes.append(
+            Write(time.monotonic(), "chat.delete", channel, ts, "", msg.get("thread_ts"))
+        )
+        return _ok(channel=channel, ts=ts)
 
     # Native streams (chat.startStream / appendStream / stopStream) --------------------------
 
@@ -696,6 +781,15 @@ class FakeSlack:
         if not msgs:
             return _fail("thread_not_found")
         return _ok(messages=msgs, has_more=False)
+
+    def _m_conversations_info(self, args: JSON) -> web.Response:
+        self.channel_info_calls += 1
+        channel = str(args.get("channel", ""))
+        if not channel:
+            return _fail("channel_not_found")
+        if channel.startswith("D"):
+            return _ok(channel={"id": channel, "is_im": True, "user": "U1"})
+        return _ok(channel={"id": channel, "name": self.channel_name(channel), "is_channel": True})
 
     def _m_users_info(self, args: JSON) -> web.Response:
         self.user_info_calls += 1

@@ -20,9 +20,11 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
+from storage.base import QuotaConfig
 from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples
 from tests.fakes.gateway import FakeGateway
@@ -48,6 +50,8 @@ class Stack:
     gateway: FakeGateway
     adapter: SlackAdapter
     store: SqliteStore
+    memory: ChannelMemory
+    budgets: Budgets
 
 
 @pytest.fixture
@@ -58,25 +62,34 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 @asynccontextmanager
 async def build_stack(
-    tmp_path: Path, *, native: bool = True, **limits: float
+    tmp_path: Path, *, native: bool = True, quota: QuotaConfig | None = None, **limits: float
 ) -> AsyncIterator[Stack]:
     async with FakeSlack(**limits) as slack, FakeGateway() as fake_gw:
         config = Config(
-            api_key=Secret(fake_gw.api_key), base_url=fake_gw.base_url, db_path=tmp_path / "db"
+            api_key=Secret(fake_gw.api_key),
+            base_url=fake_gw.base_url,
+            db_path=tmp_path / "db",
+            quota=quota or QuotaConfig(),
         )
-        store = await SqliteStore.open(config.db_path)
+        store = await SqliteStore.open(config.db_path, config.quota)
         gateway = Gateway(config.base_url, config.api_key)
-        dispatcher = Dispatcher(Services(config, gateway, store, Budgets()), commands())
+        budgets = Budgets()
+        memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now, flush_delay=0.01)
+        await memory.start()
+        services = Services(config, gateway, store, budgets, memory=memory)
+        dispatcher = Dispatcher(services, commands())
         env = {} if native else {"CHATOPS_SLACK_NATIVE_STREAM": "false"}
         settings = SlackSettings.from_env(slack.env(**env))
         assert settings is not None
-        adapter = SlackAdapter(settings, store.first_delivery)
+        adapter = SlackAdapter(settings, store.first_delivery, budgets)
+        adapter.observer = memory.intake(adapter)
         try:
             async with running(adapter, dispatcher.handler_for(adapter)):
-                yield Stack(slack, fake_gw, adapter, store)
+                yield Stack(slack, fake_gw, adapter, store, memory, budgets)
                 async with asyncio.timeout(20):
                     await adapter.drained()
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()
 

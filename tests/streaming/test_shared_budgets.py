@@ -112,7 +112,7 @@ async def test_only_app_wide_budgets_are_shared_and_only_with_a_database(
 async def test_slack_streams_allowance_is_shared_by_replicas(postgres_url: str) -> None:
     async with replicas(postgres_url, 3) as budgets:
         allowances = [
-            b.named("slack-streams", "T1", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True)
+            b.named("streams", "slack:T1", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True)
             for b in budgets
         ]
         started = [await a.try_take() for _ in range(STREAMS_BURST) for a in allowances]

@@ -1,0 +1,1 @@
+"""Operations: the ops port (health, readiness, metrics), telemetry hooks and log formats."""
