@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.events import Attachment, ChannelMessage, Limits, Place, Posted, Request, Task, Turn
+
+if TYPE_CHECKING:
+    from bot.streaming.budgets import EditBudget
 
 Handler = Callable[[Request], Awaitable[None]]
 
@@ -58,6 +61,18 @@ class Adapter(Protocol):
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes: ...
 
     async def history(self, req: Request) -> Sequence[Turn]: ...
+
+
+@runtime_checkable
+class AppendsApart(Protocol):
+    """An adapter whose streamed messages take appended text under a limit of their own
+    (Slack's native streams: chat.appendStream is Tier 4, counted apart from chat.update).
+
+    `append_budget(posted)` is the budget an edit of `posted` that only adds text at its end
+    draws from, or None when such an edit would be an ordinary one (the place's budget).
+    """
+
+    def append_budget(self, posted: Posted) -> EditBudget | None: ...
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.events import Limits, Place
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
     from bot.streaming.shared import Windows
 
 Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """A scope's budget over a horizon, as every process sharing it sees it.
+
+    `supply`: writes free now or spent within the horizon, and those a horizon longer than
+    the window adds (what the scope turns over in that long); `pledged`: writes held for
+    sure needs; `streaming`: replies that spend spare writes from it.
+    """
+
+    supply: int
+    pledged: int
+    streaming: int
 
 
 class EditBudget:
@@ -27,6 +42,7 @@ class EditBudget:
 
     `pledged` counts writes that replies will certainly need (a first post, a final edit);
     replies spend tokens on optional intermediate edits only beyond that reserve.
+    `streaming` counts the replies that want those spare tokens (see StreamingReply).
     """
 
     def __init__(self, rate: float, burst: int, *, clock: Clock = time.monotonic) -> None:
@@ -36,6 +52,7 @@ class EditBudget:
         self.burst = burst
         self.window = burst / rate
         self.pledged = 0
+        self.streaming = 0
         self._clock = clock
         self._spent: deque[float] = deque()  # when each live token was spent, oldest first
         self._blocked_until = -math.inf
@@ -65,6 +82,24 @@ class EditBudget:
     def eta(self) -> float:
         """Seconds until an acquire() made now would be granted: after the queue ahead of it."""
         return self.delay(self._queued() + 1)
+
+    def outlook(self, horizon: float) -> Outlook:
+        """Supply over `horizon` seconds, pledges and demand (this process's own)."""
+        now = self._clock()
+        if now < self._blocked_until:
+            return Outlook(0, self.pledged, self.streaming)
+        self._expire(now)
+        old = sum(1 for at in self._spent if at <= now - horizon)
+        return Outlook(self.burst - old + self.refills(horizon), self.pledged, self.streaming)
+
+    def refills(self, horizon: float) -> int:
+        """Writes a horizon longer than the window adds: each token is spent again after a
+        window, so over `horizon` the scope turns over rate * horizon writes in all."""
+        return int(self.rate * max(0.0, horizon - self.window))
+
+    def shortfall(self) -> int:
+        """Pledged writes that what is free now cannot serve."""
+        return max(0, self.pledged - self.available())
 
     @property
     def waiting(self) -> bool:
@@ -119,10 +154,22 @@ class EditBudget:
     def unpledge(self, count: int = 1) -> None:
         self.pledged = max(0, self.pledged - count)
 
+    def join(self) -> None:
+        """A reply starts spending spare writes here."""
+        self.streaming += 1
+
+    def leave(self) -> None:
+        self.streaming = max(0, self.streaming - 1)
+
     @property
     def idle(self) -> bool:
-        """Nothing spent in the last window, nobody waiting or pledged: safe to forget."""
-        return self.available() == self.burst and not self._waiters and not self.pledged
+        """Nothing spent in the last window, nobody waiting, pledged or streaming here."""
+        return (
+            self.available() == self.burst
+            and not self._waiters
+            and not self.pledged
+            and not self.streaming
+        )
 
     # --- internals -------------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
 
-from bot.adapter import Adapter
+from bot.adapter import Adapter, AppendsApart
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
 from bot.ops.scope import mark_visible
 from bot.streaming.budgets import Budgets, EditBudget
+from bot.streaming.pacing import HORIZON, gap
 from bot.streaming.splitting import Part, closing_fence, next_part
-from bot.streaming.writes import FINAL_DEADLINE, Overdue, required
+from bot.streaming.writes import required
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ EMPTY_REPLY = "(empty reply)"
 CUT_SHORT = "the bot stopped before this reply was finished"
 # A reply waiting for spare budget looks again this often (pledges change as replies end).
 RECHECK = 1.0
+# A final text that waited this long for rate limits is logged (it is still delivered).
+SLOW_FINAL = 30.0
 # A final text whose edit would wait longer than this goes out as a new message instead,
 # when one can be posted sooner: finished answers show within about 2 s.
 REPOST_AFTER = 1.5
@@ -41,10 +44,19 @@ class StreamingReply:
     every part. Past `limits.max_chars` the reply rolls over into a new message; a finished
     part never changes again, and no message ever loses text it showed.
 
-    Budget policy: every open reply pledges the writes it will certainly still need (its
-    post until posted, and its final edit). Intermediate edits only spend tokens beyond all
-    pledges, so when many replies share a scarce budget each still gets a post and a final
-    edit promptly instead of the budget going to frames that will be overwritten anyway.
+    Budget policy. Every open reply pledges the writes it will certainly still need: its
+    post until posted, and one write for its final text, in the budget that write will come
+    from: the append budget of a natively streamed message (AppendsApart), else the delete
+    budget where the final text can be posted anew (below: a new message in the channel and
+    a delete of the old one), else the edit budget. Intermediate edits spend only tokens
+    beyond the pledges on their budget, and beyond the delete pledges the delete budget
+    cannot serve now (those finals fall back on edits), so each reply still gets its post and
+    its final text promptly instead of the budget going to frames that will be overwritten.
+
+    Spare tokens are shared out over time, not first come first served: a reply edits again
+    only once the text it shows is old enough for its even share of what the budget can
+    spare over the next `horizon` seconds among the replies streaming on it
+    (bot/streaming/pacing.py), and never sooner than the platform's edit interval.
 
     Final texts do not queue behind a drained edit budget: when a message's final text (the
     reply's end, or a part closed by a rollover) would wait more than `repost_after` seconds
@@ -54,6 +66,8 @@ class StreamingReply:
     budget. Where the platform declares no delete budget the final text waits for its edit;
     a message the platform refuses to delete is edited to a pointer instead, so no
     placeholder outlives the work. A thread's first message is never replaced this way.
+    A final text is never given up on: it waits (first come, first served) for as long as
+    the limits take; at shutdown the dispatcher's drain bounds that wait.
     """
 
     def __init__(
@@ -62,8 +76,8 @@ class StreamingReply:
         req: Request,
         budgets: Budgets,
         *,
-        final_deadline: float = FINAL_DEADLINE,
         repost_after: float = REPOST_AFTER,
+        horizon: float = HORIZON,
     ) -> None:
         self.adapter = adapter
         self.req = req
@@ -72,8 +86,8 @@ class StreamingReply:
         self._edits = budgets.for_place(self.limits, req.place)
         self._posts = budgets.for_posts(self.limits, req.place)
         self._deletes = budgets.for_deletes(self.limits, req.place)
-        self._final_deadline = final_deadline
         self._repost_after = repost_after
+        self._horizon = horizon
         self._measure = self.limits.length
         # Show at most this much of a message before its cut is known, so that the cut
         # (at a paragraph/line/space boundary) never has to take back shown text.
@@ -94,9 +108,14 @@ class StreamingReply:
         # A post token acquired while waiting for our turn, not yet used.
         self._token: EditBudget | None = None
         self._pledged_post = False
-        self._pledged_edit = False
+        # The budget holding this reply's pledge for its final write (see the class doc).
+        self._final_pledge: EditBudget | None = None
+        # The budget whose spare tokens this reply's intermediate edits compete for.
+        self._joined: EditBudget | None = None
         # Messages posted as streamed, not yet handed to adapter.finalize.
         self._open: list[Posted] = []
+        # Deletes (or pointer edits) of messages whose text went out anew, under way.
+        self._retiring: set[asyncio.Task[None]] = set()
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -168,7 +187,7 @@ class StreamingReply:
 
     def _poke(self) -> None:
         if self._task is None:
-            self._pledge(post=True, edit=True)
+            self._pledge(post=True, final=True)
             self._task = asyncio.get_running_loop().create_task(self._run())
         self._wake.set()
 
@@ -186,14 +205,14 @@ class StreamingReply:
         try:
             try:
                 await self._stream()
-            except TimeoutError:
-                log.error("a reply in %s could not roll over past rate limits", self.req.place)
-                await self._ended.wait()
+            finally:
+                self._join(None)
             assert self._final is not None
             await self._deliver(self._final)
         finally:
-            self._pledge(post=False, edit=False)
+            self._pledge(post=False, final=False)
             await self._finalize()
+            await self._tidy()
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -212,7 +231,9 @@ class StreamingReply:
                 await self._roll_over(self.text)
                 shown, end = self._snapshot(self.text)
                 if shown.strip():
-                    await self._post(shown, end)
+                    posted = await self._post(shown, end)
+                    # Counted among the replies sharing spare writes from the start.
+                    self._join(self._budget_for(posted, shown))
                 continue
             pause = self._last_write + self.limits.edit_interval - loop.time()
             if pause > 0 and await self._ends_within(pause):
@@ -224,33 +245,73 @@ class StreamingReply:
                 continue
             if self._snapshot(text)[0] == self._shown:
                 continue
-            # Only spare budget: the tokens pledged to every open reply's next sure write stay.
-            while not self._edits.try_acquire(reserve=self._edits.pledged):
-                wait = RECHECK
-                if not self._edits.waiting:
-                    wait = min(self._edits.delay(self._edits.pledged + 1), RECHECK)
-                if await self._ends_within(max(wait, 0.01)):
+            budget = await self._spare_turn()
+            if budget is None:
+                if self._ended.is_set():
                     return
+                self._wake.set()  # the part overflowed meanwhile: roll over first
+                continue
             shown, end = self._snapshot(self.text)
-            await self._edit(shown, end)
+            await self._edit(shown, end, budget)
+
+    async def _spare_turn(self) -> EditBudget | None:
+        """Wait for this reply's turn at a spare token (its gap, then a token beyond every
+        pledge) and take it; None when the reply ends or its part overflows first."""
+        loop = asyncio.get_running_loop()
+        while True:
+            current = self._current
+            assert current is not None
+            budget = self._budget_for(current, self._snapshot(self.text)[0])
+            self._join(budget)
+            held = self._held(budget)
+            outlook = budget.outlook(self._horizon)
+            due = gap(outlook, held, horizon=self._horizon, floor=self.limits.edit_interval)
+            pause = self._last_write + due - loop.time()
+            if pause <= 0:
+                if budget.try_acquire(reserve=budget.pledged + held):
+                    return budget
+                wait = RECHECK
+                if not budget.waiting:
+                    wait = min(budget.delay(budget.pledged + held + 1), RECHECK)
+            else:
+                wait = min(pause, RECHECK)
+            if await self._ends_within(max(wait, 0.01)) or self._overflows(self.text):
+                return None
+
+    def _held(self, budget: EditBudget) -> int:
+        """Tokens of `budget` held back beyond its own pledges: final texts pledged on the
+        delete budget that it cannot serve now fall back on edits."""
+        if budget is self._edits and self._deletes is not None:
+            return self._deletes.shortfall()
+        return 0
+
+    def _join(self, budget: EditBudget | None) -> None:
+        """Count this reply among those spending spare tokens of `budget` (None: no longer)."""
+        if budget is self._joined:
+            return
+        if self._joined is not None:
+            self._joined.leave()
+        if budget is not None:
+            budget.join()
+        self._joined = budget
 
     async def _deliver(self, final: str) -> None:
-        """Every remaining part in full, retried through 429s for up to the deadline."""
+        """Every remaining part in full, however long rate limits make that take."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._final_deadline
-        try:
-            await self._roll_over(final, deadline)
-            shown = self._opener + final[self._offset :]
-            if self._current is None:
-                if shown.strip() or not self.posted:
-                    await self._post(shown or EMPTY_REPLY, len(final), deadline)
-            elif shown != self._shown:
-                await self._settle(shown, len(final), deadline)
-        except TimeoutError:
-            log.error(
-                "final text of a reply in %s not delivered within %.0f s of platform rate limits",
+        started = loop.time()
+        await self._roll_over(final)
+        shown = self._opener + final[self._offset :]
+        if self._current is None:
+            if shown.strip() or not self.posted:
+                await self._post(shown or EMPTY_REPLY, len(final))
+        elif shown != self._shown:
+            await self._settle(shown, len(final))
+        waited = loop.time() - started
+        if waited > SLOW_FINAL:
+            log.warning(
+                "final text of a reply in %s took %.0f s of platform rate limits",
                 self.req.place,
-                self._final_deadline,
+                waited,
             )
 
     async def _ends_within(self, seconds: float) -> bool:
@@ -266,7 +327,7 @@ class StreamingReply:
     def _overflows(self, source: str) -> bool:
         return self._measure(self._opener + source[self._offset :]) > self.limits.max_chars
 
-    async def _roll_over(self, source: str, deadline: float | None = None) -> None:
+    async def _roll_over(self, source: str) -> None:
         """While the current part overflows: finish it at a boundary, start the next one."""
         while self._overflows(source):
             part = next_part(
@@ -278,9 +339,9 @@ class StreamingReply:
                 length=self._measure,
             )
             if self._current is None:
-                await self._post(part.text, part.end, deadline)
+                await self._post(part.text, part.end)
             else:
-                await self._settle(part.text, part.end, deadline)
+                await self._settle(part.text, part.end)
             # This part's text is final: the platform may end its stream now.
             await self._finalize()
             self._next_message(part)
@@ -291,7 +352,7 @@ class StreamingReply:
         self._opener = part.reopen
         self._shown = ""
         self._shown_end = part.end
-        self._pledge(post=True, edit=True)
+        self._pledge(post=True, final=True)
 
     def _snapshot(self, source: str) -> tuple[str, int]:
         """What the current message should show now, and how far into `source` it reaches."""
@@ -315,9 +376,9 @@ class StreamingReply:
 
     # --- writes --------------------------------------------------------------------------
 
-    async def _post(self, text: str, end: int, deadline: float | None = None) -> None:
+    async def _post(self, text: str, end: int) -> Posted:
         posted = await self._required(
-            lambda: self.adapter.reply(self.req, text, streamed=True), self._posts, deadline
+            lambda: self.adapter.reply(self.req, text, streamed=True), self._posts
         )
         self.posted.append(posted)
         self._open.append(posted)
@@ -325,81 +386,116 @@ class StreamingReply:
         self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
-        self._pledge(post=False, edit=True)
+        # Now known: whether the message streams natively, whether it opens its thread.
+        self._pledge(post=False, final=True)
+        return posted
 
-    async def _edit(self, text: str, end: int) -> None:
-        """An intermediate frame: the token was taken by try_acquire; a failure drops it."""
+    async def _edit(self, text: str, end: int, budget: EditBudget) -> None:
+        """An intermediate frame: its token was taken from `budget`; a failure drops it."""
         current = self._current
         assert current is not None
         try:
             await self.adapter.edit(current, text)
         except PlatformRateLimited as e:
-            self._edits.penalize(e.retry_after)
+            budget.penalize(e.retry_after)
             return
         except Exception:
             log.warning("intermediate edit failed in %s", self.req.place, exc_info=True)
             return
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
+        # A native stream the edit had to stop now takes its final text as an ordinary edit.
+        self._pledge(post=self._pledged_post, final=True)
 
-    async def _settle(self, text: str, end: int, deadline: float | None) -> None:
+    async def _settle(self, text: str, end: int) -> None:
         """Give the current message its final `text`: an edit, or a new message in its place
-        when that shows sooner (see the class doc). 429s are waited out until `deadline`."""
+        when that shows sooner (see the class doc). 429s are waited out, never given up."""
         loop = asyncio.get_running_loop()
-        if deadline is None:
-            deadline = loop.time() + self._final_deadline
         current = self._current
         assert current is not None
-        # Decided again after each 429: its Retry-After may make a new message sooner.
-        while not self._repost_sooner(current):
+        # Decided again after each 429 (its Retry-After may make a new message sooner) and
+        # when the edit takes longer than its budget said (a budget shared by replicas
+        # learns of the others' writes only when it asks).
+        while True:
+            budget = self._budget_for(current, text)
+            if self._repost_sooner(current, budget):
+                break
+            eta = budget.eta()
+            patience = None
+            if self._can_repost(current) and not math.isinf(eta):
+                patience = eta + self._repost_after
             try:
-                async with asyncio.timeout_at(deadline):
-                    await self._edits.acquire()
+                async with asyncio.timeout(patience):
+                    await budget.acquire()
             except TimeoutError:
-                raise Overdue from None
+                continue
             try:
                 await self.adapter.edit(current, text)
             except PlatformRateLimited as e:
-                self._edits.penalize(e.retry_after)
-                if loop.time() + e.retry_after > deadline:
-                    raise Overdue from e
+                budget.penalize(e.retry_after)
                 log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
                 continue
             self._shown, self._shown_end = text, end
             self._last_write = loop.time()
             return
-        await self._repost(current, text, end, deadline)
+        await self._repost(current, text, end)
 
-    def _repost_sooner(self, current: Posted) -> bool:
-        """Whether posting the final text anew would show it sooner than editing `current`."""
+    def _can_repost(self, current: Posted | None) -> bool:
+        """Whether a final text may go out as a new message in place of `current` (None: a
+        message not posted yet)."""
         if self._deletes is None or self._posts is self._edits:
             return False
-        if current.place.thread == current.id:
-            # A thread's first message: deleting it would leave its replies under a tombstone.
+        # A thread's first message: deleting it would leave its replies under a tombstone.
+        return current is None or current.place.thread != current.id
+
+    def _repost_sooner(self, current: Posted, budget: EditBudget) -> bool:
+        """Whether posting the final text anew would show it sooner than editing `current`
+        through `budget`."""
+        if not self._can_repost(current):
             return False
-        wait = self._edits.eta()
+        wait = budget.eta()
         return wait > self._repost_after and self._posts.eta() < wait
 
-    async def _repost(self, old: Posted, text: str, end: int, deadline: float) -> None:
-        """Post `text` as a new (final, never finalized) message, then retire `old`."""
-        posted = await self._required(
-            lambda: self.adapter.reply(self.req, text), self._posts, deadline
-        )
+    def _budget_for(self, current: Posted, text: str) -> EditBudget:
+        """The budget an edit of `current` to `text` draws from."""
+        appends = self._append_budget(current)
+        if appends is not None and text.startswith(self._shown):
+            return appends
+        return self._edits
+
+    def _append_budget(self, current: Posted) -> EditBudget | None:
+        if isinstance(self.adapter, AppendsApart):
+            return self.adapter.append_budget(current)
+        return None
+
+    async def _repost(self, old: Posted, text: str, end: int) -> None:
+        """Post `text` as a new (final, never finalized) message, then retire `old` in the
+        background: the text shows now, and the reply streams on (a rollover) meanwhile."""
+        posted = await self._required(lambda: self.adapter.reply(self.req, text), self._posts)
         self.posted[self.posted.index(old)] = posted
         self._current = posted
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
-        await self._retire(old)
+        streamed = old in self._open
+        if streamed:
+            self._open.remove(old)  # deleting a streamed message ends it: no finalize
+        deletes = self._deletes
+        assert deletes is not None
+        # Pledged until done, so other replies' intermediate edits leave room for it.
+        deletes.pledge()
+        task = asyncio.get_running_loop().create_task(self._retire(old, streamed=streamed))
+        self._retiring.add(task)
+        task.add_done_callback(lambda _: deletes.unpledge())
 
-    async def _retire(self, old: Posted) -> None:
-        """Delete a message whose text went out anew; if the platform refuses, point it there."""
+    async def _retire(self, old: Posted, *, streamed: bool) -> None:
+        """Delete a message whose text went out anew; if the platform refuses, point it there.
+        Rate limits are waited out, however long."""
         deletes = self._deletes
         assert deletes is not None
         loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            await required(
-                lambda: self.adapter.delete(old), deletes, loop.time() + self._final_deadline
-            )
+            await required(lambda: self.adapter.delete(old), deletes)
         except Exception:
             log.warning(
                 "could not delete a superseded message in %s; editing it instead",
@@ -407,28 +503,33 @@ class StreamingReply:
                 exc_info=True,
             )
         else:
-            if old in self._open:
-                self._open.remove(old)  # deleting a streamed message ends it
+            if loop.time() - started > SLOW_FINAL:
+                log.info(
+                    "a superseded message in %s waited %.0f s for its delete",
+                    self.req.place,
+                    loop.time() - started,
+                )
             return
         try:
-            await required(
-                lambda: self.adapter.edit(old, MOVED),
-                self._edits,
-                loop.time() + self._final_deadline,
-            )
+            await required(lambda: self.adapter.edit(old, MOVED), self._edits)
         except Exception:
             log.warning("could not tidy a superseded message in %s", self.req.place, exc_info=True)
+        if streamed:
+            self._open.append(old)
+            await self._finalize()
 
-    async def _required(
-        self, call: Callable[[], Awaitable[T]], budget: EditBudget, deadline: float | None
-    ) -> T:
+    async def _tidy(self) -> None:
+        """Wait for every superseded message to be retired (each handles its own failures)."""
+        while self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
+            self._retiring = {t for t in self._retiring if not t.done()}
+
+    async def _required(self, call: Callable[[], Awaitable[T]], budget: EditBudget) -> T:
         """A write that must happen: wait for the budget, retry 429s after their Retry-After."""
-        if deadline is None:
-            deadline = asyncio.get_running_loop().time() + self._final_deadline
         have_token = self._token is budget
         if have_token:
             self._token = None
-        return await required(call, budget, deadline, have_token=have_token)
+        return await required(call, budget, have_token=have_token)
 
     async def _finalize(self) -> None:
         """Tell the adapter that every streamed message posted so far is final (each once)."""
@@ -440,18 +541,33 @@ class StreamingReply:
                 # The text is delivered; a message left open is the platform's to time out.
                 log.warning("could not finalize a message in %s", self.req.place, exc_info=True)
 
-    def _pledge(self, *, post: bool, edit: bool) -> None:
+    def _pledge(self, *, post: bool, final: bool) -> None:
         """Declare the writes this reply will certainly still need (see the class doc).
 
-        From the start a reply pledges its post and its final edit (a reply whose stream ends
-        before its post needs no edit, but that is not known in advance).
+        From the start a reply pledges its post and its final write (a reply whose stream ends
+        before its post needs no more, but that is not known in advance).
         """
         if post != self._pledged_post:
             (self._posts.pledge if post else self._posts.unpledge)()
             self._pledged_post = post
-        if edit != self._pledged_edit:
-            (self._edits.pledge if edit else self._edits.unpledge)()
-            self._pledged_edit = edit
+        target = self._final_budget() if final else None
+        if target is not self._final_pledge:
+            if self._final_pledge is not None:
+                self._final_pledge.unpledge()
+            if target is not None:
+                target.pledge()
+            self._final_pledge = target
+
+    def _final_budget(self) -> EditBudget:
+        """The budget this reply's final write will most likely come from."""
+        current = self._current
+        if current is not None:
+            appends = self._append_budget(current)
+            if appends is not None:
+                return appends
+        if self._deletes is not None and self._can_repost(current):
+            return self._deletes
+        return self._edits
 
     def _closed_text(self) -> str:
         text = self.text

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# How long a write that must happen may take to get through platform 429s before we give up.
+# How long a one-shot message (a refusal, command output, a notice) may take to get through
+# rate limits before its caller hears PlatformRateLimited. A streamed reply's final text has
+# no such deadline: it always goes out (see StreamingReply).
 FINAL_DEADLINE = 60.0
 
 
@@ -27,13 +29,13 @@ class Overdue(TimeoutError):
 async def required(
     call: Callable[[], Awaitable[T]],
     budget: EditBudget,
-    deadline: float,
+    deadline: float | None = None,
     *,
     have_token: bool = False,
 ) -> T:
     """Take a token from `budget` (unless the caller holds one), then `call()`; on a 429,
     block the budget's whole scope for Retry-After and try again, until `deadline`
-    (loop time; Overdue past it)."""
+    (loop time; Overdue past it), or for as long as it takes when `deadline` is None."""
     loop = asyncio.get_running_loop()
     while True:
         if have_token:
@@ -49,7 +51,7 @@ async def required(
         except PlatformRateLimited as e:
             # The penalty makes the next acquire wait out Retry-After for the whole scope.
             budget.penalize(e.retry_after)
-            if loop.time() + e.retry_after > deadline:
+            if deadline is not None and loop.time() + e.retry_after > deadline:
                 raise Overdue from e
             log.info("platform 429; retrying in %.2f s", e.retry_after)
 
