@@ -62,7 +62,7 @@ from bot.events import (
     Turn,
     User,
 )
-from bot.streaming.budgets import Budgets
+from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.writes import send
 
 log = logging.getLogger("adapters.slack.app")
@@ -599,6 +599,14 @@ class SlackAdapter:
                 posted.place.thread,
                 {"ts": posted.id, "user": me.user_id, "text": sent.header + text},
             )
+
+    def append_budget(self, posted: Posted) -> EditBudget | None:
+        """Appends to a live native stream are chat.appendStream (Tier 4), apart from
+        chat.update (AppendsApart); any other edit is a chat.update."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.stream is None or not sent.stream.live:
+            return None
+        return self.streams.appends(sent.stream.team)
 
     async def show_task(self, req: Request, task: Task) -> bool:
         """A tool call as a `task_update` chunk of the request's native stream (opening one

@@ -40,6 +40,11 @@ ENDED = frozenset({"message_not_in_streaming_state", "stopped_by_user"})
 # of Slack's minute as burst leaves room for stops that come late and bunch up.
 STREAMS_PER_SECOND = 20 / 62.5
 STREAMS_BURST = 10
+# chat.appendStream is Tier 4 (100+ a minute per workspace), counted apart from chat.update:
+# appends to a live stream draw from this budget (100 per 62.5 s, the same margin as
+# chat.update's), so natively streamed replies do not spend the workspace's Tier 3 updates.
+APPENDS_PER_SECOND = 100 / 62.5
+APPENDS_BURST = 100
 # chat.stopStream 429s are waited out here (the core's budgets do not cover it), briefly.
 STOP_ATTEMPTS = 3
 STOP_MAX_WAIT = 10.0
@@ -84,6 +89,12 @@ class NativeStreams:
         # Keyed like every budget scope, platform first ("slack:T123"): metrics label by it.
         return self._budgets.named(
             "streams", f"slack:{team}", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True
+        )
+
+    def appends(self, team: str) -> EditBudget:
+        """The workspace's chat.appendStream budget (shared by replicas like the others)."""
+        return self._budgets.named(
+            "appends", f"slack:{team}", APPENDS_PER_SECOND, APPENDS_BURST, app_wide=True
         )
 
     async def start(
