@@ -11,9 +11,9 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.streaming.budgets import Clock, EditBudget
+from bot.streaming.budgets import Clock, EditBudget, Outlook
 from storage.base import DatabaseUnavailable
-from storage.postgres.budgets import Taken
+from storage.postgres.budgets import PLEDGE_SECONDS, Taken, View
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 LEASE = 0.25
 # After the database refused, ask again at the latest after this long (pledges change).
 RELOOK = 1.0
+# How the scope looks across replicas (outlook, shortfall) is read again after this long,
+# in the background; a view older than VIEW_STALE is not used (this process's own instead).
+VIEW_EVERY = 0.5
+VIEW_STALE = 5.0
 
 
 class Windows(Protocol):
@@ -42,6 +46,10 @@ class Windows(Protocol):
 
     async def pledge(self, key: str, count: int) -> None: ...
 
+    async def streaming(self, key: str, count: int) -> None: ...
+
+    async def view(self, key: str, *, window: float, horizon: float) -> View: ...
+
     async def give_back(self, key: str, at: datetime) -> None: ...
 
     async def block(self, key: str, seconds: float) -> None: ...
@@ -59,6 +67,11 @@ class SharedEditBudget(EditBudget):
     hand it asks for one in the background and answers False; the caller's next look
     (StreamingReply looks again after `delay()`) finds it, or it is given back. A 429 seen by
     one replica pauses the scope for all. Without the database, the process's own rules hold.
+
+    `outlook` and `shortfall` count every replica's writes, pledges and streaming replies
+    (a view read in the background at most every VIEW_EVERY s), and `eta` the wait the
+    database last named, so that a replica shares out spare writes and decides between an
+    edit and a new message knowing what the others spent.
     """
 
     def __init__(
@@ -82,15 +95,44 @@ class SharedEditBudget(EditBudget):
         self._refused_until = -math.inf  # the database said: nothing before this
         self._turn = asyncio.Lock()  # this process's acquire() callers, one at a time
         self._published = 0
+        self._published_streaming = 0
+        self._published_at = -math.inf
+        self._streaming_at = -math.inf
         self._publisher: asyncio.Task[None] | None = None
         self._chores: set[asyncio.Task[None]] = set()
+        self._free_at = -math.inf  # when the database last said a required write fits
+        self._acquirers = 0  # acquire() calls under way in this process
+        self._view: View | None = None
+        self._view_at = -math.inf
+        self._view_horizon = 0.0
+        self._viewing: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> bool:
         return self._turn.locked() or super().waiting
 
     def delay(self, tokens: int = 1) -> float:
-        return max(super().delay(tokens), self._refused_until - self._clock(), 0.0)
+        now = self._clock()
+        return max(super().delay(tokens), self._refused_until - now, self._free_at - now, 0.0)
+
+    def eta(self) -> float:
+        return self.delay(self._acquirers + 1)
+
+    def outlook(self, horizon: float) -> Outlook:
+        own = super().outlook(horizon)
+        view = self._seen(horizon)
+        if view is None:
+            return own
+        everyone = self.burst - view.older + self.refills(horizon)
+        supply = 0 if view.blocked else min(own.supply, everyone)
+        return Outlook(supply, self._all_pledged(view), self._all_streaming(view))
+
+    def shortfall(self) -> int:
+        view = self._seen(None)
+        if view is None:
+            return super().shortfall()
+        free = 0 if view.blocked else min(self.available(), self.burst - view.live)
+        return max(0, self._all_pledged(view) - free)
 
     def try_acquire(self, reserve: int = 0) -> bool:
         if not self._ready:
@@ -113,20 +155,24 @@ class SharedEditBudget(EditBudget):
         return self.try_acquire()
 
     async def acquire(self) -> None:
-        async with self._turn:
-            while not self._ready:
-                self._arrived.clear()
-                taken = await self._take(0)
-                if taken.at is not None or taken.wait == 0:
-                    self._hold(taken.at)
-                    break
-                # A write taken ahead for try_acquire may arrive meanwhile: use that.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(taken.wait, RELOOK)):
-                        await self._arrived.wait()
-            self._use_ready()
-            # This process's own rules (a 429 pause, its window) still hold the write back.
-            await super().acquire()
+        self._acquirers += 1
+        try:
+            async with self._turn:
+                while not self._ready:
+                    self._arrived.clear()
+                    taken = await self._take(0)
+                    if taken.at is not None or taken.wait == 0:
+                        self._hold(taken.at)
+                        break
+                    # A write taken ahead for try_acquire may arrive meanwhile: use that.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(taken.wait, RELOOK)):
+                            await self._arrived.wait()
+                self._use_ready()
+                # This process's own rules (a 429 pause, its window) still hold the write back.
+                await super().acquire()
+        finally:
+            self._acquirers -= 1
 
     def penalize(self, seconds: float) -> None:
         super().penalize(seconds)
@@ -140,6 +186,14 @@ class SharedEditBudget(EditBudget):
         super().unpledge(count)
         self._publish()
 
+    def join(self) -> None:
+        super().join()
+        self._publish()
+
+    def leave(self) -> None:
+        super().leave()
+        self._publish()
+
     @property
     def idle(self) -> bool:
         return (
@@ -147,6 +201,7 @@ class SharedEditBudget(EditBudget):
             and not self._ready
             and self._fetch is None
             and self._publisher is None
+            and self._viewing is None
             and not self._turn.locked()
         )
 
@@ -183,8 +238,11 @@ class SharedEditBudget(EditBudget):
             )
             return Taken(None, 0.0)
         self._published = self.pledged  # the take recorded them
+        self._published_at = self._clock()
         if taken.at is None:
             self._refused_until = self._clock() + min(taken.wait, RELOOK)
+            if not reserve:
+                self._free_at = self._clock() + taken.wait
         return taken
 
     def _hold(self, at: datetime | None) -> None:
@@ -211,21 +269,67 @@ class SharedEditBudget(EditBudget):
         if at is not None:
             self._chore(self._shared("give back", self._windows.give_back(self.key, at)))
 
-    def _publish(self) -> None:
-        """Tell the other replicas this process's pledges (one publisher at a time)."""
+    def _publish(self, *, again: bool = False) -> None:
+        """Tell the other replicas this process's pledges and streaming replies (one
+        publisher at a time; `again`: also when unchanged, before the database forgets)."""
         if self._publisher is not None:
             return
 
         async def publish() -> None:
             try:
-                while self._published != self.pledged:
-                    count = self.pledged
+                first = again
+                while first or self._published != self.pledged:
+                    first, count = False, self.pledged
                     await self._shared("share pledges", self._windows.pledge(self.key, count))
-                    self._published = count
+                    self._published, self._published_at = count, self._clock()
+                first = again
+                while first or self._published_streaming != self.streaming:
+                    first, count = False, self.streaming
+                    work = self._windows.streaming(self.key, count)
+                    await self._shared("share streaming replies", work)
+                    self._published_streaming, self._streaming_at = count, self._clock()
             finally:
                 self._publisher = None
 
         self._publisher = asyncio.get_running_loop().create_task(publish())
+
+    # --- every replica's view --------------------------------------------------------------
+
+    def _seen(self, horizon: float | None) -> View | None:
+        """The last view of the scope (refreshed in the background), unless too old or
+        taken over another horizon (None: any will do)."""
+        now = self._clock()
+        other = horizon is not None and horizon != self._view_horizon
+        if (other or now - self._view_at > VIEW_EVERY) and self._viewing is None:
+            looking = self._view_horizon or self.window if horizon is None else horizon
+            self._viewing = asyncio.get_running_loop().create_task(self._look(looking))
+        if other or now - self._view_at > VIEW_STALE:
+            return None
+        return self._view
+
+    async def _look(self, horizon: float) -> None:
+        try:
+            self._view = await self._windows.view(
+                self.key, window=self._shared_window, horizon=horizon
+            )
+            self._view_horizon = horizon
+        except DatabaseUnavailable as e:
+            log.warning("budget %s: database unavailable (%s); own view only", self.key, e)
+            self._view = None
+        finally:
+            self._view_at = self._clock()
+            self._viewing = None
+        # Pledges and counts the database keeps for a while only: said again before it forgets.
+        said = min(self._published_at, self._streaming_at)
+        if (self.pledged or self.streaming) and self._clock() - said > PLEDGE_SECONDS / 3:
+            self._publish(again=True)
+
+    def _all_pledged(self, view: View) -> int:
+        """Every replica's pledges: the others' as the database has them, and ours now."""
+        return max(0, view.pledged - self._published) + self.pledged
+
+    def _all_streaming(self, view: View) -> int:
+        return max(0, view.streaming - self._published_streaming) + self.streaming
 
     async def _shared(self, what: str, work: Coroutine[Any, Any, None]) -> None:
         try:

@@ -54,6 +54,19 @@ GIVE_BACK = (
     "UPDATE budgets SET spent = spent[:array_position(spent, $2) - 1] "
     "|| spent[array_position(spent, $2) + 1:] WHERE key = $1 AND $2 = ANY(spent)"
 )
+# A scope as every replica sees it: writes in its window, those of them older than a horizon,
+# whether a 429 closed it, and the pledges and streaming replies of every live replica.
+# $1 key, $2 window seconds, $3 horizon seconds, $4 the key replicas count streaming under.
+VIEW = (
+    "SELECT (SELECT count(*) FROM budgets b, unnest(b.spent) AS t WHERE b.key = $1 "
+    "AND t > now() - make_interval(secs => $2::float8)), "
+    "(SELECT count(*) FROM budgets b, unnest(b.spent) AS t WHERE b.key = $1 "
+    "AND t > now() - make_interval(secs => $2::float8) "
+    "AND t <= now() - make_interval(secs => $3::float8)), "
+    "EXISTS (SELECT 1 FROM budgets WHERE key = $1 AND blocked_until > now()), "
+    "(SELECT COALESCE(sum(count), 0) FROM budget_pledges WHERE key = $1 AND expires_at > now()), "
+    "(SELECT COALESCE(sum(count), 0) FROM budget_pledges WHERE key = $4 AND expires_at > now())"
+)
 BLOCK = (
     "INSERT INTO budgets AS b (key, blocked_until) "
     "VALUES ($1, now() + make_interval(secs => $2::float8)) ON CONFLICT (key) DO UPDATE "
@@ -68,6 +81,22 @@ class Taken:
 
     at: datetime | None
     wait: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One scope's window as every replica sees it (see VIEW)."""
+
+    live: int
+    older: int
+    blocked: bool
+    pledged: int
+    streaming: int
+
+
+def streaming_key(key: str) -> str:
+    """Where replicas count their streaming replies of a scope (beside its pledges)."""
+    return f"{key}#streaming"
 
 
 class SharedWindows:
@@ -110,6 +139,20 @@ class SharedWindows:
     async def pledge(self, key: str, count: int) -> None:
         """Publish this process's pledges in a scope (the writes it will surely need)."""
         await self._run(PLEDGE, key, self.owner, count)
+
+    async def streaming(self, key: str, count: int) -> None:
+        """Publish how many of this process's replies spend spare writes in a scope."""
+        await self._run(PLEDGE, streaming_key(key), self.owner, count)
+
+    async def view(self, key: str, *, window: float, horizon: float) -> View:
+        """The scope's window, pledges and streaming replies over every replica."""
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                row = await conn.fetchrow(VIEW, key, window, horizon, streaming_key(key))
+        except CONNECT_FAILED as e:
+            raise DatabaseUnavailable(type(e).__name__) from None
+        assert row is not None
+        return View(int(row[0]), int(row[1]), bool(row[2]), int(row[3]), int(row[4]))
 
     async def give_back(self, key: str, at: datetime) -> None:
         await self._run(GIVE_BACK, key, at)
