@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from adapters.slack.stream import STREAMS_BURST, STREAMS_PER_SECOND
 from bot.events import Limits, Place
-from bot.streaming.budgets import Budgets, EditBudget
+from bot.streaming.budgets import Budgets, EditBudget, Outlook
 from bot.streaming.shared import SharedEditBudget
 from storage.postgres.store import PostgresStore
 
@@ -118,3 +118,48 @@ async def test_slack_streams_allowance_is_shared_by_replicas(postgres_url: str) 
         started = [await a.try_take() for _ in range(STREAMS_BURST) for a in allowances]
     # chat.startStream is counted per workspace by Slack: 10 in all, not 10 per replica.
     assert sum(started) == STREAMS_BURST
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Until `check()` holds (views are read in the background), bounded."""
+    async with asyncio.timeout(10):
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("never held")
+
+
+async def test_a_replica_hears_how_long_the_others_drained_window_keeps_it_waiting(
+    postgres_url: str,
+) -> None:
+    async with replicas(postgres_url, 2) as (one, two):
+        first, second = one.for_place(SCARCE, PLACE), two.for_place(SCARCE, PLACE)
+        for _ in range(5):
+            await first.acquire()
+        # Nothing spent here, so this replica's own window would say: at once.
+        assert second.eta() == 0.0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await second.acquire()
+        # The database named the wait: most of the 500 s window, so a final text is posted
+        # anew rather than waiting for this edit.
+        assert second.eta() > 400
+
+
+async def test_outlook_and_shortfall_count_every_replica(postgres_url: str) -> None:
+    async with replicas(postgres_url, 2) as (one, two):
+        first, second = one.for_place(SCARCE, PLACE), two.for_place(SCARCE, PLACE)
+        await first.acquire()
+        first.pledge(3)
+        first.join()
+        second.pledge(2)
+        second.join()
+        second.join()
+        # Five writes, one spent: four free for five pledges across the two replicas.
+        await until(lambda: second.shortfall() == 1 and first.shortfall() == 1)
+        await until(lambda: second.outlook(10.0) == Outlook(supply=5, pledged=5, streaming=3))
+        first.unpledge(3)
+        first.leave()
+        await until(lambda: second.outlook(10.0) == Outlook(supply=5, pledged=2, streaming=2))
+        assert second.shortfall() == 0
