@@ -3,15 +3,18 @@
 The whole service runs against the fakes: fake Slack (chat.update ~50/min per workspace,
 chat.postMessage ~1/s per channel, 429 + Retry-After beyond) ↔ Slack adapter ↔ dispatcher and
 StreamingReply ↔ fake gateway streaming 300 tokens at 40 tokens/s. One conversation per
-channel, all in one workspace, all started at once.
+channel, all in one workspace, all started at once. Staleness (how long the oldest token a
+reader cannot see yet has been out of the model) is set beside what the limits allow
+(bench/staleness.py); "all tidy" is when no superseded first frame is left either.
 
-Then a voice clip after a burst: 30 such conversations spend the workspace's chat.update
-allowance, then a real (espeak-ng/ffmpeg) voice clip is posted in another channel. Printed:
-seconds from the gateway's transcription answer to the transcript being visible in Slack,
-with final texts posted anew when their edit would wait (the default) and, for comparison,
-with that turned off (every final text waits for its chat.update).
+Then a voice clip after a burst: 60 such conversations (10 native streams, 50 posted and
+edited) spend the workspace's chat.update allowance, then a real (espeak-ng/ffmpeg) voice
+clip is posted in another channel. Printed: seconds from the gateway's transcription
+answer to the transcript being visible in Slack, with final texts posted anew when their
+edit would wait (the default) and, for comparison, with that turned off (every final text
+waits for its chat.update).
 
-Run: .venv/bin/python -m bench.bench_slack
+Run: .venv/bin/python -m bench.bench_slack [conversations ...]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import itertools
 import re
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from adapters.slack.app import LIMITS, SlackAdapter
 from adapters.slack.settings import SlackSettings
+from bench.staleness import allowed, pct, samples
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
@@ -44,9 +49,10 @@ TOKENS = 300
 TOKENS_PER_SECOND = 40.0
 LEVELS = (1, 10, 50)
 LEVEL_TIMEOUT = 120.0
-BURST = 30
+# Past every final, how long superseded first frames may take to be deleted.
+TIDY_TIMEOUT = 180.0
+BURST = 60
 TRANSCRIPT = "the transcript of the voice clip"
-SAMPLE_EVERY = 0.02
 _TOKEN = re.compile(r"\bt(\d+)\b")
 
 
@@ -56,15 +62,12 @@ class Figures:
     first_p50: float
     first_p95: float
     stale_p95: float
+    stale_allowed: float
     rate_limited: int
     writes_per_reply: float
     backwards: int
     all_complete: float
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
+    all_tidy: float
 
 
 def visible_tokens(text: str) -> int:
@@ -85,10 +88,12 @@ async def level(conversations: int) -> Figures:
             )
             store = await SqliteStore.open(config.db_path)
             gateway = Gateway(config.base_url, config.api_key)
-            dispatcher = Dispatcher(Services(config, gateway, store, Budgets()), command_table())
+            budgets = Budgets()
+            dispatcher = Dispatcher(Services(config, gateway, store, budgets), command_table())
             settings = SlackSettings.from_env(slack.env())
             assert settings is not None
-            adapter = SlackAdapter(settings, store.first_delivery)
+            # One Budgets for the core and the adapter, as bot/__main__.py wires them.
+            adapter = SlackAdapter(settings, store.first_delivery, budgets)
             channels = [f"C{n:03d}" for n in range(conversations)]
             try:
                 async with running(adapter, dispatcher.handler_for(adapter)):
@@ -111,6 +116,10 @@ async def level(conversations: int) -> Figures:
                         )
                         for c in channels
                     )
+                    # Replies end once their superseded first frames are deleted too.
+                    async with asyncio.timeout(TIDY_TIMEOUT):
+                        await dispatcher.drain(TIDY_TIMEOUT)
+                    tidy = max([ended] + [w.at for w in slack.writes if w.method == "chat.delete"])
                     await adapter.drained()
             finally:
                 await gateway.aclose()
@@ -133,27 +142,21 @@ async def level(conversations: int) -> Figures:
         backwards = 0
         for channel in channels:
             t0 = began[channel]
-            emit = [t0 + (k + 1) * delay for k in range(TOKENS)]
             seen = writes[channel]
-            firsts.append(seen[0][0] - emit[0])
+            firsts.append(seen[0][0] - (t0 + delay))
             backwards += sum(1 for a, b in itertools.pairwise(seen) if b[1] < a[1])
-            t, i, shown = emit[0], 0, 0
-            while t <= emit[-1]:
-                while i < len(seen) and seen[i][0] <= t:
-                    shown = max(shown, seen[i][1])
-                    i += 1
-                emitted = int((t - t0) / delay)
-                stale.append(t - emit[shown] if shown < min(emitted, TOKENS) else 0.0)
-                t += SAMPLE_EVERY
+            stale += samples(t0, seen, tokens=TOKENS, delay=delay)
         return Figures(
             conversations=conversations,
             first_p50=statistics.median(firsts),
             first_p95=pct(firsts, 0.95),
             stale_p95=pct(stale, 0.95),
+            stale_allowed=allowed(conversations, tokens=TOKENS, delay=delay),
             rate_limited=sum(slack.rate_limited.values()),
             writes_per_reply=len(slack.writes) / conversations,
             backwards=backwards,
             all_complete=ended - start,
+            all_tidy=tidy - start,
         )
 
 
@@ -233,22 +236,23 @@ async def clip_after_burst(clip: bytes, *, repost: bool) -> ClipFigures:
         )
 
 
-async def main() -> None:
+async def main(levels: tuple[int, ...] = LEVELS) -> None:
     print(
         f"Slack streaming: {TOKENS}-token replies at {TOKENS_PER_SECOND:g} tokens/s "
         f"(stream {TOKENS / TOKENS_PER_SECOND:.1f} s), one conversation per channel, one workspace"
     )
     header = (
-        f"{'convs':>5} {'first p50':>10} {'first p95':>10} {'stale p95':>10} "
-        f"{'429s':>5} {'writes/reply':>12} {'backwards':>9} {'all done':>9}"
+        f"{'convs':>5} {'first p50':>10} {'first p95':>10} {'stale p95':>10} {'allowed':>8} "
+        f"{'429s':>5} {'writes/reply':>12} {'backwards':>9} {'all done':>9} {'all tidy':>9}"
     )
     print(header)
-    for n in LEVELS:
+    for n in levels:
         f = await level(n)
         print(
             f"{f.conversations:>5} {f.first_p50:>9.3f}s {f.first_p95:>9.3f}s {f.stale_p95:>9.2f}s "
-            f"{f.rate_limited:>5} {f.writes_per_reply:>12.1f} {f.backwards:>9} "
-            f"{f.all_complete:>8.2f}s"
+            f"{f.stale_allowed:>7.2f}s {f.rate_limited:>5} {f.writes_per_reply:>12.1f} "
+            f"{f.backwards:>9} {f.all_complete:>8.2f}s {f.all_tidy:>8.2f}s",
+            flush=True,
         )
     print()
     print(f"A voice clip in another channel right after {BURST} such conversations:")
@@ -262,4 +266,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # Optional conversation counts pick levels (the voice clip runs after them), e.g. 150.
+    asyncio.run(main(tuple(int(a) for a in sys.argv[1:]) or LEVELS))
