@@ -89,7 +89,12 @@ class EditBudget:
         if now < self._blocked_until:
             return Outlook(0, self.pledged, self.streaming)
         self._expire(now)
-        old = sum(1 for at in self._spent if at <= now - horizon)
+        old = 0  # live writes spent before the horizon (none when it spans the window)
+        if horizon < self.window:
+            for at in self._spent:  # oldest first
+                if at > now - horizon:
+                    break
+                old += 1
         return Outlook(self.burst - old + self.refills(horizon), self.pledged, self.streaming)
 
     def refills(self, horizon: float) -> int:

@@ -88,6 +88,8 @@ class StreamingReply:
         self._deletes = budgets.for_deletes(self.limits, req.place)
         self._repost_after = repost_after
         self._horizon = horizon
+        # Checked once: a Protocol isinstance is slow, and every edit asks.
+        self._appends_apart = adapter if isinstance(adapter, AppendsApart) else None
         self._measure = self.limits.length
         # Show at most this much of a message before its cut is known, so that the cut
         # (at a paragraph/line/space boundary) never has to take back shown text.
@@ -464,8 +466,8 @@ class StreamingReply:
         return self._edits
 
     def _append_budget(self, current: Posted) -> EditBudget | None:
-        if isinstance(self.adapter, AppendsApart):
-            return self.adapter.append_budget(current)
+        if self._appends_apart is not None:
+            return self._appends_apart.append_budget(current)
         return None
 
     async def _repost(self, old: Posted, text: str, end: int) -> None:
