@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.events import Attachment, Limits, Posted, Request, Task, Turn
+from bot.events import Attachment, Limits, Posted, Request, Said, Task, Turn
 
 Handler = Callable[[Request], Awaitable[None]]
 
@@ -70,3 +70,19 @@ class ShowsTasks(Protocol):
     """
 
     async def show_task(self, req: Request, task: Task) -> bool: ...
+
+
+@runtime_checkable
+class ReadsChannels(Protocol):
+    """An adapter that can read what people wrote, with who wrote it (summaries, "this channel").
+
+    Both return at most the newest `limit` messages, oldest first, and raise
+    `UserFacingError` saying why when the platform will not let the bot read them.
+    `conversation`: the thread or reply chain the request is in, or the one the message it
+    targets (`req.target`) is in; empty when there is none. `recent`: the newest messages of
+    the channel the request is about, `req.viewing` when set, else its own.
+    """
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]: ...
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]: ...

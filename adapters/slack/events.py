@@ -146,6 +146,7 @@ def event_request(
         attachments=attachments(event.get("files")),
         event_id=event_id,
         conversational=conversational,
+        direct=event.get("channel_type") == "im",
         native=Origin(ts=ts),
     )
 
@@ -213,4 +214,4 @@ def user_from_info(user_id: str, info: Mapping[str, Any]) -> User:
         or user_id
     )
     admin = any(bool(info.get(k)) for k in ("is_admin", "is_owner", "is_primary_owner"))
-    return User(id=user_id, name=str(name), is_admin=admin)
+    return User(id=user_id, name=str(name), is_admin=admin, locale=str(info.get("locale") or ""))

@@ -14,6 +14,8 @@ from adapters.slack.errors import AUTH_CODES, code_of
 log = logging.getLogger("adapters.slack.app")
 
 STATUS_TEXT = "is thinking…"
+# Shown in turn under the status while the bot works (assistant threads rotate them).
+LOADING_MESSAGES = ("Reading the conversation…", "Thinking it over…", "Writing the answer…")
 # A status is a nicety: never hold a request up for long waiting on it.
 STATUS_TIMEOUT = 2.0
 # Errors after which the status is not tried again in this process.
@@ -36,7 +38,7 @@ class ThreadStatus:
         self._shown: set[tuple[str, str]] = set()
 
     async def working(self, channel: str, thread: str) -> None:
-        if await self._set(channel, thread, STATUS_TEXT):
+        if await self._set(channel, thread, STATUS_TEXT, LOADING_MESSAGES):
             self._shown.add((channel, thread))
 
     def posted(self, channel: str, thread: str) -> None:
@@ -48,14 +50,19 @@ class ThreadStatus:
             self._shown.discard((channel, thread))
             await self._set(channel, thread, "")
 
-    async def _set(self, channel: str, thread: str, status: str) -> bool:
+    async def _set(
+        self, channel: str, thread: str, status: str, loading: tuple[str, ...] = ()
+    ) -> bool:
         if not self.available:
             return False
         client = await self._client()
         try:
             async with asyncio.timeout(STATUS_TIMEOUT):
                 await client.assistant_threads_setStatus(
-                    channel_id=channel, thread_ts=thread, status=status
+                    channel_id=channel,
+                    thread_ts=thread,
+                    status=status,
+                    loading_messages=list(loading) or None,
                 )
             return True
         except SlackApiError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from bot.adapter import ReadsChannels
 from bot.commands import Command
 from bot.context import Context
 from bot.conversation import build_messages, supports_vision
@@ -11,8 +12,12 @@ from bot.errors import UserFacingError
 from bot.events import Turn
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
+from bot.transcript import about_this_channel, fit
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
+# Messages of the viewed channel read when a question is about it (trimmed to half the
+# context budget afterwards).
+CHANNEL_MESSAGES = 100
 
 
 async def _inline_images(ctx: Context) -> tuple[str, ...]:
@@ -39,15 +44,36 @@ async def run_ask(ctx: Context) -> None:
     history = await ctx.adapter.history(ctx.req)
     images = await _inline_images(ctx) if supports_vision(model) else ()
     turn = Turn("user", prompt, images)
-    messages, prompt_tokens = build_messages(
-        model, settings.system_prompt, history, turn, config.context_tokens
-    )
+    system = _join(settings.system_prompt, await _viewed_channel(ctx, prompt))
+    messages, prompt_tokens = build_messages(model, system, history, turn, config.context_tokens)
     # A cap is held whole, so the limit is never passed; without one the hold is an estimate
     # and the real usage settled afterwards may pass the limit by the rest of this reply.
     tokens_out = max_tokens or config.reply_tokens_estimate
     # One path with or without tools: with none offered, the loop is a single streamed round.
     chat = Chat(model, messages, prompt_tokens, max_tokens, settings.temperature, tokens_out)
     await converse(ctx, chat, await tools_for(ctx))
+
+
+async def _viewed_channel(ctx: Context, prompt: str) -> str | None:
+    """The latest messages of the channel the user looks at, when the question is about it."""
+    adapter, req = ctx.adapter, ctx.req
+    if req.viewing is None or not isinstance(adapter, ReadsChannels):
+        return None
+    if not about_this_channel(prompt):
+        return None
+    said = await adapter.recent(req, CHANNEL_MESSAGES)
+    transcript = fit(said, ctx.services.config.context_tokens // 2)
+    if not transcript.kept:
+        return None
+    return (
+        "The user is looking at a channel and may ask about it. Its latest messages follow, "
+        "oldest first, one per line as [author] text:\n" + transcript.text
+    )
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "\n\n".join(p for p in parts if p)
+    return text or None
 
 
 ASK = Command(

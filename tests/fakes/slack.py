@@ -43,6 +43,11 @@ DELETE_BURST = 50.0
 # conversations.replies: Tier 3 for internal apps.
 REPLIES_PER_SECOND = 50 / 60
 REPLIES_BURST = 50.0
+# conversations.history: Tier 3 too, its own allowance.
+HISTORY_PER_SECOND = 50 / 60
+HISTORY_BURST = 50.0
+# The one-to-one channel between the bot and user U1 (where assistant threads live).
+DM = "D1"
 
 LOGIN_PAGE = (
     "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
@@ -121,7 +126,12 @@ class FakeSlack:
     `drop_connections()`: Slack unreachable) until `release_connections()`.
     Records: `writes` (a chat.delete is a write with empty text), `calls`, `rate_limited`
     (429s served per method), `acks`, `uploads`,
-    `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
+    `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs),
+    `suggested` (assistant.threads.setSuggestedPrompts) and `titles` (…setTitle).
+    `status_supported = False` refuses every assistant.threads.* method (no assistant:write).
+    Assistant threads: `start_assistant_thread()` makes one the way Slack does (a placeholder
+    root in the DM, then `assistant_thread_started`); `assistant_event()` builds that event
+    or `assistant_thread_context_changed`.
     """
 
     def __init__(
@@ -173,12 +183,15 @@ class FakeSlack:
         self.sent_at: dict[str, float] = {}
         self.uploads: dict[str, bytes] = {}
         self.statuses: list[JSON] = []
+        self.suggested: list[JSON] = []
+        self.titles: list[JSON] = []
         self.responses: list[tuple[str, JSON]] = []
         self.downloads: list[str] = []
         self.user_info_calls = 0
         self._update_buckets: dict[str, Bucket] = {}
         self._post_buckets: dict[str, Bucket] = {}
         self._replies_buckets: dict[str, Bucket] = {}
+        self._history_buckets: dict[str, Bucket] = {}
         self._stream_buckets: dict[str, Bucket] = {}
         self._delete_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
@@ -238,6 +251,7 @@ class FakeSlack:
             self._update_buckets,
             self._post_buckets,
             self._replies_buckets,
+            self._history_buckets,
             self._stream_buckets,
             self._delete_buckets,
         ):
@@ -300,6 +314,44 @@ class FakeSlack:
             msg["subtype"] = "bot_message"
         self.messages[channel][ts] = msg
         return {**msg, "channel": channel, "event_ts": ts, "channel_type": channel_type}
+
+    def start_assistant_thread(
+        self, *, user: str = "U1", viewing: str | None = "C1", channel: str = DM
+    ) -> tuple[str, JSON]:
+        """A new assistant thread (its placeholder root stored): (thread_ts, the started event)."""
+        ts = self.new_ts()
+        self.messages[channel][ts] = {
+            "type": "message",
+            "subtype": "assistant_app_thread",
+            "user": BOT_USER,
+            "text": "New chat",
+            "ts": ts,
+            "thread_ts": ts,
+        }
+        return ts, self.assistant_event(
+            "assistant_thread_started", ts, user=user, viewing=viewing, channel=channel
+        )
+
+    def assistant_event(
+        self,
+        kind: str,
+        thread_ts: str,
+        *,
+        user: str = "U1",
+        viewing: str | None = "C1",
+        channel: str = DM,
+    ) -> JSON:
+        context: JSON = {"channel_id": viewing, "team_id": TEAM, "enterprise_id": None}
+        return {
+            "type": kind,
+            "assistant_thread": {
+                "user_id": user,
+                "context": context if viewing else {},
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+            },
+            "event_ts": self.new_ts(),
+        }
 
     def thread(self, channel: str, thread_ts: str) -> list[JSON]:
         msgs = [
@@ -550,7 +602,9 @@ class FakeSlack:
         if args.get("thread_ts"):
             msg["thread_ts"] = str(args["thread_ts"])
         if args.get("blocks"):
-            msg["blocks"] = args["blocks"]
+            msg["blocks"] = _json_arg(args["blocks"])
+        if args.get("metadata"):
+            msg["metadata"] = _json_arg(args["metadata"])
         self.messages[channel][ts] = msg
         self.writes.append(
             Write(
@@ -574,6 +628,10 @@ class FakeSlack:
             return _fail("cant_update_message")
         # markdown_text (standard Markdown) instead of text (mrkdwn); stored as given.
         msg["text"] = args.get("markdown_text") or args.get("text", "")
+        if args.get("metadata"):
+            msg["metadata"] = _json_arg(args["metadata"])
+        if args.get("blocks"):
+            msg["blocks"] = _json_arg(args["blocks"])
         self.writes.append(
             Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
         )
@@ -740,14 +798,44 @@ class FakeSlack:
             return _fail("thread_not_found")
         return _ok(messages=msgs, has_more=False)
 
+    def _m_conversations_history(self, args: JSON) -> web.Response:
+        channel = str(args.get("channel", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "conversations.history",
+            self._history_buckets,
+            TEAM,
+            self.replies_rate,
+            self.replies_burst,
+        ):
+            return limited
+        # Top-level messages (and thread broadcasts), newest first, paged by a cursor.
+        top = [
+            m
+            for m in self.messages[channel].values()
+            if not m.get("thread_ts") or m["thread_ts"] == m["ts"]
+        ]
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
+        start = int(str(args.get("cursor") or "0"))
+        limit = int(str(args.get("limit") or "100"))
+        page = top[start : start + limit]
+        more = start + limit < len(top)
+        meta = {"next_cursor": str(start + limit) if more else ""}
+        return _ok(messages=page, has_more=more, response_metadata=meta)
+
     def _m_users_info(self, args: JSON) -> web.Response:
         self.user_info_calls += 1
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             return _fail("user_not_found")
+        shown = {k: v for k, v in user.items() if k != "locale"}
+        # Slack adds the locale only when asked for it.
+        if str(args.get("include_locale", "")).lower() in ("true", "1"):
+            shown["locale"] = user.get("locale", "en-US")
         return _ok(
             user={
-                **user,
+                **shown,
                 "profile": {
                     "display_name": user.get("name", ""),
                     "real_name": user.get("real_name", ""),
@@ -801,7 +889,28 @@ class FakeSlack:
     def _m_assistant_threads_setStatus(self, args: JSON) -> web.Response:
         if not self.status_supported:
             return _fail("missing_scope", needed="assistant:write")
+        if "loading_messages" in args:
+            args = {**args, "loading_messages": _json_arg(args["loading_messages"])}
         self.statuses.append(args)
+        return _ok()
+
+    def _m_assistant_threads_setSuggestedPrompts(self, args: JSON) -> web.Response:
+        if not self.status_supported:
+            return _fail("missing_scope", needed="assistant:write")
+        prompts = _json_arg(args.get("prompts"))
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return _fail("invalid_arguments")
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            return _fail("invalid_arguments")
+        self.suggested.append({**args, "prompts": prompts})
+        return _ok()
+
+    def _m_assistant_threads_setTitle(self, args: JSON) -> web.Response:
+        if not self.status_supported:
+            return _fail("missing_scope", needed="assistant:write")
+        if not args.get("title") or not args.get("thread_ts"):
+            return _fail("invalid_arguments")
+        self.titles.append(args)
         return _ok()
 
     # --- non-API endpoints -----------------------------------------------------------------
@@ -829,6 +938,16 @@ class FakeSlack:
         self.responses.append((request.match_info["id"], await request.json()))
         self._activity.set()
         return web.Response(text="ok")
+
+
+def _json_arg(value: Any) -> Any:
+    """slack_sdk sends lists and objects as JSON bodies, or as JSON strings in forms."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def _ok(**data: Any) -> web.Response:

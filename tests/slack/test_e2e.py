@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,9 +61,17 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 @asynccontextmanager
 async def build_stack(
-    tmp_path: Path, *, native: bool = True, quota: QuotaConfig | None = None, **limits: float
+    tmp_path: Path,
+    *,
+    native: bool = True,
+    quota: QuotaConfig | None = None,
+    env: dict[str, str] | None = None,
+    slack: FakeSlack | None = None,
+    **limits: float,
 ) -> AsyncIterator[Stack]:
-    async with FakeSlack(**limits) as slack, FakeGateway() as fake_gw:
+    # A FakeSlack given by the caller outlives this stack (a second adapter, a restart).
+    own = FakeSlack(**limits) if slack is None else contextlib.nullcontext(slack)
+    async with own as slack, FakeGateway() as fake_gw:
         config = Config(
             api_key=Secret(fake_gw.api_key),
             base_url=fake_gw.base_url,
@@ -73,8 +82,10 @@ async def build_stack(
         gateway = Gateway(config.base_url, config.api_key)
         budgets = Budgets()
         dispatcher = Dispatcher(Services(config, gateway, store, budgets), commands())
-        env = {} if native else {"CHATOPS_SLACK_NATIVE_STREAM": "false"}
-        settings = SlackSettings.from_env(slack.env(**env))
+        extra = dict(env or {})
+        if not native:
+            extra["CHATOPS_SLACK_NATIVE_STREAM"] = "false"
+        settings = SlackSettings.from_env(slack.env(**extra))
         assert settings is not None
         adapter = SlackAdapter(settings, store.first_delivery, budgets)
         try:
