@@ -11,7 +11,7 @@ from typing import Literal
 
 from bot.adapter import Connection, Handler
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
-from bot.events import Attachment, Limits, Place, Posted, Request, Turn, User
+from bot.events import Attachment, Limits, Place, Posted, Request, Said, Turn, User
 
 EventKind = Literal["reply", "edit", "upload", "delete", "rate_limited"]
 
@@ -83,6 +83,9 @@ class MemoryAdapter:
         self.requests: list[Request] = list(requests)
         self.files: dict[str, bytes] = dict(files or {})
         self.turns: list[Turn] = list(turns)
+        # What `conversation` and `recent` read (summaries, translation, "this channel").
+        self.thread_said: list[Said] = []
+        self.channel_said: list[Said] = []
         # Simulated network round trip per write, for benchmarks; 0 keeps tests fast.
         self.latency = latency
         self.clock = clock
@@ -210,6 +213,12 @@ class MemoryAdapter:
 
     async def history(self, req: Request) -> Sequence[Turn]:
         return list(self.turns)
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]:
+        return self.thread_said[-limit:]
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]:
+        return self.channel_said[-limit:]
 
     # --- internals -----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from adapters.discord.events import (
     is_addressed,
     message_request,
 )
+from adapters.discord.history import conversation_of, recent_in
 from adapters.discord.history import history as conversation_history
 from adapters.discord.media import download, fit_upload
 from adapters.discord.origin import INTERACTION_TTL, Origin
@@ -27,7 +28,7 @@ from adapters.discord.settings import DiscordSettings, invite_url
 from adapters.discord.shards import ShardStates
 from bot.adapter import Connection, Handler
 from bot.commands import Command
-from bot.events import Attachment, Limits, Posted, Request, Turn
+from bot.events import Attachment, Limits, Posted, Request, Said, Turn
 
 __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
@@ -228,9 +229,10 @@ class DiscordAdapter:
         name: str,
         text: str,
         attachments: Sequence[discord.Attachment],
+        target: discord.Message | None = None,
     ) -> None:
         command = self.commands.get(name)
-        private = bool(command and command.private)
+        private = bool(command and command.private_for(text))
         try:
             # Discord's 3 s starts at the event; acknowledge before anything else.
             await interaction.response.defer(thinking=True, ephemeral=private)
@@ -252,6 +254,8 @@ class DiscordAdapter:
             tuple(attachment_of(a, voice=voice) for a in attachments),
             deferred_ephemeral=private,
             interaction_ttl=self.interaction_ttl,
+            target=target,
+            me_id=self.me_id,
         )
         self._spawn(self._serve(req, None))
 
@@ -345,6 +349,14 @@ class DiscordAdapter:
 
     async def history(self, req: Request) -> Sequence[Turn]:
         return await conversation_history(_origin(req), self.me_id)
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]:
+        """The thread or reply chain the request (or the message it targets) is in."""
+        return await conversation_of(_origin(req), self.me_id, limit)
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]:
+        """The channel's latest messages before the request."""
+        return await recent_in(_origin(req), self.me_id, limit)
 
 
 def _content(text: str) -> str:

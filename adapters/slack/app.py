@@ -37,6 +37,7 @@ from adapters.slack.assistant import (
 )
 from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
+    SHORTCUTS,
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
@@ -301,7 +302,7 @@ class SlackAdapter:
             await ack()
             self._spawn(self._slash(body, handle))
 
-        @app.shortcut(TRANSCRIBE_SHORTCUT)
+        @app.shortcut(re.compile(rf"^({'|'.join(SHORTCUTS)})$"))
         async def on_shortcut(ack: AsyncAck, body: JSON) -> None:
             await ack()
             self._spawn(self._shortcut(body, handle))
@@ -404,10 +405,13 @@ class SlackAdapter:
 
     async def _shortcut(self, body: JSON, handle: Handler) -> None:
         user: JSON = body.get("user") or {}
-        req = shortcut_request(body, await self.user(str(user.get("id", ""))), team_of(body))
+        author_id = str((body.get("message") or {}).get("user") or "")
+        author = (await self.user(author_id)).name if author_id else ""
+        asker = await self.user(str(user.get("id", "")))
+        req = shortcut_request(body, asker, team_of(body), author=author)
         if not await self._first(req.event_id):
             return
-        if not req.attachments:
+        if req.command == TRANSCRIBE_SHORTCUT and not req.attachments:
             note = "That message has no audio clip to transcribe."
             try:
                 await send(self, self._budgets, req, note, ephemeral=True)

@@ -7,13 +7,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.events import Attachment, AttachmentKind, Place, Request, User
+from bot.events import Attachment, AttachmentKind, Place, Request, Said, User
 
 PLATFORM = "slack"
 # Core commands with a slash command each; "/chatops <command> …" reaches all of them too.
-SLASH_COMMANDS = ("ask", "image", "transcribe", "models", "model", "quota", "help", "settings")
+SLASH_COMMANDS = (
+    "ask",
+    "image",
+    "transcribe",
+    "summarize",
+    "translate",
+    "models",
+    "model",
+    "quota",
+    "help",
+    "settings",
+)
 UMBRELLA_COMMAND = "chatops"
 TRANSCRIBE_SHORTCUT = "transcribe"
+# Message shortcuts by callback id, each the core command it runs on that message.
+SHORTCUTS = ("transcribe", "summarize", "translate")
 
 # Message subtypes that are a person saying something; edits, joins, deletions are not.
 _SPOKEN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "bot_message"})
@@ -177,20 +190,28 @@ def slash_request(payload: Mapping[str, Any], user: User, team_id: str) -> Reque
     )
 
 
-def shortcut_request(payload: Mapping[str, Any], user: User, team_id: str) -> Request:
-    """A Request for the "Transcribe" message shortcut; the transcript goes in its thread."""
+def shortcut_request(
+    payload: Mapping[str, Any], user: User, team_id: str, *, author: str = ""
+) -> Request:
+    """A Request for a message shortcut (its callback id is the command): the message is the
+    target, its thread the conversation, and private answers go to the response URL."""
     message: Mapping[str, Any] = payload.get("message") or {}
     channel: Mapping[str, Any] = payload.get("channel") or {}
+    command = str(payload.get("callback_id") or TRANSCRIBE_SHORTCUT)
     ts = str(message.get("ts") or payload.get("message_ts") or "")
+    found = attachments(message.get("files"))
+    if command == TRANSCRIBE_SHORTCUT:
+        found = tuple(a for a in found if a.kind == "audio")
     return Request(
         place=Place(
             PLATFORM, str(channel.get("id", "")), str(message.get("thread_ts") or ts), team_id
         ),
         user=user,
         text="",
-        command="transcribe",
-        attachments=tuple(a for a in attachments(message.get("files")) if a.kind == "audio"),
+        command=command,
+        attachments=found,
         event_id=f"shortcut:{payload.get('trigger_id', '')}",
+        target=Said(author, str(message.get("text") or ""), ts),
         native=Origin(ts=ts, response_url=str(payload.get("response_url") or "") or None),
     )
 

@@ -9,13 +9,26 @@ from bot.commands.image import IMAGE
 from bot.commands.models import MODEL, MODELS
 from bot.commands.quota import QUOTA
 from bot.commands.settings import SETTINGS_COMMANDS
+from bot.commands.summarize import SUMMARIZE
 from bot.commands.tools import TOOLS
 from bot.commands.transcribe import TRANSCRIBE
+from bot.commands.translate import TRANSLATE
 
 
 def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
     """Every command by name; `transcribe` is bound to the service's audio limits."""
-    commands = (ASK, IMAGE, transcribe, MODELS, MODEL, QUOTA, TOOLS, *SETTINGS_COMMANDS)
+    commands = (
+        ASK,
+        IMAGE,
+        transcribe,
+        SUMMARIZE,
+        TRANSLATE,
+        MODELS,
+        MODEL,
+        QUOTA,
+        TOOLS,
+        *SETTINGS_COMMANDS,
+    )
     table: dict[str, Command] = {c.name: c for c in commands}
     table["chat"] = ASK
     table["help"] = help_command(table)

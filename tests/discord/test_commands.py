@@ -85,7 +85,8 @@ async def test_commands_sync_once_and_again_only_when_they_change(
     first = {(c.get("type", 1), c["name"]) for c in fake.command_syncs[0]}
     core = {name for name, command in full_table().items() if name == command.name}
     assert {"ask", "image", "transcribe", "models", "model", "quota", "help"} <= core
-    assert {(1, n) for n in core} | {(3, "Transcribe")} == first, "one per command, no alias"
+    menus = {(3, "Transcribe"), (3, "Summarize"), (3, "Translate")}
+    assert {(1, n) for n in core} | menus == first, "one per command, no alias"
     options = {c["name"]: c.get("options", []) for c in fake.command_syncs[0]}
     size = next(o for o in options["image"] if o["name"] == "size")
     assert [c["value"] for c in size["choices"]][:3] == ["1024x1024", "1536x1024", "1024x1536"]

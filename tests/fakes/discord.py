@@ -456,6 +456,7 @@ class FakeDiscord:
         resolved: dict[str, Any] | None = None,
         interaction_type: int = 2,
         focused: bool = False,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         """A user runs an application command (type 2) or autocompletes one (type 4)."""
         iid = self.next_id()
@@ -485,7 +486,7 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": str((1 << 53) - 1),
-            "locale": "en-US",
+            "locale": locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
