@@ -34,3 +34,17 @@ def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if raw in FALSE_WORDS:
         return False
     raise ConfigError(name, f"expected true or false, got {raw!r}")
+
+
+def port(env: Mapping[str, str], name: str) -> int | None:
+    """A TCP port 0-65535; unset or blank gives None (the listener is off)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise ConfigError(name, f"{value} is outside 0..65535")
+    return value

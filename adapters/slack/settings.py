@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from bot import envvars
 from bot.envvars import flag
 from bot.errors import ConfigError
 from bot.secret import Secret
@@ -77,7 +78,7 @@ class SlackSettings:
             raise ConfigError("SLACK_BOT_TOKEN", "must be a bot token starting with xoxb-")
         if app and not app.startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN", "must be an app-level token starting with xapp-")
-        port = _port(environ.get("CHATOPS_SLACK_HTTP_PORT", "").strip())
+        port = envvars.port(environ, "CHATOPS_SLACK_HTTP_PORT")
         if port is not None and not secret:
             raise ConfigError(
                 "SLACK_SIGNING_SECRET", "is required for HTTP mode (CHATOPS_SLACK_HTTP_PORT is set)"
@@ -139,18 +140,6 @@ def _prompts(items: Any, where: str) -> tuple[Prompt, ...]:
                 f"{where}: each prompt is a text or an object with a title and a message",
             )
     return tuple(out)
-
-
-def _port(raw: str) -> int | None:
-    if not raw:
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError("CHATOPS_SLACK_HTTP_PORT", f"must be a number, got {raw!r}") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError("CHATOPS_SLACK_HTTP_PORT", f"must be 0-65535, got {port}")
-    return port
 
 
 def _api_url(raw: str) -> str:

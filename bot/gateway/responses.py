@@ -12,7 +12,7 @@ import httpx
 from httpx_sse import EventSource
 
 from bot.gateway.errors import GatewayError, error_from_event
-from bot.gateway.stream import CallParts, ChatStream, TokenUsage
+from bot.gateway.stream import CallParts, ChatStream, TokenUsage, json_answer
 
 # What OpenAI (and gateways relaying it) answer on /chat/completions for a model such as
 # gpt-5-pro or *-codex: "This model is only supported in v1/responses and not in
@@ -177,14 +177,7 @@ async def responses_deltas(
 def whole_response(stream: ChatStream, raw: bytes, model: str) -> str:
     """The text of a non-streamed /responses answer (a gateway that ignored stream=true)."""
     stream.api = "responses"
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise GatewayError(
-            200, "stream_error", "the gateway answered neither SSE nor JSON", model=model
-        ) from None
-    if not isinstance(payload, dict):
-        raise GatewayError(200, "stream_error", "unexpected answer shape", model=model)
+    payload = json_answer(raw, model)
     if payload.get("status") == "failed":
         raise _failure(payload, model)
     if payload.get("error"):

@@ -199,8 +199,8 @@ async def sse_deltas(
         stream.tool_calls = calls.calls()
 
 
-def whole_completion(stream: ChatStream, raw: bytes, model: str) -> str:
-    """The text of a non-streamed completion (some gateways ignore stream=true)."""
+def json_answer(raw: bytes, model: str) -> dict[str, Any]:
+    """A whole (non-SSE) answer body as a JSON object, or the gateway error it amounts to."""
     try:
         payload = json.loads(raw)
     except ValueError:
@@ -209,6 +209,12 @@ def whole_completion(stream: ChatStream, raw: bytes, model: str) -> str:
         ) from None
     if not isinstance(payload, dict):
         raise GatewayError(200, "stream_error", "unexpected answer shape", model=model)
+    return payload
+
+
+def whole_completion(stream: ChatStream, raw: bytes, model: str) -> str:
+    """The text of a non-streamed completion (some gateways ignore stream=true)."""
+    payload = json_answer(raw, model)
     if "error" in payload:
         raise error_from_event(payload, model=model)
     if payload.get("usage"):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.envvars import port
 from bot.errors import ConfigError
 
 LogFormat = Literal["text", "json"]
@@ -27,18 +28,4 @@ class OpsSettings:
         host = env.get("CHATOPS_OPS_HOST", "").strip() or "127.0.0.1"
         if any(ch.isspace() or ch == "/" for ch in host):
             raise ConfigError("CHATOPS_OPS_HOST", f"{host!r} is not a host name or address")
-        return cls(
-            port=_port(env.get("CHATOPS_OPS_PORT", "").strip()), host=host, log_format=log_format
-        )
-
-
-def _port(raw: str) -> int | None:
-    if not raw:
-        return None
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ConfigError("CHATOPS_OPS_PORT", f"{raw!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError("CHATOPS_OPS_PORT", f"{port} is outside 0..65535")
-    return port
+        return cls(port=port(env, "CHATOPS_OPS_PORT"), host=host, log_format=log_format)
