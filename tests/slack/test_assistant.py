@@ -148,10 +148,19 @@ async def test_another_process_finds_the_context_on_the_greeting(tmp_path: Path)
             await slack.wait_until(lambda: any(m.get("metadata") for m in slack.thread(DM, ts)))
         slack.user_message("C2", "the build is red again")
         async with build_stack(tmp_path / "b", slack=slack) as second:
-            await ask(slack, ts, "summarize this channel for me")
+            await ask(slack, ts, "what is this channel about?")
             await slack.wait_until(lambda: len(answers(slack, ts)) == 1)
             body = second.gateway.chat_bodies()[-1]
             assert "[ada] the build is red again" in body["messages"][0]["content"]
+            # `summarize` there means the channel beside the thread too, answered in the thread.
+            second.gateway.reply = "The build is failing."
+            await ask(slack, ts, "summarize")
+            await slack.wait_until(lambda: answers(slack, ts)[-1].endswith("The build is failing."))
+            assert answers(slack, ts)[-1].startswith(
+                "**Summary of 1 message** in the channel you are looking at"
+            )
+            transcript = second.gateway.chat_bodies()[-1]["messages"][1]["content"]
+            assert transcript == "[ada] the build is red again"
 
 
 async def test_without_the_ai_app_feature_dm_threads_work_as_before(tmp_path: Path) -> None:
