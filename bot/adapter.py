@@ -86,3 +86,20 @@ class ReadsChannels(Protocol):
     async def conversation(self, req: Request, limit: int) -> Sequence[Said]: ...
 
     async def recent(self, req: Request, limit: int) -> Sequence[Said]: ...
+
+
+@runtime_checkable
+class ShowsFeedback(Protocol):
+    """An adapter that can put 👍/👎 buttons on the last message of a finished reply.
+
+    `key` names the reply (the ledger row of its final model request); a click comes back as
+    a request for the `feedback` command with "up <key>" or "down <key>". `text` is what the
+    message shows. `ask_feedback` is called once, before that message's `finalize`.
+    `feedback_needs_edit` says whether that costs an edit of the message (the caller then
+    spends a spare token of the place's edit budget first, and skips the buttons when none
+    comes soon) or comes free with something the adapter does anyway (ending a stream).
+    """
+
+    def feedback_needs_edit(self, posted: Posted) -> bool: ...
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None: ...

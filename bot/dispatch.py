@@ -44,6 +44,8 @@ class Dispatcher:
     def __init__(self, services: Services, commands: Mapping[str, Command]) -> None:
         self._services = services
         self._commands = commands
+        # Names a message's first word may run (hidden ones come only from buttons).
+        self._typed = frozenset(n for n, c in commands.items() if not c.hidden)
         self._inflight: set[asyncio.Task[None]] = set()
         self._accepting = True
 
@@ -88,7 +90,7 @@ class Dispatcher:
             await asyncio.wait(pending, timeout=max(grace, 10.0))
 
     async def _process(self, adapter: Adapter, req: Request) -> None:
-        name, args = route(req, self._commands.keys())
+        name, args = route(req, self._typed)
         command = self._commands.get(name)
         # The scope gives log lines a request id and counts the outcome; an unknown name is
         # the user's own words, never a metric label.

@@ -137,6 +137,21 @@ class ToolCallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelVotes:
+    """People's 👍/👎 on the replies of one model (one vote per person and reply)."""
+
+    model: str
+    up: int
+    down: int
+
+    @property
+    def satisfaction(self) -> float | None:
+        """The share of votes that were 👍; None without votes."""
+        total = self.up + self.down
+        return self.up / total if total else None
+
+
+@dataclass(frozen=True, slots=True)
 class LimitSetting:
     """The limit in force for one metric and window; None means unlimited."""
 
@@ -277,6 +292,21 @@ class Store(Protocol):
         self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
     ) -> list[ToolCallRecord]:
         """Tool-call rows in id order, optionally one channel's, paged by `after_id`."""
+        ...
+
+    # --- feedback ---
+
+    async def record_vote(self, ledger_id: int, user: str, vote: int, *, channel: str) -> bool:
+        """One person's 👍 (1) or 👎 (-1) on a reply, named by the ledger row of its final model
+        request; a later vote replaces theirs. False (nothing stored) when that row is not a
+        request of `channel`."""
+        ...
+
+    async def votes_by_model(
+        self, channel: str | None = None, *, month: str | None = None, since: datetime | None = None
+    ) -> list[ModelVotes]:
+        """Votes by the model that wrote the reply, most voted first: one channel's or all,
+        on replies of one quota month ("2026-06") or made since a moment."""
         ...
 
     # --- settings, changed atomically ---

@@ -86,6 +86,8 @@ class MemoryAdapter:
         # What `conversation` and `recent` read (summaries, translation, "this channel").
         self.thread_said: list[Said] = []
         self.channel_said: list[Said] = []
+        # (message id, its text, the reply's key) for each ask_feedback, in call order.
+        self.feedback_asked: list[tuple[str, str, str]] = []
         # Simulated network round trip per write, for benchmarks; 0 keeps tests fast.
         self.latency = latency
         self.clock = clock
@@ -183,6 +185,13 @@ class MemoryAdapter:
         await self._arrive("edit", posted.place, text, posted.id)
         self._texts[posted.id].append(text)
         await self._record(Event("edit", self.clock(), posted.place, posted.id, text))
+
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        return True
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        await self._arrive("edit", posted.place, text, posted.id)
+        self.feedback_asked.append((posted.id, text, key))
 
     async def finalize(self, posted: Posted) -> None:
         """Records which message was finalized and the text it had then (see `finalized`)."""

@@ -474,3 +474,29 @@ async def test_tool_calls_are_recorded_in_order(make_store: MakeStore) -> None:
     assert second.id > first.id and second.created_at is not None
     assert [c.tool for c in await store.tool_calls("slack:C2")] == ["generate_image"]
     assert await store.tool_calls(after_id=second.id) == []
+
+
+async def test_one_vote_per_person_and_reply_the_latest_wins(make_store: MakeStore) -> None:
+    store = await make_store()
+    first = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(first, EST)
+    other = await store.reserve(replace(CHAT, model="claude-sonnet-4"), EST, now=T0)
+    await store.settle(other, EST)
+    assert await store.record_vote(first.id, "U1", 1, channel=CHAT.channel)
+    assert await store.record_vote(first.id, "U1", -1, channel=CHAT.channel)  # changed mind
+    assert await store.record_vote(first.id, "U2", 1, channel=CHAT.channel)
+    assert await store.record_vote(other.id, "U1", 1, channel=CHAT.channel)
+    # A reply of another channel (or none at all) takes no vote from here.
+    assert not await store.record_vote(first.id, "U3", 1, channel="slack:C2")
+    assert not await store.record_vote(first.id + 99, "U3", 1, channel=CHAT.channel)
+    votes = {v.model: (v.up, v.down) for v in await store.votes_by_model(CHAT.channel)}
+    assert votes == {"gpt-4o": (1, 1), "claude-sonnet-4": (1, 0)}
+    (top, _) = await store.votes_by_model()
+    assert top.model == "gpt-4o" and top.satisfaction == 0.5
+    assert await store.votes_by_model(month="2026-11") != []
+    assert await store.votes_by_model(month="2026-12") == []
+    assert await store.votes_by_model("slack:C2") == []
+    # Votes survive a restart.
+    await store.close()
+    again = await make_store()
+    assert len(await again.votes_by_model(CHAT.channel)) == 2

@@ -19,6 +19,7 @@ from adapters.discord.events import (
     is_addressed,
     message_request,
 )
+from adapters.discord.feedback import FeedbackButtons
 from adapters.discord.history import conversation_of, recent_in
 from adapters.discord.history import history as conversation_history
 from adapters.discord.media import download, fit_upload
@@ -122,6 +123,7 @@ class DiscordAdapter:
         # Sees every REST call discord.py makes (adapters/api_calls.py counts them).
         self.http_trace = http_trace
         self.shards = ShardStates()
+        self.feedback = FeedbackButtons(self._on_vote)
 
     # ------------------------------------------------------------------ connection
 
@@ -174,6 +176,8 @@ class DiscordAdapter:
 
         client.event(on_message)
         client.event(on_ready)
+        # Feedback buttons of answers sent before a restart still reach us.
+        client.add_dynamic_items(self.feedback.item_class)
         self.shards.attach(client)
         async with client, aiohttp.ClientSession() as session:
             self._session, self._accepting = session, True
@@ -259,6 +263,27 @@ class DiscordAdapter:
         )
         self._spawn(self._serve(req, None))
 
+    async def _on_vote(self, interaction: discord.Interaction[Any], vote: str, key: str) -> None:
+        """A click on a reply's 👍/👎: acknowledged privately, then the core records it."""
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_INTERACTION:
+                log.warning("a feedback click expired before it was acknowledged")
+                return
+            raise
+        except discord.InteractionResponded:
+            pass
+        req = interaction_request(
+            interaction,
+            "feedback",
+            f"{vote} {key}",
+            deferred_ephemeral=True,
+            interaction_ttl=self.interaction_ttl,
+            me_id=self.me_id,
+        )
+        self._spawn(self._serve(req, None))
+
     async def _serve(self, req: Request, typing_in: Any) -> None:
         handle = self._handle
         if handle is None:
@@ -306,6 +331,18 @@ class DiscordAdapter:
         if not isinstance(ref, PostedRef):
             raise TypeError("a Posted that did not come from the Discord adapter")
         await self.poster.edit(ref.origin, ref.message, _content(text))
+
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        return True
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        """👍/👎 buttons under a finished reply: one edit that adds them to its last message."""
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        if ref.message.flags.ephemeral:
+            return
+        await self.poster.edit(ref.origin, ref.message, _content(text), self.feedback.view(key))
 
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: Discord has no native message streams; edits stop by themselves."""

@@ -239,7 +239,7 @@ def build_tree(
     """A slash command per core command (aliases skipped) plus the "Transcribe" message menu."""
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
     for name, cmd in table.items():
-        if name != cmd.name:
+        if name != cmd.name or cmd.hidden:
             continue  # an alias (e.g. chat → ask): one slash command is enough
         shape = _SHAPES.get(name, _plain)
         tree.add_command(shape(cmd, run, models))

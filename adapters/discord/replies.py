@@ -79,12 +79,20 @@ class Poster:
         except discord.HTTPException as exc:
             raise await self._translate(origin, exc, "send messages") from exc
 
-    async def edit(self, origin: Origin, message: discord.Message, text: str) -> None:
+    async def edit(
+        self,
+        origin: Origin,
+        message: discord.Message,
+        text: str,
+        view: discord.ui.View | None = None,
+    ) -> None:
+        """Edit one of our messages to `text` (and give it `view`'s components, if any)."""
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             if isinstance(message, discord.WebhookMessage | discord.InteractionMessage):
                 if origin.interaction_alive():
                     try:
-                        await message.edit(content=text, allowed_mentions=NO_PINGS)
+                        await message.edit(content=text, allowed_mentions=NO_PINGS, **extra)
                         return
                     except discord.HTTPException as exc:
                         if exc.code not in _EXPIRED:
@@ -97,9 +105,9 @@ class Poster:
                     return
                 # A follow-up is an ordinary message of our bot user once the token is gone.
                 partial = origin.channel_partial(message.id)
-                await partial.edit(content=text, allowed_mentions=NO_PINGS)
+                await partial.edit(content=text, allowed_mentions=NO_PINGS, **extra)
                 return
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+            await message.edit(content=text, allowed_mentions=NO_PINGS, **extra)
         except discord.NotFound as exc:
             if exc.code == UNKNOWN_MESSAGE:
                 # Someone deleted our answer; nothing left to update and nobody to tell.

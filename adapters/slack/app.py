@@ -53,6 +53,7 @@ from adapters.slack.events import (
     team_of,
     user_from_info,
 )
+from adapters.slack.feedback import FEEDBACK_ACTION, feedback_block, text_blocks, vote_request
 from adapters.slack.history import ThreadHistory
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.reading import channel_messages, said_lines
@@ -301,6 +302,11 @@ class SlackAdapter:
             # Acknowledged before anything else: Slack shows an error after 3 s.
             await ack()
             self._spawn(self._slash(body, handle))
+
+        @app.action(FEEDBACK_ACTION)
+        async def on_feedback(ack: AsyncAck, body: JSON) -> None:
+            await ack()
+            self._spawn(self._vote(body, handle))
 
         @app.shortcut(re.compile(rf"^({'|'.join(SHORTCUTS)})$"))
         async def on_shortcut(ack: AsyncAck, body: JSON) -> None:
@@ -569,6 +575,15 @@ class SlackAdapter:
     async def _name(self, user_id: str) -> str:
         return (await self.user(user_id)).name
 
+    async def _vote(self, body: JSON, handle: Handler) -> None:
+        user: JSON = body.get("user") or {}
+        req = vote_request(body, await self.user(str(user.get("id", ""))), team_of(body))
+        if req is None:
+            log.warning("slack: a feedback click without a vote we know; ignored")
+            return
+        if await self._first(req.event_id):
+            await handle(req)
+
     async def _handle(self, req: Request, handle: Handler) -> None:
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
@@ -786,6 +801,36 @@ class SlackAdapter:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
         if sent.stream is not None:
             await self.streams.stop(sent.stream)
+
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        """A live native stream takes the buttons with its chat.stopStream; others need an
+        edit (chat.update)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        return sent.stream is None or not sent.stream.live
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        """Feedback buttons under a finished reply: given to chat.stopStream when its native
+        stream is still open, else a chat.update that adds them."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            return
+        buttons = feedback_block(key)
+        stream = sent.stream
+        if stream is not None and stream.live:
+            if not await self.streams.stop(stream, [buttons]):
+                log.info("slack: stream %s ended without its feedback buttons", posted.id)
+            return
+        if stream is not None:
+            # A stream's text is standard Markdown, shown as such.
+            blocks = [{"type": "markdown", "text": stream.text}, buttons]
+            fallback = stream.text
+        else:
+            shown = sent.header + to_mrkdwn(text)
+            blocks = [*text_blocks(shown, text), buttons]
+            fallback = shown
+        await self._call(
+            "chat.update", channel=posted.place.channel, ts=posted.id, text=fallback, blocks=blocks
+        )
 
     async def delete(self, posted: Posted) -> None:
         """Delete a message the core posted anew (chat.delete; the bot may delete its own)."""

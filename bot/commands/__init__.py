@@ -22,6 +22,9 @@ class Command:
     private: bool = False
     # Private unless the arguments say `share` (summarize, translate).
     shareable: bool = False
+    # Reached only from platform buttons (feedback): not listed in help, not a slash command,
+    # not run by a mention's first word.
+    hidden: bool = False
 
     def private_for(self, args: str) -> bool:
         """Whether this invocation's output is for the asker alone (known before it runs)."""

@@ -13,7 +13,7 @@ def help_command(table: Mapping[str, Command]) -> Command:
         lines = ["**Commands** (as a slash command or after mentioning me):"]
         seen: set[str] = set()
         for command in table.values():
-            if command.name in seen:
+            if command.name in seen or command.hidden:
                 continue
             seen.add(command.name)
             lines.append(f"• `{command.usage}`: {command.summary}")

@@ -6,7 +6,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.quota.config import parse_limit, parse_metric, parse_window
-from bot.quota.view import format_amount, format_quota
+from bot.quota.view import format_amount, format_quota, month_key
 
 SET_USAGE = "`quota set <requests|tokens|images|audio> <day|month> <limit|unlimited|default>`"
 _PERIOD = {"day": "daily", "month": "monthly"}
@@ -17,8 +17,10 @@ async def run_quota(ctx: Context) -> None:
     words = ctx.args.split()
     sub = words[0].lower() if words else "show"
     if sub in ("show", "status"):
-        status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
-        await ctx.reply(format_quota(status, ctx.services.clock()), ephemeral=True)
+        store, channel = ctx.services.store, ctx.req.place.channel_key
+        status = await store.quota_status(channel)
+        votes = await store.votes_by_model(channel, month=month_key(status))
+        await ctx.reply(format_quota(status, ctx.services.clock(), votes), ephemeral=True)
     elif sub == "set":
         _require_admin(ctx)
         await _set(ctx, words[1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.commands import Command
 from bot.commands.chat import ASK
+from bot.commands.feedback import FEEDBACK
 from bot.commands.help import help_command
 from bot.commands.image import IMAGE
 from bot.commands.models import MODEL, MODELS
@@ -28,6 +29,7 @@ def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
         QUOTA,
         TOOLS,
         *SETTINGS_COMMANDS,
+        FEEDBACK,
     )
     table: dict[str, Command] = {c.name: c for c in commands}
     table["chat"] = ASK

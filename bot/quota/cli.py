@@ -15,7 +15,7 @@ from typing import IO, NoReturn
 
 from bot.errors import ConfigError
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
-from bot.quota.view import format_amount, format_quota
+from bot.quota.view import format_amount, format_quota, month_key
 from storage.base import DatabaseUnusable, LedgerRow
 from storage.sqlite.store import SqliteStore
 
@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--channel", help="only this channel")
     export.add_argument("--since", help="only requests from this UTC date/time (ISO 8601) on")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.add_argument(
+        "--feedback",
+        action="store_true",
+        help="instead: 👍/👎 on answers by model (satisfaction), one row per model",
+    )
     return parser
 
 
@@ -133,6 +138,8 @@ async def quota_cli(
             return await _set(store, args.channel, args.metric, args.window, args.limit)
         elif args.action == "reset":
             await _reset(store, args.channel, args.what)
+        elif args.feedback:
+            await _export_votes(store, args.channel, since, args.output)
         else:
             await _export(store, args.channel, since, args.output)
     finally:
@@ -166,7 +173,8 @@ async def _write(stream: IO[str], text: str) -> None:
 async def _show(store: SqliteStore, channel: str | None, now: datetime) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
-        await _write(sys.stdout, format_quota(status, now).replace("**", "") + "\n")
+        votes = await store.votes_by_model(channel, month=month_key(status))
+        await _write(sys.stdout, format_quota(status, now, votes).replace("**", "") + "\n")
         return
     channels = await store.channels()
     if not channels:
@@ -245,6 +253,27 @@ def _csv_row(row: LedgerRow) -> list[object]:
         row.day,
         row.month,
     ]
+
+
+VOTE_FIELDS = ("model", "up", "down", "satisfaction")
+
+
+async def _export_votes(
+    store: SqliteStore, channel: str | None, since: datetime | None, output: str | None
+) -> None:
+    """Satisfaction by model: votes on answers of requests made since `since`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(VOTE_FIELDS)
+    for votes in await store.votes_by_model(channel, since=since):
+        share = votes.satisfaction
+        writer.writerow(
+            [_cell(votes.model), votes.up, votes.down, "" if share is None else f"{share:.4f}"]
+        )
+    if output:
+        await asyncio.to_thread(Path(output).write_text, buffer.getvalue(), encoding="utf-8")
+    else:
+        await _write(sys.stdout, buffer.getvalue())
 
 
 async def _export(

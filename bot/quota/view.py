@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from storage.base import METRICS, LimitSetting, Metric, QuotaExceeded, QuotaStatus, Spender
+from storage.base import (
+    METRICS,
+    LimitSetting,
+    Metric,
+    ModelVotes,
+    QuotaExceeded,
+    QuotaStatus,
+    Spender,
+)
 
 _LABELS: dict[Metric, str] = {
     "requests": "requests",
@@ -71,8 +80,27 @@ def _spenders(title: str, rows: tuple[Spender, ...]) -> str:
     return f"• {title}: " + "; ".join(parts)
 
 
-def format_quota(status: QuotaStatus, now: datetime) -> str:
-    """The `quota` view: usage against limits per window, resets, top users and models."""
+def month_key(status: QuotaStatus) -> str | None:
+    """The current quota month of a status ("2026-06"), whose votes the view shows."""
+    return next((w.key for w in status.windows if w.window == "month"), None)
+
+
+def format_votes(votes: Sequence[ModelVotes]) -> str:
+    """Satisfaction by model: "gpt-4o 👍 3 👎 1 (75%)"."""
+    if not votes:
+        return "• answers rated: none yet"
+    parts = []
+    for v in votes:
+        share = f" ({v.satisfaction:.0%})" if v.satisfaction is not None else ""
+        parts.append(f"{v.model} 👍 {v.up:,} 👎 {v.down:,}{share}")
+    return "• answers rated: " + "; ".join(parts)
+
+
+def format_quota(
+    status: QuotaStatus, now: datetime, votes: Sequence[ModelVotes] | None = None
+) -> str:
+    """The `quota` view: usage against limits per window, resets, top users and models, and
+    (when given) this month's 👍/👎 by model."""
     settings = {(s.metric, s.window): s for s in status.limits}
     title = {"day": "Today", "month": "This month"}
     lines = [f"**Quota for this channel** (windows in {status.time_zone})"]
@@ -87,6 +115,8 @@ def format_quota(status: QuotaStatus, now: datetime) -> str:
             lines.append(_limit_line(metric, usage.used.get(metric, 0), setting))
         lines.append(_spenders("top users", usage.top_users))
         lines.append(_spenders("top models", usage.top_models))
+        if usage.window == "month" and votes is not None:
+            lines.append(format_votes(votes))
     if status.user_share is not None:
         lines.append(f"Each person may use at most {status.user_share:.0%} of each limit.")
     if status.pending:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
 
-from bot.adapter import Adapter
+from bot.adapter import Adapter, ShowsFeedback
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
 from bot.ops.scope import mark_visible
@@ -30,6 +30,8 @@ RECHECK = 1.0
 REPOST_AFTER = 1.5
 # What a superseded message is edited to when the platform refused to delete it.
 MOVED = "_(moved to the message below)_"
+# Feedback buttons are a nicety: they wait this long at most for the edit budget.
+FEEDBACK_WAIT = 15.0
 
 
 class StreamingReply:
@@ -97,6 +99,8 @@ class StreamingReply:
         self._pledged_edit = False
         # Messages posted as streamed, not yet handed to adapter.finalize.
         self._open: list[Posted] = []
+        # The reply's key when its last message should carry feedback buttons.
+        self._feedback: str | None = None
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -128,11 +132,19 @@ class StreamingReply:
         self._status = status
         self._poke()
 
-    async def finish(self, footer: str | None = None) -> list[Posted]:
-        """Deliver the full text (plus `footer`) of every part; returns every message posted."""
+    async def finish(
+        self, footer: str | None = None, *, feedback: str | None = None
+    ) -> list[Posted]:
+        """Deliver the full text (plus `footer`) of every part; returns every message posted.
+
+        With `feedback` (the reply's key), the last message asks for 👍/👎 where the adapter
+        can show that (ShowsFeedback).
+        """
         body = self._closed_text()
         if footer:
             body = _join(body, footer)
+        if self._final is None:
+            self._feedback = feedback
         return await self._end(body)
 
     async def interrupt(self, reason: str) -> list[Posted]:
@@ -183,6 +195,7 @@ class StreamingReply:
         return list(self.posted)
 
     async def _run(self) -> None:
+        delivered = False
         try:
             try:
                 await self._stream()
@@ -191,9 +204,14 @@ class StreamingReply:
                 await self._ended.wait()
             assert self._final is not None
             await self._deliver(self._final)
+            delivered = True
         finally:
             self._pledge(post=False, edit=False)
-            await self._finalize()
+            try:
+                if delivered:
+                    await self._ask_feedback()
+            finally:
+                await self._finalize()
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -429,6 +447,38 @@ class StreamingReply:
         if have_token:
             self._token = None
         return await required(call, budget, deadline, have_token=have_token)
+
+    async def _ask_feedback(self) -> None:
+        """Buttons on the last message, when asked for and the adapter shows them. A nicety:
+        an edit for them takes only spare budget (never a token pledged to another reply's
+        post or final text), and they are left out when none comes within FEEDBACK_WAIT."""
+        adapter, key = self.adapter, self._feedback
+        if key is None or not self.posted or not isinstance(adapter, ShowsFeedback):
+            return
+        last, text = self.posted[-1], self._shown
+        try:
+            if adapter.feedback_needs_edit(last) and not await self._spare_edit(FEEDBACK_WAIT):
+                log.info("no feedback buttons in %s: no spare edit budget", self.req.place)
+                return
+            await adapter.ask_feedback(last, text, key)
+        except PlatformRateLimited as e:
+            self._edits.penalize(e.retry_after)
+            log.info("no feedback buttons in %s: platform rate limit", self.req.place)
+        except Exception:
+            # The answer is delivered; only the buttons are missing.
+            log.warning("no feedback buttons on a reply in %s", self.req.place, exc_info=True)
+
+    async def _spare_edit(self, within: float) -> bool:
+        """Take an edit token beyond every pledge, waiting at most `within` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not self._edits.try_acquire(reserve=self._edits.pledged):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            wait = self._edits.delay(self._edits.pledged + 1)
+            await asyncio.sleep(max(0.01, min(wait, RECHECK, left)))
+        return True
 
     async def _finalize(self) -> None:
         """Tell the adapter that every streamed message posted so far is final (each once)."""

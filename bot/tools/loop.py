@@ -90,7 +90,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                 stream, said = done
                 calls = stream.tool_calls
                 if not calls or not tools:
-                    await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    # People rate the answer; its key is the ledger row of this last round.
+                    footer = _footer(ctx, chat, stream, progress, tools)
+                    await reply.finish(footer, feedback=str(meter.ledger_id))
                     return
                 if number == rounds:
                     note = f"_(stopped after {rounds} rounds of tool calls)_"

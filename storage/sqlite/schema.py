@@ -146,6 +146,19 @@ CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
 """
 
 
+# Version 4: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
+# row of its final model request, which says the channel and the model.
+V4 = """
+CREATE TABLE feedback (
+    ledger_id INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (ledger_id, user_id)
+);
+"""
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         # Not executescript: it commits first, and each step must stay in our transaction.
@@ -166,7 +179,12 @@ def _v2(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_script(V1), _v2, _script(V3))
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _script(V1),
+    _v2,
+    _script(V3),
+    _script(V4),
+)
 LATEST = len(MIGRATIONS)
 
 

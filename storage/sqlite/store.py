@@ -24,6 +24,7 @@ from storage.base import (
     LedgerRow,
     LimitSetting,
     Metric,
+    ModelVotes,
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
@@ -558,6 +559,41 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    # --- feedback ----------------------------------------------------------------------
+
+    async def record_vote(self, ledger_id: int, user: str, vote: int, *, channel: str) -> bool:
+        if vote not in (-1, 1):
+            raise ValueError("a vote is 1 or -1")
+        now = ts(self._clock())
+
+        def upsert(conn: sqlite3.Connection) -> bool:
+            # One statement: only a reply of this channel takes the vote; a second vote of
+            # the same person replaces the first.
+            cursor = conn.execute(
+                "INSERT INTO feedback (ledger_id, user_id, vote, updated_at) "
+                "SELECT id, ?, ?, ? FROM ledger WHERE id = ? AND channel = ? "
+                "ON CONFLICT (ledger_id, user_id) DO UPDATE SET "
+                "vote = excluded.vote, updated_at = excluded.updated_at",
+                (user, vote, now, ledger_id, channel),
+            )
+            return cursor.rowcount > 0
+
+        return await self._writes.run(upsert)
+
+    async def votes_by_model(
+        self, channel: str | None = None, *, month: str | None = None, since: datetime | None = None
+    ) -> list[ModelVotes]:
+        rows = await self._db.execute_fetchall(
+            "SELECT l.model, SUM(CASE WHEN f.vote > 0 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN f.vote < 0 THEN 1 ELSE 0 END) "
+            "FROM feedback f JOIN ledger l ON l.id = f.ledger_id "
+            "WHERE (? IS NULL OR l.channel = ?) AND (? IS NULL OR l.month_key = ?) "
+            "AND (? IS NULL OR l.created_at >= ?) "
+            "GROUP BY l.model ORDER BY COUNT(*) DESC, l.model",
+            (channel, channel, month, month, *(2 * [None if since is None else ts(since)])),
+        )
+        return [ModelVotes(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
     # --- ledger ------------------------------------------------------------------------
 

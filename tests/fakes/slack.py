@@ -422,6 +422,41 @@ class FakeSlack:
             "response_url": f"{self.root}/respond/{rid}",
         }
 
+    def feedback_payload(
+        self, channel: str, message: JSON, *, positive: bool, user: str = "U1"
+    ) -> JSON:
+        """A click on a message's feedback buttons (its context_actions block), as Slack sends
+        it: the clicked button's value, the message, a response URL."""
+        element = next(
+            e
+            for b in message.get("blocks") or ()
+            if b.get("type") == "context_actions"
+            for e in b["elements"]
+            if e.get("type") == "feedback_buttons"
+        )
+        button = element["positive_button" if positive else "negative_button"]
+        rid = f"R{next(self._ids):06d}"
+        return {
+            "type": "block_actions",
+            "team": {"id": TEAM, "domain": "fake"},
+            "user": {"id": user, "name": self.users.get(user, {}).get("name", user)},
+            "api_app_id": APP_ID,
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel},
+            "trigger_id": f"{next(self._ids)}.trigger",
+            "channel": {"id": channel, "name": channel.lower()},
+            "message": message,
+            "response_url": f"{self.root}/respond/{rid}",
+            "actions": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": element["action_id"],
+                    "block_id": "fb",
+                    "value": button["value"],
+                    "action_ts": self.new_ts(),
+                }
+            ],
+        }
+
     # --- Socket Mode -----------------------------------------------------------------------
 
     async def wait_until(self, check: Callable[[], bool], within: float = 10.0) -> None:
@@ -751,6 +786,8 @@ class FakeSlack:
         channel, msg = found
         msg["text"] += str(args.get("markdown_text") or "")
         msg["streaming"] = False
+        if args.get("blocks"):
+            msg["blocks"] = _json_arg(args["blocks"])
         self.writes.append(
             Write(
                 time.monotonic(),
