@@ -74,7 +74,7 @@ def parse_line(line: str, number: int, user: User) -> Request:
         first, _, text = text.partition(" ")
         command = first[1:]
     return Request(
-        place=Place("console", "local", thread=str(number)),
+        place=Place("console", "local", thread=str(number), name="console"),
         user=user,
         text=text,
         command=command,
@@ -244,8 +244,10 @@ class ConsoleAdapter:
     async def _lines(self) -> AsyncIterator[bytes | None]:
         """Each stdin line as bytes; None for a line over MAX_LINE_BYTES (read, not kept)."""
         fd = self._stdin.fileno()
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            # Pipe transports refuse regular files; reading a file never blocks for long.
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):
+            # Pipe transports refuse regular files and never see the end of a device such as
+            # /dev/null; reading either never blocks for long.
             async for line in _file_lines(self._stdin.buffer):
                 yield line
             return

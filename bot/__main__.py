@@ -25,12 +25,13 @@ from bot.adapter import Adapter
 from bot.audio.pipeline import check_ffmpeg
 from bot.audio.standby import Standby
 from bot.commands import Command
+from bot.commands.models import usable_model_ids
 from bot.commands.table import command_table
 from bot.commands.transcribe import transcribe_command
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
-from bot.gateway.client import Gateway
+from bot.gateway.client import Gateway, GatewayError
 from bot.ops.logs import configure_logging
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Readiness
@@ -45,6 +46,8 @@ from storage.base import DatabaseUnusable
 from storage.sqlite.store import SqliteStore
 
 log = logging.getLogger("chatops")
+# How long start-up waits for the gateway's model list to check model globs against.
+STARTUP_CHECK_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +63,7 @@ class Platforms:
 
     def build(self, services: Services, table: Mapping[str, Command]) -> list[Adapter]:
         adapters: list[Adapter] = []
-        gateway, store, telemetry = services.gateway, services.store, services.telemetry
-
-        async def model_ids() -> list[str]:
-            return [m.id for m in await gateway.models()]
-
+        store, telemetry = services.store, services.telemetry
         if self.slack is not None:
             adapters.append(
                 SlackAdapter(
@@ -79,7 +78,7 @@ class Platforms:
                 DiscordAdapter(
                     self.discord,
                     commands=table,
-                    models=model_ids,
+                    models=usable_model_ids(services),
                     first_delivery=counting_redeliveries(
                         store.first_delivery, "discord", telemetry
                     ),
@@ -151,6 +150,27 @@ async def serve(config: Config, platforms: Platforms, ops: OpsSettings | None = 
         return await _serve(config, platforms, ops or OpsSettings(), standby)
 
 
+async def check_governance(config: Config, gateway: Gateway) -> None:
+    """Model globs (CHATOPS_MODELS_ALLOW, the price table) must each match a model the gateway
+    lists; ConfigError names the first that does not. An unreachable gateway skips the check
+    (the bot may start before the network does), with a warning."""
+    policy = config.governance
+    if policy.models_allow or policy.prices is not None:
+        try:
+            async with asyncio.timeout(STARTUP_CHECK_TIMEOUT):
+                ids = [m.id for m in await gateway.models()]
+        except (GatewayError, TimeoutError) as exc:
+            log.warning("could not check model globs against the gateway's model list: %s", exc)
+        else:
+            policy.check_known(ids)
+    defaults = {
+        "CHATOPS_IMAGE_MODEL": config.image_model,
+        "CHATOPS_TRANSCRIBE_MODEL": config.transcribe_model,
+    }
+    for line in policy.unusable_defaults(defaults):
+        log.warning("%s", line)
+
+
 async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby: Standby) -> int:
     # Metrics are kept only when something can read them.
     metrics = Metrics() if ops.port is not None else None
@@ -165,6 +185,7 @@ async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby
     # A server that is down at start-up is logged and tried again when a channel uses it.
     mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
     try:
+        await check_governance(config, gateway)
         if mcp is not None:
             await mcp.start()
         services = Services(config, gateway, store, Budgets(), mcp=mcp, telemetry=telemetry)

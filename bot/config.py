@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from bot.audio.limits import AudioLimits
 from bot.envvars import number
 from bot.errors import ConfigError
+from bot.governance.policy import Policy, policy_from_env
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
 from bot.tools.config import ToolsConfig
@@ -41,6 +42,7 @@ class Config:
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    governance: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
@@ -49,11 +51,22 @@ class Config:
             raise ConfigError(
                 "WEELINKING_API_KEY", "not set; create a key in the weelinking console"
             )
+        default_model = _name(env, "CHATOPS_DEFAULT_MODEL", "gpt-4o-mini")
+        quota = quota_config_from_env(env)
+        governance = policy_from_env(env)
+        governance.check_default("CHATOPS_DEFAULT_MODEL", default_model)
+        if governance.prices is None:
+            for (metric, window), value in quota.limits.items():
+                if metric == "cost" and value is not None:
+                    raise ConfigError(
+                        f"CHATOPS_QUOTA_COST_{window.upper()}",
+                        "a spend limit needs a price table: set CHATOPS_PRICES",
+                    )
         return cls(
             api_key=Secret(key),
             base_url=_url(env, "WEELINKING_BASE_URL", DEFAULT_BASE_URL),
             db_path=Path(env.get("CHATOPS_DB", "") or "data/chatops.db"),
-            default_model=_name(env, "CHATOPS_DEFAULT_MODEL", "gpt-4o-mini"),
+            default_model=default_model,
             image_model=_name(env, "CHATOPS_IMAGE_MODEL", "gpt-image-1"),
             transcribe_model=_name(env, "CHATOPS_TRANSCRIBE_MODEL", "whisper-1"),
             max_reply_tokens=_optional_count(env, "CHATOPS_MAX_REPLY_TOKENS", 16, 200_000),
@@ -66,9 +79,10 @@ class Config:
                 part.strip() for part in env.get("CHATOPS_ADMINS", "").split(",") if part.strip()
             ),
             log_level=_choice(env, "CHATOPS_LOG_LEVEL", "INFO", LOG_LEVELS),
-            quota=quota_config_from_env(env),
+            quota=quota,
             audio=AudioLimits.from_env(env),
             tools=ToolsConfig.from_env(env),
+            governance=governance,
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import difflib
 import logging
 from collections.abc import Collection, Mapping
+from datetime import timedelta
 
 from bot.adapter import Adapter, Handler
 from bot.commands import Command
@@ -13,6 +14,7 @@ from bot.context import Context
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
 from bot.gateway.client import GatewayError
+from bot.governance.channels import refusal_text as channel_refusal
 from bot.ops.scope import RequestScope, request_scope
 from bot.quota.view import refusal_text
 from bot.services import Services
@@ -23,6 +25,12 @@ log = logging.getLogger(__name__)
 
 CHAT_COMMAND = "ask"
 VOICE_COMMAND = "transcribe"
+# Admins may run these where the bot is refused, so a channel blocked by mistake can be
+# opened again from inside it.
+GOVERNANCE_COMMANDS = frozenset({"channels"})
+# A refused channel hears the refusal at most this often (a slash command's private one
+# is always sent: Discord would show "thinking…" forever otherwise).
+NOTICE_EVERY = timedelta(hours=1)
 
 
 def route(req: Request, names: Collection[str]) -> tuple[str, str]:
@@ -107,12 +115,16 @@ class Dispatcher:
         command: Command | None,
         scope: RequestScope,
     ) -> None:
-        if command is None:
-            scope.outcome = "unknown_command"
-            await self._tell(adapter, req, _unknown_command(name, self._commands.keys()))
-            return
         ctx = Context(req, name, args, self._services, adapter)
         try:
+            # Where the bot does not answer, nothing else happens: not even "unknown command".
+            if not await self._admitted(ctx):
+                scope.outcome = "refused_place"
+                return
+            if command is None:
+                scope.outcome = "unknown_command"
+                await self._tell(adapter, req, _unknown_command(name, self._commands.keys()))
+                return
             await command.run(ctx)
         except asyncio.CancelledError:
             raise
@@ -121,7 +133,8 @@ class Dispatcher:
             await self._tell(adapter, req, exc.message)
         except QuotaExceeded as exc:
             scope.outcome = "quota"
-            await self._tell(adapter, req, refusal_text(exc))
+            currency = self._services.config.governance.currency
+            await self._tell(adapter, req, refusal_text(exc, currency))
         except GatewayError as exc:
             scope.outcome = "gateway_error"
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
@@ -140,6 +153,30 @@ class Dispatcher:
                 f"Something went wrong on our side (ref {ref}); it has been logged. "
                 "Please try again.",
             )
+
+    async def _admitted(self, ctx: Context) -> bool:
+        """Whether the bot answers here; a refused request never reaches a command (so never
+        the gateway) and gets at most one polite line per channel per hour, or none."""
+        services, req = self._services, ctx.req
+        policy = services.config.governance
+        reason = policy.verdict(req.place, await ctx.access())
+        if not reason:
+            return True
+        if ctx.command in GOVERNANCE_COMMANDS and ctx.is_admin:
+            return True
+        log.info("refused in %s: %s", req.place.channel_key, reason)
+        # A slash command is answered privately every time (the platform shows "thinking…"
+        # until it is); a voice note merely posted in a channel was not said to the bot.
+        said = req.command is None and (req.conversational or bool(req.text.strip()))
+        if req.command is not None or (
+            said
+            and policy.channels.blocked_reply == "notice"
+            and await services.store.claim_notice(
+                f"refusal:{req.place.channel_key}", every=NOTICE_EVERY, now=services.clock()
+            )
+        ):
+            await self._tell(ctx.adapter, req, channel_refusal(reason))
+        return False
 
     async def _tell(self, adapter: Adapter, req: Request, text: str) -> None:
         """An error reply: private for slash commands, in the conversation otherwise.

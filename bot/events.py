@@ -21,6 +21,12 @@ class Place:
     thread: str | None = None
     # Slack workspace / Discord guild: the scope of some platform rate limits.
     workspace: str = ""
+    # The channel's name as people see it (without '#'), when the platform says; channel
+    # allow/block lists may name channels. Not part of identity: names change.
+    name: str = field(default="", compare=False)
+    # A direct message with the bot (DMs can be switched off); only the asker sees what is
+    # said there, so private output (summaries, translations) may go in the conversation.
+    direct: bool = field(default=False, compare=False)
 
     @property
     def channel_key(self) -> str:
@@ -85,9 +91,6 @@ class Request:
     # follow-up in a thread it answers in), as opposed to a voice note merely posted in a
     # channel: such a voice note is answered as if it had been typed.
     conversational: bool = False
-    # A one-to-one conversation with the bot (a DM, a Slack assistant thread): whatever is
-    # said here only the asker sees, so "private" output may go in the conversation.
-    direct: bool = False
     # The channel the user is looking at while talking to the bot beside it (Slack's
     # assistant threads); "this channel" means that one.
     viewing: Place | None = None

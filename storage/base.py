@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-Metric = Literal["requests", "tokens", "images", "audio_seconds"]
+Metric = Literal["requests", "tokens", "images", "audio_seconds", "cost"]
 Window = Literal["day", "month"]
 Status = Literal["ok", "error", "interrupted", "cancelled"]
 # What a ledger row may say besides a final Status: still held, given back by expiry, refused.
 LedgerStatus = Literal["pending", "expired", "refused", "ok", "error", "interrupted", "cancelled"]
 Scope = Literal["channel", "user"]
+# Access rules: which channels the bot answers in (per workspace) and which models a
+# workspace or one channel may use.
+RuleKind = Literal["channel_allow", "channel_block", "model_allow"]
+RULE_KINDS: tuple[RuleKind, ...] = ("channel_allow", "channel_block", "model_allow")
 
-METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds")
+METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds", "cost")
+# Money is kept in whole millionths of the price table's currency (micro-units): integers add
+# up exactly in SQL on any backend, and a millionth of a dollar is far below any real price.
+MICRO = 1_000_000
 WINDOWS: tuple[Window, ...] = ("day", "month")
 DEFAULT_TTL = timedelta(minutes=10)
 
@@ -71,13 +80,15 @@ class ChannelSettings:
 
 @dataclass(frozen=True, slots=True)
 class Amounts:
-    """Usage in the four metered units (tokens split as the gateway reports them)."""
+    """Usage in the metered units (tokens split as the gateway reports them); `cost` is in
+    micro-units of the price table's currency (see MICRO)."""
 
     requests: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
     images: int = 0
     audio_seconds: float = 0.0
+    cost: int = 0
 
     @property
     def tokens(self) -> int:
@@ -85,8 +96,31 @@ class Amounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Rates:
+    """The prices one request is charged at, in micro-units (MICRO) of `currency`.
+
+    Kept with its ledger row, so a later price change applies to new requests only.
+    """
+
+    currency: str = ""
+    input: int = 0  # per million input tokens
+    output: int = 0  # per million output tokens
+    image: int = 0  # per image
+    audio_minute: int = 0  # per minute of audio
+
+    def cost(self, amounts: Amounts) -> int:
+        """What `amounts` cost at these rates, rounded up to a whole micro-unit, exactly."""
+        total = (
+            Fraction(amounts.tokens_in * self.input + amounts.tokens_out * self.output, 1_000_000)
+            + amounts.images * self.image
+            + Fraction(amounts.audio_seconds) * self.audio_minute / 60
+        )
+        return max(math.ceil(total), 0)
+
+
+@dataclass(frozen=True, slots=True)
 class Charge:
-    """Who and what a ledger row is for."""
+    """Who and what a ledger row is for, and the rates it is charged at."""
 
     platform: str
     channel: str  # Place.channel_key
@@ -94,6 +128,7 @@ class Charge:
     command: str
     model: str
     user_name: str = ""  # User.name, shown in `quota` instead of the id when set
+    rates: Rates = Rates()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +198,14 @@ class LimitSetting:
 
 @dataclass(frozen=True, slots=True)
 class Spender:
-    """Usage of one user or one model within a window."""
+    """Usage of one user or one model within a window (cost in micro-units)."""
 
     name: str
     requests: int
     tokens: int
     images: int
     audio_seconds: float
+    cost: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +228,58 @@ class QuotaStatus:
     user_share: float | None
     pending: int  # reservations currently held
     time_zone: str  # the windows' zone, e.g. "UTC" or "Europe/Berlin"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleScope:
+    """Where access rules apply: a whole workspace/guild (channel "") or one of its channels."""
+
+    platform: str
+    workspace: str
+    channel: str = ""  # Place.channel, the platform's own id
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    kind: RuleKind
+    channel: str  # "" for the whole workspace
+    pattern: str  # a channel id or name, or a model glob
+    set_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRules:
+    """The rules stored for one workspace and one of its channels, read once per request."""
+
+    rules: tuple[AccessRule, ...] = ()
+
+    def patterns(self, kind: RuleKind, *, channel: bool) -> tuple[str, ...]:
+        """The patterns of one kind, set for the channel (True) or the workspace (False)."""
+        return tuple(r.pattern for r in self.rules if r.kind == kind and bool(r.channel) == channel)
+
+
+@dataclass(frozen=True, slots=True)
+class BillLine:
+    """One channel's settled usage of one model in a month (cost in micro-units)."""
+
+    channel: str
+    model: str
+    currency: str
+    requests: int
+    tokens_in: int
+    tokens_out: int
+    images: int
+    audio_seconds: float
+    cost: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """A month's settled usage per channel and model; `pending` requests are not in it yet."""
+
+    month: str  # "2026-12", in the quota time zone
+    lines: tuple[BillLine, ...]
+    pending: int
 
 
 class DatabaseUnusable(Exception):
@@ -349,4 +437,34 @@ class Store(Protocol):
 
     async def expire_stale(self, *, now: datetime | None = None) -> int:
         """Give back reservations past their TTL (a crashed process); returns how many."""
+        ...
+
+    async def bill(self, month: str) -> Bill:
+        """Settled usage and cost of a month ("2026-12") per channel and model."""
+        ...
+
+    # --- access rules and notices ---
+
+    async def access_rules(self, platform: str, workspace: str, channel: str) -> AccessRules:
+        """The rules of a workspace and of one of its channels (read per request, so a change
+        made anywhere applies at once on every replica)."""
+        ...
+
+    async def add_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str], set_by: str = ""
+    ) -> int:
+        """Add patterns to a list; returns how many were not there yet."""
+        ...
+
+    async def remove_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str] | None = None
+    ) -> int:
+        """Remove patterns (None: the whole list) from a list; returns how many went."""
+        ...
+
+    async def claim_notice(
+        self, key: str, *, every: timedelta, now: datetime | None = None
+    ) -> bool:
+        """True when no notice under `key` was claimed within `every` (and claims it now):
+        one atomic statement, so replicas sharing the database send it once between them."""
         ...

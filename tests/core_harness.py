@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from bot.commands.table import command_table
 from bot.config import Config
@@ -47,6 +48,9 @@ class Core:
 
 @asynccontextmanager
 async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
+    """`clock=` is the core's and the store's time (default: a steady clock from ANCHOR);
+    every other keyword is a Config field."""
+    given = cast(Callable[[], datetime] | None, config.pop("clock", None))
     async with FakeGateway() as fake:
         settings = Config(
             api_key=Secret(fake.api_key),
@@ -54,7 +58,7 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             db_path=tmp_path / "chatops.db",
             **config,  # type: ignore[arg-type]
         )
-        clock = steady_clock()
+        clock = given or steady_clock()
         store = await SqliteStore.open(settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
         services = Services(settings, gateway, store, Budgets(), clock=clock)

@@ -190,3 +190,13 @@ async def test_a_deleted_message_is_left_out_of_the_piped_transcript(tmp_path: P
         async with asyncio.timeout(10):
             await console.run(handle)
     assert out.getvalue() == "the transcript\n"
+
+
+async def test_stdin_from_dev_null_ends_the_session_at_once(tmp_path: Path) -> None:
+    # A character device that is not a terminal: a pipe transport never sees its end.
+    async with FakeGateway() as fake:
+        proc = await _console(fake, tmp_path / "console.db", tmp_path, asyncio.subprocess.DEVNULL)
+        async with asyncio.timeout(30):
+            out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert out == b""

@@ -18,6 +18,8 @@ from storage.base import (
     Charge,
     QuotaConfig,
     QuotaExceeded,
+    Rates,
+    RuleScope,
     Store,
     ToolCallRecord,
 )
@@ -368,10 +370,12 @@ async def test_stale_reservation_expires_and_a_late_settle_counts_once(
         "day_tokens": 12,
         "day_images": 0,
         "day_audio_seconds": 0,
+        "day_cost": 0,
         "month_requests": 2,
         "month_tokens": 12,
         "month_images": 0,
         "month_audio_seconds": 0,
+        "month_cost": 0,
     }
     assert sum(r.amounts.tokens for r in await store.ledger()) == 12
 
@@ -500,3 +504,68 @@ async def test_one_vote_per_person_and_reply_the_latest_wins(make_store: MakeSto
     await store.close()
     again = await make_store()
     assert len(await again.votes_by_model(CHAT.channel)) == 2
+
+
+# --- governance: spend, access rules, notices ----------------------------------------------
+
+RATES = Rates("USD", input=2_500_000, output=10_000_000)
+
+
+async def test_cost_is_held_settled_and_kept_with_its_rates(make_store: MakeStore) -> None:
+    store = await make_store(limits(cost_day=10_000))
+    priced = replace(CHAT, rates=RATES)
+    held = await store.reserve(priced, replace(EST, cost=RATES.cost(EST)), now=T0)
+    assert (await used(store))["day_cost"] == 4250  # 100 in and 400 out at 2.50/10.00 per M
+    with pytest.raises(QuotaExceeded) as info:
+        await store.reserve(priced, replace(EST, cost=6000), now=T0)
+    assert (info.value.metric, info.value.left) == ("cost", 5750)
+    actual = Amounts(tokens_in=100, tokens_out=50)
+    await store.settle(held, replace(actual, cost=RATES.cost(actual)))
+    rows = await store.ledger()
+    assert rows[0].amounts.cost == 750 and rows[0].estimate.cost == 4250
+    assert rows[0].charge.rates == RATES, "the ledger keeps the rates it charged"
+    assert rows[1].status == "refused" and rows[1].amounts.cost == 0
+    assert (await used(store))["month_cost"] == 750
+    bill = await store.bill("2026-11")
+    (line,) = bill.lines
+    assert (line.channel, line.model, line.currency, line.cost) == (
+        "slack:C1",
+        "gpt-4o",
+        "USD",
+        750,
+    )
+    assert (line.requests, line.tokens_in, line.tokens_out, bill.pending) == (1, 100, 50, 0)
+    assert (await store.bill("2026-10")).lines == ()
+
+
+async def test_access_rules_by_workspace_and_channel(make_store: MakeStore) -> None:
+    store = await make_store()
+    workspace, channel = RuleScope("slack", "T1"), RuleScope("slack", "T1", "C1")
+    assert await store.add_access_rules(workspace, "channel_block", ["general", "C9"], "ada") == 2
+    assert await store.add_access_rules(workspace, "channel_block", ["general"]) == 0
+    await store.add_access_rules(channel, "model_allow", ["gpt-4o*"])
+    await store.add_access_rules(RuleScope("slack", "T2"), "channel_block", ["other"])
+    await store.add_access_rules(RuleScope("slack", "T1", "C2"), "model_allow", ["claude-*"])
+    rules = await store.access_rules("slack", "T1", "C1")
+    assert rules.patterns("channel_block", channel=False) == ("C9", "general")
+    assert rules.patterns("model_allow", channel=True) == ("gpt-4o*",)
+    assert rules.patterns("model_allow", channel=False) == ()
+    assert {r.set_by for r in rules.rules if r.pattern == "general"} == {"ada"}
+    assert await store.remove_access_rules(workspace, "channel_block", ["C9", "nope"]) == 1
+    assert await store.remove_access_rules(channel, "model_allow") == 1
+    await store.close()
+    again = await make_store()
+    rules = await again.access_rules("slack", "T1", "C1")
+    assert [r.pattern for r in rules.rules] == ["general"]
+
+
+async def test_a_notice_is_claimed_once_per_period_across_stores(make_store: MakeStore) -> None:
+    first, second = await make_store(), await make_store()
+    hour = timedelta(hours=1)
+    claims = await asyncio.gather(
+        *(s.claim_notice("refusal:slack:C1", every=hour, now=T0) for s in [first, second] * 10)
+    )
+    assert claims.count(True) == 1
+    assert not await second.claim_notice("refusal:slack:C1", every=hour, now=T0 + hour / 2)
+    assert await second.claim_notice("refusal:slack:C2", every=hour, now=T0 + hour / 2)
+    assert await first.claim_notice("refusal:slack:C1", every=hour, now=T0 + hour)

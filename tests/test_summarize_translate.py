@@ -89,9 +89,10 @@ async def test_beside_a_channel_summarize_reads_that_channel(tmp_path: Path) -> 
         core.gateway.reply = "Beside."
         core.adapter.thread_said = said(5)  # the assistant thread itself: not what is meant
         core.adapter.channel_said = said(8)
+        asked = make_request("summarize", thread="T9")
         req = replace(
-            make_request("summarize", thread="T9"),
-            direct=True,
+            asked,
+            place=replace(asked.place, direct=True),
             viewing=Place("memory", "C7", None, "W1"),
         )
         await core.send(req)

@@ -13,11 +13,14 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from adapters.discord.events import place_of
 from bot.commands import Command
+from bot.events import Place
 
 log = logging.getLogger(__name__)
 
-ModelsSource = Callable[[], Awaitable[Sequence[str]]]
+# The model ids a place may use (its allow-list applied), for autocomplete.
+ModelsSource = Callable[[Place], Awaitable[Sequence[str]]]
 
 
 class OnCommand(Protocol):
@@ -57,10 +60,10 @@ def model_autocomplete(
     async def complete(
         interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        if models is None:
+        if models is None or interaction.channel is None:
             return []
         try:
-            names = await models()
+            names = await models(place_of(interaction.channel, interaction.guild))
         except Exception as exc:  # autocomplete must answer; an empty list is an answer
             log.warning("model autocomplete could not list models: %s", exc)
             return []

@@ -18,12 +18,19 @@ _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 
 def place_of(channel: Any, guild: discord.Guild | None) -> Place:
-    """Threads keep their parent's settings and quota (channel) but are their own thread."""
+    """Threads keep their parent's settings, quota and access rules (channel, name) but are
+    their own thread."""
     workspace = str(guild.id) if guild is not None else "dm"
+    direct = getattr(channel, "type", None) in (
+        discord.ChannelType.private,
+        discord.ChannelType.group,
+    )
     if isinstance(channel, discord.Thread):
         parent = channel.parent_id or channel.id
-        return Place(PLATFORM, str(parent), str(channel.id), workspace)
-    return Place(PLATFORM, str(getattr(channel, "id", "0")), None, workspace)
+        name = getattr(channel.parent, "name", None) or ""
+        return Place(PLATFORM, str(parent), str(channel.id), workspace, name, direct)
+    name = str(getattr(channel, "name", None) or "")
+    return Place(PLATFORM, str(getattr(channel, "id", "0")), None, workspace, name, direct)
 
 
 def user_of(
@@ -142,7 +149,6 @@ def message_request(message: discord.Message, me_id: int) -> Request:
             or any(m.id == me_id for m in message.mentions)
             or is_reply_to(message, me_id)
         ),
-        direct=guild is None,
         native=origin,
     )
 
@@ -181,7 +187,6 @@ def interaction_request(
         command=command,
         attachments=attachments,
         event_id=f"discord:i{interaction.id}",
-        direct=interaction.guild is None,
         target=said_of(target, me_id) if target is not None else None,
         native=origin,
     )

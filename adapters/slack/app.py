@@ -35,6 +35,7 @@ from adapters.slack.assistant import (
     metadata,
     title_of,
 )
+from adapters.slack.channels import ChannelNames
 from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
     SHORTCUTS,
@@ -169,6 +170,7 @@ class SlackAdapter:
         self.contexts = ThreadContexts(
             self.history_cache.messages, self._update_greeting, self._bot_user_id
         )
+        self.channel_names = ChannelNames(self._client)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
         self.http_port: int | None = None
@@ -540,7 +542,7 @@ class SlackAdapter:
         )
         own = origin.ts if req.target is None else None
         messages = [m for m in messages if m.get("ts") != own]
-        if len(messages) == 1 and req.target is None and not req.direct:
+        if len(messages) == 1 and req.target is None and not req.place.direct:
             return []  # a mention that starts its own thread: no conversation yet
         return (await said_lines(messages, await self.identity(), self._name))[-limit:]
 
@@ -585,6 +587,12 @@ class SlackAdapter:
             await handle(req)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
+        if not req.place.name and not req.place.direct:
+            # Channel allow/block lists may name channels; events carry only the id.
+            name = await self.channel_names.name(req.place.channel)
+            req = replace(req, place=replace(req.place, name=name))
+        elif req.place.name:
+            self.channel_names.note(req.place.channel, req.place.name)
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:

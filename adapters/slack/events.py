@@ -146,20 +146,37 @@ def is_from_other_bot(event: Mapping[str, Any], me: Identity) -> bool:
     return bool(event.get("bot_id")) and event.get("bot_id") != me.bot_id
 
 
+# What slash payloads say instead of a name for DMs and some private channels.
+_UNNAMED = frozenset({"directmessage", "privategroup", "mpdm"})
+
+
+def is_direct(channel: str, channel_type: object = None, name: object = None) -> bool:
+    """A DM with the bot: Slack DM channel ids start with D."""
+    return channel_type == "im" or name == "directmessage" or channel.startswith("D")
+
+
+def channel_name(name: object) -> str:
+    """A channel's name from a payload, or "" when the payload does not say it."""
+    text = str(name or "")
+    return "" if text in _UNNAMED else text
+
+
 def event_request(
     event: Mapping[str, Any], user: User, me: Identity, *, event_id: str, conversational: bool
 ) -> Request:
     """A Request for an app_mention or message event; answers go into the thread."""
     ts = str(event.get("ts", ""))
     thread = str(event.get("thread_ts") or ts) or None
+    channel = str(event.get("channel", ""))
+    direct = is_direct(channel, event.get("channel_type"))
     return Request(
-        place=Place(PLATFORM, str(event.get("channel", "")), thread, me.team_id),
+        # The name is not in events; the adapter looks it up (conversations.info, cached).
+        place=Place(PLATFORM, channel, thread, me.team_id, direct=direct),
         user=user,
         text=strip_mention(str(event.get("text", "")), me.user_id),
         attachments=attachments(event.get("files")),
         event_id=event_id,
         conversational=conversational,
-        direct=event.get("channel_type") == "im",
         native=Origin(ts=ts),
     )
 
@@ -177,8 +194,16 @@ def slash_request(payload: Mapping[str, Any], user: User, team_id: str) -> Reque
     """A Request for a slash command; answers start a new message in the channel."""
     name, args = slash_command(str(payload.get("command", "")), str(payload.get("text", "")))
     invocation = f"{payload.get('command', '')} {payload.get('text', '')}".strip()
+    channel, said = str(payload.get("channel_id", "")), payload.get("channel_name")
     return Request(
-        place=Place(PLATFORM, str(payload.get("channel_id", "")), None, team_id),
+        place=Place(
+            PLATFORM,
+            channel,
+            None,
+            team_id,
+            name=channel_name(said),
+            direct=is_direct(channel, name=said),
+        ),
         user=user,
         text=args,
         command=name,
@@ -202,9 +227,15 @@ def shortcut_request(
     found = attachments(message.get("files"))
     if command == TRANSCRIBE_SHORTCUT:
         found = tuple(a for a in found if a.kind == "audio")
+    channel_id, name = str(channel.get("id", "")), channel.get("name")
     return Request(
         place=Place(
-            PLATFORM, str(channel.get("id", "")), str(message.get("thread_ts") or ts), team_id
+            PLATFORM,
+            channel_id,
+            str(message.get("thread_ts") or ts),
+            team_id,
+            name=channel_name(name),
+            direct=is_direct(channel_id, name=name),
         ),
         user=user,
         text="",

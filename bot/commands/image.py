@@ -86,7 +86,7 @@ async def run_image(ctx: Context) -> None:
     )
     what = f"Generating {count} image{'s' if count > 1 else ''} with {model}"
     async with (
-        ctx.metered(model, Amounts(requests=1, images=count)) as meter,
+        ctx.metered(model, Amounts(requests=1, images=count), size=size, quality=quality) as meter,
         ctx.stream() as reply,
     ):
         started = time.monotonic()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from itertools import groupby
 
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
+from bot.events import Place
 from bot.gateway.client import Gateway, GatewayError, ModelInfo
+from bot.services import Services
 from storage.base import ChannelSettings
 
 PAGE_SIZE = 60
@@ -25,21 +27,46 @@ def _parse_listing_args(args: str) -> tuple[str, int]:
     return " ".join(words).lower(), page
 
 
-def render_models(models: Sequence[ModelInfo], query: str, page: int, current: str) -> str:
+def render_models(
+    models: Sequence[ModelInfo],
+    query: str,
+    page: int,
+    current: str,
+    *,
+    barred: Collection[str] = (),
+    show_barred: bool = False,
+) -> str:
+    """One page of the listing. Models in `barred` may not be used here: hidden, or (for
+    admins, `show_barred`) listed with a ⛔ mark."""
     matches = sorted(
-        (m for m in models if query in m.id.lower() or query == m.vendor.lower()),
+        (
+            m
+            for m in models
+            if (query in m.id.lower() or query == m.vendor.lower())
+            and (show_barred or m.id not in barred)
+        ),
         key=lambda m: (m.vendor, m.id),
     )
     if not matches:
+        if barred and not show_barred:
+            raise UserFacingError(
+                f"No model this channel may use matches `{query}`. Try `models` for the list."
+            )
         raise UserFacingError(f"No model matches `{query}`. Try `models` for the full list.")
     pages = (len(matches) + PAGE_SIZE - 1) // PAGE_SIZE
     if not 1 <= page <= pages:
         raise UserFacingError(f"There {'is' if pages == 1 else 'are'} {pages} page(s).")
     shown = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    heading = f"{len(matches)} models" + (f" matching `{query}`" if query else "")
+    noun = "models this channel may use" if barred and not show_barred else "models"
+    heading = f"{len(matches)} {noun}" + (f" matching `{query}`" if query else "")
     lines = [f"**{heading}**, page {page}/{pages}. This channel uses `{current}`."]
+    if show_barred and barred:
+        lines.append("⛔ marks models this channel may not use (only admins see them).")
     for vendor, group in groupby(shown, key=lambda m: m.vendor):
-        lines.append(f"**{vendor}**: " + ", ".join(f"`{m.id}`" for m in group))
+        lines.append(
+            f"**{vendor}**: "
+            + ", ".join(f"⛔`{m.id}`" if m.id in barred else f"`{m.id}`" for m in group)
+        )
     if page < pages:
         lines.append(f"Next page: `models {query + ' ' if query else ''}{page + 1}`")
     return "\n".join(lines)
@@ -62,12 +89,28 @@ async def unknown_model_message(gateway: Gateway, name: str) -> str:
     return f"The gateway has no model `{name}`.{hint} See `models` for the list."
 
 
+def usable_model_ids(services: Services) -> Callable[[Place], Awaitable[list[str]]]:
+    """Model ids a place may use, read per call (for Discord's autocomplete)."""
+
+    async def ids(place: Place) -> list[str]:
+        rules = await services.store.access_rules(place.platform, place.workspace, place.channel)
+        policy = services.config.governance
+        return [
+            m.id for m in await services.gateway.models() if not policy.model_problem(m.id, rules)
+        ]
+
+    return ids
+
+
 async def run_models(ctx: Context) -> None:
     query, page = _parse_listing_args(ctx.args)
     settings = await ctx.settings()
     current = settings.model or ctx.services.config.default_model
     models = await ctx.services.gateway.models()
-    await ctx.reply(render_models(models, query, page, current), ephemeral=True)
+    policy, rules = ctx.services.config.governance, await ctx.access()
+    barred = {m.id for m in models if policy.model_problem(m.id, rules)}
+    text = render_models(models, query, page, current, barred=barred, show_barred=ctx.is_admin)
+    await ctx.reply(text, ephemeral=True)
 
 
 async def _set_model(ctx: Context, model: str | None) -> None:
@@ -83,11 +126,17 @@ async def run_model(ctx: Context) -> None:
     name = ctx.args.strip()
     if not name:
         source = "set for this channel" if settings.model else "the service default"
-        await ctx.reply(f"This channel uses `{settings.model or default}` ({source}).")
+        current = settings.model or default
+        text = f"This channel uses `{current}` ({source})."
+        policy = ctx.services.config.governance
+        if policy.model_problem(current, await ctx.access()):
+            text += " It may not be used here any more: an admin can pick another with `model`."
+        await ctx.reply(text)
         return
     if not ctx.is_admin:
         raise UserFacingError("Only admins can change this channel's model.")
     if name.lower() in _RESET_WORDS:
+        await ctx.check_model(default)
         await _set_model(ctx, None)
         await ctx.reply(f"This channel now uses the default model `{default}`.")
         return
@@ -95,6 +144,7 @@ async def run_model(ctx: Context) -> None:
     if name.lower() not in known:
         raise UserFacingError(await unknown_model_message(ctx.services.gateway, name))
     chosen = known[name.lower()]
+    await ctx.check_model(chosen)
     await _set_model(ctx, chosen)
     await ctx.reply(f"This channel now uses `{chosen}`.")
 

@@ -8,9 +8,15 @@ from bot.errors import UserFacingError
 from bot.quota.config import parse_limit, parse_metric, parse_window
 from bot.quota.view import format_amount, format_quota, month_key
 
-SET_USAGE = "`quota set <requests|tokens|images|audio> <day|month> <limit|unlimited|default>`"
+SET_USAGE = "`quota set <requests|tokens|images|audio|cost> <day|month> <limit|unlimited|default>`"
 _PERIOD = {"day": "daily", "month": "monthly"}
-_NAME = {"requests": "request", "tokens": "token", "images": "image", "audio_seconds": "audio"}
+_NAME = {
+    "requests": "request",
+    "tokens": "token",
+    "images": "image",
+    "audio_seconds": "audio",
+    "cost": "spend",
+}
 
 
 async def run_quota(ctx: Context) -> None:
@@ -20,7 +26,9 @@ async def run_quota(ctx: Context) -> None:
         store, channel = ctx.services.store, ctx.req.place.channel_key
         status = await store.quota_status(channel)
         votes = await store.votes_by_model(channel, month=month_key(status))
-        await ctx.reply(format_quota(status, ctx.services.clock(), votes), ephemeral=True)
+        currency = ctx.services.config.governance.currency
+        view = format_quota(status, ctx.services.clock(), currency, votes)
+        await ctx.reply(view, ephemeral=True)
     elif sub == "set":
         _require_admin(ctx)
         await _set(ctx, words[1:])
@@ -51,17 +59,23 @@ async def _set(ctx: Context, words: list[str]) -> None:
         value = None if clear else parse_limit(metric, words[2])
     except ValueError as e:
         raise UserFacingError(f"{str(e)[0].upper()}{str(e)[1:]}. Usage: {SET_USAGE}.") from None
+    currency = ctx.services.config.governance.currency
+    if metric == "cost" and not clear and value is not None and not currency:
+        raise UserFacingError(
+            "Spend limits need a price table, and this bot has none: an operator sets "
+            "CHATOPS_PRICES."
+        )
     store, channel = ctx.services.store, ctx.req.place.channel_key
     name = f"{_PERIOD[window]} {_NAME[metric]} limit"
     if clear:
         await store.clear_limits(channel, metric, window)
         found = {(s.metric, s.window): s.value for s in await store.limits(channel)}
         default = found[(metric, window)]
-        shown = "none" if default is None else format_amount(metric, default)
+        shown = "none" if default is None else format_amount(metric, default, currency)
         await ctx.reply(f"This channel's {name} is back to the default ({shown}).")
         return
     await store.set_limit(channel, metric, window, value)
-    shown = "unlimited" if value is None else format_amount(metric, value)
+    shown = "unlimited" if value is None else format_amount(metric, value, currency)
     await ctx.reply(f"This channel's {name} is now {shown} (set by {ctx.req.user.name}).")
 
 

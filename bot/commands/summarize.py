@@ -49,7 +49,7 @@ async def run_summarize(ctx: Context) -> None:
             "left out)"
         )
     system = SYSTEM.format(language=options.language_name(ctx))
-    private = not options.share and not ctx.req.direct
+    private = not options.share and not ctx.req.place.direct
     await respond(ctx, Prompted(system, transcript.text), private=private, header=header)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command
+from bot.commands.access import ALLOWLIST, CHANNELS
 from bot.commands.chat import ASK
 from bot.commands.feedback import FEEDBACK
 from bot.commands.help import help_command
@@ -29,6 +30,8 @@ def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
         QUOTA,
         TOOLS,
         *SETTINGS_COMMANDS,
+        CHANNELS,
+        ALLOWLIST,
         FEEDBACK,
     )
     table: dict[str, Command] = {c.name: c for c in commands}

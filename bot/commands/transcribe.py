@@ -52,6 +52,11 @@ async def run_transcribe(ctx: Context, limits: AudioLimits, standby: Standby | N
     automatic = req.command is None and not req.text.strip()
     if automatic and not (await ctx.settings()).auto_transcribe:
         return
+    # A voice note merely posted where the transcription model may not be used is left
+    # alone, as with auto-transcribe off; said to the bot, it hears why (metered()).
+    policy, model = ctx.services.config.governance, ctx.services.config.transcribe_model
+    if automatic and not req.conversational and policy.model_problem(model, await ctx.access()):
+        return
     audio = [a for a in req.attachments if a.kind == "audio"]
     # Asked explicitly, any attachment is worth a look: platforms mislabel audio as files.
     chosen = audio or ([] if automatic else list(req.attachments))

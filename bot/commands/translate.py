@@ -30,7 +30,7 @@ async def run_translate(ctx: Context) -> None:
     header = f"**Translation into {language}**" + (
         f" of {source.author}'s message" if source.author else ""
     )
-    private = not options.share and not ctx.req.direct
+    private = not options.share and not ctx.req.place.direct
     system = SYSTEM.format(language=language)
     await respond(ctx, Prompted(system, source.text), private=private, header=header)
 

@@ -1,4 +1,4 @@
-"""Operator CLI `chatops quota show|set|reset|export` on the bot's own database."""
+"""Operator CLI `chatops quota show|set|reset|export|report` on the bot's own database."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from bot.errors import ConfigError
+from bot.governance.money import decimal_text, format_money
+from bot.governance.policy import policy_from_env
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
-from bot.quota.view import format_amount, format_quota, month_key
-from storage.base import DatabaseUnusable, LedgerRow
+from bot.quota.view import format_amount, format_quota, format_seconds, month_key
+from storage.base import Bill, DatabaseUnusable, LedgerRow
 from storage.sqlite.store import SqliteStore
 
 DEFAULT_DB = "data/chatops.db"  # as CHATOPS_DB defaults in bot/config.py
@@ -43,7 +46,16 @@ CSV_FIELDS = (
     "est_audio_seconds",
     "day",
     "month",
+    # Money in the price table's currency, exact decimals (kept as micro-units in the ledger).
+    "cost",
+    "est_cost",
+    "currency",
+    "price_input",
+    "price_output",
+    "price_image",
+    "price_audio_minute",
 )
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class UsageError(Exception):
@@ -79,9 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("channel", nargs="?", help="channel key, e.g. slack:C0123 or discord:42")
     put = sub.add_parser("set", help="override a channel's limit (or 'default' to drop it)")
     put.add_argument("channel")
-    put.add_argument("metric", help="requests, tokens, images or audio")
+    put.add_argument("metric", help="requests, tokens, images, audio or cost")
     put.add_argument("window", help="day or month")
-    put.add_argument("limit", help="a number (k/M; s/min/h for audio), unlimited or default")
+    put.add_argument(
+        "limit",
+        help="a number (k/M; s/min/h for audio; money for cost, e.g. 50), unlimited or default",
+    )
     reset = sub.add_parser("reset", help="fresh budget for the current windows, or default limits")
     reset.add_argument("channel")
     reset.add_argument("what", nargs="?", default="usage", choices=("usage", "limits"))
@@ -94,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: 👍/👎 on answers by model (satisfaction), one row per model",
     )
+    report = sub.add_parser("report", help="a month's bill per channel and model")
+    report.add_argument("--month", help="YYYY-MM in the quota time zone (default: this month)")
     return parser
 
 
@@ -112,8 +129,15 @@ async def quota_cli(
     try:
         args = _parser().parse_args(argv)
         quota = quota_config_from_env(env)
+        # The currency to show amounts in (the ledger keeps each row's own).
+        currency = policy_from_env(env).currency
         since = _parse_since(args.since) if args.action == "export" else None
-        _check_channel(args.channel)
+        month = (
+            _parse_month(args.month, quota.window_keys(now()).month)
+            if args.action == "report"
+            else ""
+        )
+        _check_channel(getattr(args, "channel", None))
     except UsageError as e:
         await _write(sys.stderr, f"chatops quota: {e}\n")
         return 2
@@ -133,11 +157,13 @@ async def quota_cli(
         return 2
     try:
         if args.action == "show":
-            await _show(store, args.channel, now())
+            await _show(store, args.channel, now(), currency)
         elif args.action == "set":
-            return await _set(store, args.channel, args.metric, args.window, args.limit)
+            return await _set(store, args.channel, args.metric, args.window, args.limit, currency)
         elif args.action == "reset":
             await _reset(store, args.channel, args.what)
+        elif args.action == "report":
+            await _write(sys.stdout, render_bill(await store.bill(month), quota.tz.key))
         elif args.feedback:
             await _export_votes(store, args.channel, since, args.output)
         else:
@@ -156,6 +182,14 @@ def _check_channel(channel: str | None) -> None:
         )
 
 
+def _parse_month(text: str | None, current: str) -> str:
+    if not text:
+        return current
+    if not _MONTH.match(text.strip()):
+        raise UsageError(f"--month {text!r} is not a month; write it like 2026-12")
+    return text.strip()
+
+
 def _parse_since(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -170,30 +204,36 @@ async def _write(stream: IO[str], text: str) -> None:
     await asyncio.to_thread(stream.write, text)
 
 
-async def _show(store: SqliteStore, channel: str | None, now: datetime) -> None:
+async def _show(store: SqliteStore, channel: str | None, now: datetime, currency: str) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
         votes = await store.votes_by_model(channel, month=month_key(status))
-        await _write(sys.stdout, format_quota(status, now, votes).replace("**", "") + "\n")
+        view = format_quota(status, now, currency, votes)
+        await _write(sys.stdout, view.replace("**", "") + "\n")
         return
     channels = await store.channels()
     if not channels:
         await _write(sys.stdout, "No channel has used the bot yet.\n")
         return
-    lines = [f"{'channel':<28} {'req today':>10} {'tokens today':>13} {'tokens month':>13}  limits"]
+    lines = [
+        f"{'channel':<28} {'req today':>10} {'tokens today':>13} {'tokens month':>13} "
+        f"{'spend month':>14}  limits"
+    ]
     for key in channels:
         status = await store.quota_status(key, now=now)
         day, month = status.windows
         overrides = sum(1 for s in status.limits if s.overridden)
         lines.append(
             f"{key:<28} {day.used['requests']:>10,.0f} {day.used['tokens']:>13,.0f} "
-            f"{month.used['tokens']:>13,.0f}  "
+            f"{month.used['tokens']:>13,.0f} {format_money(month.used['cost'], currency):>14}  "
             + (f"{overrides} override(s)" if overrides else "defaults")
         )
     await _write(sys.stdout, "\n".join(lines) + "\n")
 
 
-async def _set(store: SqliteStore, channel: str, metric: str, window: str, limit: str) -> int:
+async def _set(
+    store: SqliteStore, channel: str, metric: str, window: str, limit: str, currency: str
+) -> int:
     try:
         m = parse_metric(metric)
         w = parse_window(window)
@@ -207,7 +247,7 @@ async def _set(store: SqliteStore, channel: str, metric: str, window: str, limit
     else:
         await store.set_limit(channel, m, w, value)
     found = {(s.metric, s.window): s for s in await store.limits(channel)}[(m, w)]
-    shown = "unlimited" if found.value is None else format_amount(m, found.value)
+    shown = "unlimited" if found.value is None else format_amount(m, found.value, currency)
     source = "override" if found.overridden else "default"
     await _write(sys.stdout, f"{channel}: {w} {m} limit is {shown} ({source})\n")
     return 0
@@ -252,6 +292,13 @@ def _csv_row(row: LedgerRow) -> list[object]:
         e.audio_seconds,
         row.day,
         row.month,
+        decimal_text(a.cost),
+        decimal_text(e.cost),
+        c.rates.currency,
+        decimal_text(c.rates.input),
+        decimal_text(c.rates.output),
+        decimal_text(c.rates.image),
+        decimal_text(c.rates.audio_minute),
     ]
 
 
@@ -306,3 +353,47 @@ async def _export(
             await asyncio.to_thread(target.close)
         else:
             await asyncio.to_thread(target.flush)
+
+
+def render_bill(bill: Bill, time_zone: str) -> str:
+    """The monthly bill as text: per channel, one line per model, then totals per currency."""
+    head = f"Bill for {bill.month} (months in {time_zone})"
+    if not bill.lines:
+        return f"{head}\nNo usage was settled in {bill.month}.\n"
+    columns = (
+        f"  {'model':<34} {'requests':>9} {'tokens in':>12} {'tokens out':>12} {'images':>7} "
+        f"{'audio':>10} {'cost':>16}"
+    )
+    lines = [head]
+    totals: dict[str, int] = {}
+    channel = None
+    subtotal: dict[str, int] = {}
+
+    def close_channel() -> None:
+        for currency, cost in sorted(subtotal.items()):
+            lines.append(
+                f"  {'total':<34} {'':>9} {'':>12} {'':>12} {'':>7} {'':>10} "
+                f"{format_money(cost, currency):>16}"
+            )
+        subtotal.clear()
+
+    for line in bill.lines:
+        if line.channel != channel:
+            if channel is not None:
+                close_channel()
+            channel = line.channel
+            lines += ["", channel, columns]
+        lines.append(
+            f"  {line.model[:34]:<34} {line.requests:>9,} {line.tokens_in:>12,} "
+            f"{line.tokens_out:>12,} {line.images:>7,} {format_seconds(line.audio_seconds):>10} "
+            f"{format_money(line.cost, line.currency):>16}"
+        )
+        subtotal[line.currency] = subtotal.get(line.currency, 0) + line.cost
+        totals[line.currency] = totals.get(line.currency, 0) + line.cost
+    close_channel()
+    lines.append("")
+    for currency, cost in sorted(totals.items()):
+        lines.append(f"All channels: {format_money(cost, currency)}")
+    if bill.pending:
+        lines.append(f"({bill.pending} request(s) still in progress are not in this bill.)")
+    return "\n".join(lines) + "\n"

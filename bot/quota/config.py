@@ -9,6 +9,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
+from bot.governance.money import parse_money
 from storage.base import DEFAULT_TTL, METRICS, WINDOWS, Metric, QuotaConfig, Window
 
 # Above this a limit is a typo, not a budget (a trillion tokens is ~ millions of dollars).
@@ -27,6 +28,9 @@ _METRIC_NAMES: dict[str, Metric] = {
     "audio_seconds": "audio_seconds",
     "audio-seconds": "audio_seconds",
     "seconds": "audio_seconds",
+    "cost": "cost",
+    "spend": "cost",
+    "money": "cost",
 }
 _WINDOW_NAMES: dict[str, Window] = {
     "day": "day",
@@ -45,7 +49,9 @@ def parse_metric(text: str) -> Metric:
     """A metric name or alias; ValueError names the valid ones."""
     metric = _METRIC_NAMES.get(text.strip().lower())
     if metric is None:
-        raise ValueError(f"unknown metric {text!r}; use one of: requests, tokens, images, audio")
+        raise ValueError(
+            f"unknown metric {text!r}; use one of: requests, tokens, images, audio, cost"
+        )
     return metric
 
 
@@ -57,10 +63,13 @@ def parse_window(text: str) -> Window:
 
 
 def parse_limit(metric: Metric, text: str) -> float | None:
-    """A limit for `metric`: a number (k/M suffixes; s/min/h for audio) or "unlimited" (None)."""
+    """A limit for `metric`: a number (k/M suffixes; s/min/h for audio; money for cost, kept in
+    micro-units) or "unlimited" (None)."""
     raw = text.strip().lower()
     if raw in _UNLIMITED:
         return None
+    if metric == "cost":
+        return float(parse_money(text))
     if raw.startswith("-"):
         raise ValueError(f"a limit cannot be negative (got {text.strip()!r})")
     match = _NUMBER.match(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.ops.scope import quota_refused, settled
 from storage.base import Amounts, Charge, QuotaExceeded, Reservation, Status, Store
@@ -28,11 +28,20 @@ class Meter:
         self.actual = used
 
 
+def priced(charge: Charge, amounts: Amounts) -> Amounts:
+    """`amounts` with their cost at the charge's rates (the ones held at reservation)."""
+    return replace(amounts, cost=charge.rates.cost(amounts))
+
+
 @asynccontextmanager
 async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncIterator[Meter]:
-    """Reserve on entry (QuotaExceeded propagates), settle or release on exit."""
+    """Reserve on entry (QuotaExceeded propagates), settle or release on exit.
+
+    Cost is reserved and settled like tokens, both at the rates in `charge`: a price change
+    while the call runs does not change what it is charged.
+    """
     try:
-        reservation = await store.reserve(charge, estimate)
+        reservation = await store.reserve(charge, priced(charge, estimate))
     except QuotaExceeded as refusal:
         # Counted here, where every refusal passes (the tool loop answers some itself).
         quota_refused(refusal)
@@ -47,7 +56,7 @@ async def metered(store: Store, charge: Charge, estimate: Amounts) -> AsyncItera
         settled(charge.model, meter.actual)
         raise
     if meter.status == "ok":
-        await store.settle(reservation, meter.actual or estimate, "ok")
+        await store.settle(reservation, priced(charge, meter.actual or estimate), "ok")
         settled(charge.model, meter.actual or estimate)
     else:
         await _close(store, reservation, meter.actual, meter.status)
@@ -60,4 +69,4 @@ async def _close(
     if used is None:
         await store.release(reservation, status)
     else:
-        await store.settle(reservation, used, status)
+        await store.settle(reservation, priced(reservation.charge, used), status)

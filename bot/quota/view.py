@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from bot.governance.money import format_money
 from storage.base import (
     METRICS,
     LimitSetting,
@@ -20,12 +21,16 @@ _LABELS: dict[Metric, str] = {
     "tokens": "tokens",
     "images": "images",
     "audio_seconds": "audio",
+    "cost": "spend",
 }
 
 
-def format_amount(metric: Metric, value: float) -> str:
+def format_amount(metric: Metric, value: float, currency: str = "") -> str:
+    """A usage or limit value as people read it (cost is kept in micro-units)."""
     if metric == "audio_seconds":
         return format_seconds(value)
+    if metric == "cost":
+        return format_money(value, currency)
     return f"{value:,.0f}"
 
 
@@ -52,19 +57,22 @@ def format_in(delta: timedelta) -> str:
     return f"in {minutes} min"
 
 
-def _limit_line(metric: Metric, used: float, setting: LimitSetting | None) -> str:
+def _limit_line(
+    metric: Metric, used: float, setting: LimitSetting | None, currency: str = ""
+) -> str:
     value = None if setting is None else setting.value
     mark = " (set for this channel)" if setting is not None and setting.overridden else ""
+
+    def amount(v: float) -> str:
+        return format_amount(metric, v, currency)
+
     if value is None:
-        return f"• {_LABELS[metric]}: {format_amount(metric, used)} used, no limit{mark}"
+        return f"• {_LABELS[metric]}: {amount(used)} used, no limit{mark}"
     left = max(value - used, 0)
-    return (
-        f"• {_LABELS[metric]}: {format_amount(metric, used)} of {format_amount(metric, value)}"
-        f" used, {format_amount(metric, left)} left{mark}"
-    )
+    return f"• {_LABELS[metric]}: {amount(used)} of {amount(value)} used, {amount(left)} left{mark}"
 
 
-def _spenders(title: str, rows: tuple[Spender, ...]) -> str:
+def _spenders(title: str, rows: tuple[Spender, ...], currency: str = "") -> str:
     if not rows:
         return f"• {title}: nobody yet" if title == "top users" else f"• {title}: none yet"
     parts = []
@@ -76,6 +84,8 @@ def _spenders(title: str, rows: tuple[Spender, ...]) -> str:
             bits.append(f"{row.images:,} images")
         if row.audio_seconds:
             bits.append(format_seconds(row.audio_seconds) + " audio")
+        if row.cost or currency:
+            bits.append(format_money(row.cost, currency))
         parts.append(f"{row.name} ({', '.join(bits)})")
     return f"• {title}: " + "; ".join(parts)
 
@@ -97,11 +107,22 @@ def format_votes(votes: Sequence[ModelVotes]) -> str:
 
 
 def format_quota(
-    status: QuotaStatus, now: datetime, votes: Sequence[ModelVotes] | None = None
+    status: QuotaStatus,
+    now: datetime,
+    currency: str = "",
+    votes: Sequence[ModelVotes] | None = None,
 ) -> str:
     """The `quota` view: usage against limits per window, resets, top users and models, and
-    (when given) this month's 👍/👎 by model."""
+    (when given) this month's 👍/👎 by model.
+
+    Spend shows when there is a price table (`currency`) or any spend to show.
+    """
     settings = {(s.metric, s.window): s for s in status.limits}
+    money = (
+        bool(currency)
+        or any(s.metric == "cost" and s.value is not None for s in status.limits)
+        or any(w.used.get("cost", 0) for w in status.windows)
+    )
     title = {"day": "Today", "month": "This month"}
     lines = [f"**Quota for this channel** (windows in {status.time_zone})"]
     for usage in status.windows:
@@ -111,10 +132,12 @@ def format_quota(
             f" ({format_in(at - now)})"
         )
         for metric in METRICS:
+            if metric == "cost" and not money:
+                continue
             setting = settings.get((metric, usage.window))
-            lines.append(_limit_line(metric, usage.used.get(metric, 0), setting))
-        lines.append(_spenders("top users", usage.top_users))
-        lines.append(_spenders("top models", usage.top_models))
+            lines.append(_limit_line(metric, usage.used.get(metric, 0), setting, currency))
+        lines.append(_spenders("top users", usage.top_users, currency))
+        lines.append(_spenders("top models", usage.top_models, currency))
         if usage.window == "month" and votes is not None:
             lines.append(format_votes(votes))
     if status.user_share is not None:
@@ -124,26 +147,31 @@ def format_quota(
     return "\n".join(lines)
 
 
-def refusal_text(refused: QuotaExceeded) -> str:
+def refusal_text(refused: QuotaExceeded, currency: str = "") -> str:
     """The sentence a user sees when a request does not fit: which limit, what is left, when."""
     metric, limit, used, left = refused.metric, refused.limit, refused.used, refused.left
     period = "daily" if refused.window == "day" else "monthly"
     who = "This channel's" if refused.scope == "channel" else "Your share of this channel's"
-    name = {"requests": "request", "tokens": "token", "images": "image"}.get(metric, "audio")
-    cap = f"{limit:,.0f}" + (" s" if metric == "audio_seconds" else "")
+    name = {"requests": "request", "tokens": "token", "images": "image", "cost": "spend"}.get(
+        metric, "audio"
+    )
+    cap = _amount(metric, limit, currency) if metric == "cost" else f"{limit:,.0f}"
+    cap += " s" if metric == "audio_seconds" else ""
     if left <= 0 or metric == "requests":
-        state = f"is used up ({_amount(metric, used)} of {cap})"
+        state = f"is used up ({_amount(metric, used, currency)} of {cap})"
     else:
         state = (
-            f"would be exceeded: {_amount(metric, used)} used of {cap}, "
-            f"{_amount(metric, left)} left, this request may need up to "
-            f"{_amount(metric, refused.needed)}"
+            f"would be exceeded: {_amount(metric, used, currency)} used of {cap}, "
+            f"{_amount(metric, left, currency)} left, this request may need up to "
+            f"{_amount(metric, refused.needed, currency)}"
         )
     at = refused.resets_at
     return f"{who} {period} {name} limit {state}. It resets {at:%Y-%m-%d %H:%M} {at.tzname()}."
 
 
-def _amount(metric: Metric, value: float) -> str:
+def _amount(metric: Metric, value: float, currency: str = "") -> str:
+    if metric == "cost":
+        return format_money(value, currency)
     if metric == "audio_seconds":
         return f"{value:,.0f} s"
     unit = metric[:-1] if value == 1 else metric

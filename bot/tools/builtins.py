@@ -30,7 +30,8 @@ async def generate_image(ctx: Context, args: dict[str, Any]) -> str:
     model = ctx.services.config.image_model
     # Charged as the `image` command is: one request, the images made, on the image quota.
     images_ctx = replace(ctx, command="image")
-    async with images_ctx.metered(model, Amounts(requests=1, images=count)) as meter:
+    estimate = Amounts(requests=1, images=count)
+    async with images_ctx.metered(model, estimate, size=size) as meter:
         images = await ctx.services.gateway.image(model, prompt, size=size, n=count)
         meter.actual = Amounts(requests=1, images=len(images))
     names = []
@@ -48,10 +49,13 @@ async def list_models(ctx: Context, args: dict[str, Any]) -> str:
     query = str(args.get("filter") or "").strip().lower()
     settings = await ctx.settings()
     current = settings.model or ctx.services.config.default_model
+    # Only what this channel may use (its model allow-list, and prices when metered).
+    policy, rules = ctx.services.config.governance, await ctx.access()
     models = [
         m
         for m in await ctx.services.gateway.models()
-        if not query or query in m.id.lower() or query == m.vendor.lower()
+        if (not query or query in m.id.lower() or query == m.vendor.lower())
+        and not policy.model_problem(m.id, rules)
     ]
     if not models:
         return f"No model matches {query!r}. This channel uses {current}."
@@ -68,7 +72,7 @@ async def list_models(ctx: Context, args: dict[str, Any]) -> str:
 
 async def channel_quota(ctx: Context, args: dict[str, Any]) -> str:
     status = await ctx.services.store.quota_status(ctx.req.place.channel_key)
-    return format_quota(status, ctx.services.clock())
+    return format_quota(status, ctx.services.clock(), ctx.services.config.governance.currency)
 
 
 async def channel_settings(ctx: Context, args: dict[str, Any]) -> str:
@@ -135,7 +139,7 @@ def builtin_tools(ctx: Context) -> list[Tool]:
         ),
         Tool.make(
             "list_models",
-            "List the models the gateway offers, optionally filtered by a substring or vendor.",
+            "List the models this channel may use, optionally filtered by a substring or vendor.",
             {
                 "type": "object",
                 "properties": {"filter": {"type": "string", "maxLength": 100}},

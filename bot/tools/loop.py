@@ -76,7 +76,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                             ctx.metered(chat.model, Amounts(1, prompt_tokens, cap))
                         )
                     except QuotaExceeded as refused:
-                        await reply.interrupt(refusal_text(refused))
+                        await reply.interrupt(
+                            refusal_text(refused, ctx.services.config.governance.currency)
+                        )
                         return
                 choice = "none" if number == rounds else None
                 offered = tools.specs() if tools else []
@@ -309,7 +311,7 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
     except ToolError as e:
         return Result(f"Error: {e.message}", e.outcome, e.message)
     except QuotaExceeded as e:
-        text = refusal_text(e)
+        text = refusal_text(e, ctx.services.config.governance.currency)
         return Result(f"Error: refused by the channel's quota: {text}", "refused", text)
     except GatewayError as e:
         text = e.user_message()

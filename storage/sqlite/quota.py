@@ -17,10 +17,12 @@ from storage.base import (
     METRICS,
     WINDOWS,
     Amounts,
+    BillLine,
     Charge,
     LedgerRow,
     LimitSetting,
     Metric,
+    Rates,
     Spender,
     Window,
     WindowKeys,
@@ -103,26 +105,28 @@ ADJUST_SQL = (
 LEDGER_COLS = (
     "id, created_at, platform, channel, user_id, command, model, requests, tokens_in, "
     "tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, est_tokens_out, "
-    "est_images, est_audio_seconds, finished_at, day_key, month_key, user_name"
+    "est_images, est_audio_seconds, finished_at, day_key, month_key, user_name, cost, "
+    "est_cost, currency, price_input, price_output, price_image, price_audio_minute"
 )
 
 
 EST_RETURNING = (
     "channel, user_id, day_key, month_key, est_requests, est_tokens_in + est_tokens_out, "
-    "est_images, est_audio_seconds"
+    "est_images, est_audio_seconds, est_cost"
 )
 
 
 SETTLE_SQL = (
     "UPDATE ledger SET requests = :requests, tokens_in = :tokens_in, tokens_out = :tokens_out, "
-    "images = :images, audio_seconds = :audio_seconds, status = :status, finished_at = :now, "
-    "expires_at = NULL WHERE id = :id AND status = :was RETURNING " + EST_RETURNING
+    "images = :images, audio_seconds = :audio_seconds, cost = :cost, status = :status, "
+    "finished_at = :now, expires_at = NULL WHERE id = :id AND status = :was RETURNING "
+    + EST_RETURNING
 )
 
 
 EXPIRE_SQL = (
     "UPDATE ledger SET requests = 0, tokens_in = 0, tokens_out = 0, images = 0, "
-    "audio_seconds = 0, status = 'expired', finished_at = :now, expires_at = NULL "
+    "audio_seconds = 0, cost = 0, status = 'expired', finished_at = :now, expires_at = NULL "
     "WHERE status = 'pending' AND expires_at <= :now RETURNING " + EST_RETURNING
 )
 
@@ -130,18 +134,26 @@ EXPIRE_SQL = (
 INSERT_LEDGER_SQL = (
     "INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, model, "
     "requests, "
-    "tokens_in, tokens_out, images, audio_seconds, status, est_requests, est_tokens_in, "
-    "est_tokens_out, est_images, est_audio_seconds, expires_at, day_key, month_key) VALUES "
+    "tokens_in, tokens_out, images, audio_seconds, cost, status, est_requests, est_tokens_in, "
+    "est_tokens_out, est_images, est_audio_seconds, est_cost, expires_at, day_key, month_key, "
+    "currency, price_input, price_output, price_image, price_audio_minute) VALUES "
     "(:now, :platform, :channel, :user_id, :user_name, :command, :model, :requests, :tokens_in, "
-    ":tokens_out, :images, :audio_seconds, :status, :e_requests, :tokens_in_est, "
-    ":tokens_out_est, :e_images, :e_audio_seconds, :expires_at, :day_key, :month_key) "
+    ":tokens_out, :images, :audio_seconds, :cost, :status, :e_requests, :tokens_in_est, "
+    ":tokens_out_est, :e_images, :e_audio_seconds, :e_cost, :expires_at, :day_key, :month_key, "
+    ":currency, :price_input, :price_output, :price_image, :price_audio_minute) "
     "RETURNING id"
 )
 
 
 def metered(amounts: Amounts) -> dict[Metric, float]:
-    """The four metered units of `amounts`; every reservation is one request."""
-    values = (amounts.tokens_in, amounts.tokens_out, amounts.images, amounts.audio_seconds)
+    """The metered units of `amounts`; every reservation is one request."""
+    values = (
+        amounts.tokens_in,
+        amounts.tokens_out,
+        amounts.images,
+        amounts.audio_seconds,
+        amounts.cost,
+    )
     # A negative or NaN amount would quietly hand budget back: a caller bug, caught here.
     if not all(v >= 0 for v in values):
         raise ValueError(f"usage amounts must be zero or more: {amounts}")
@@ -150,6 +162,7 @@ def metered(amounts: Amounts) -> dict[Metric, float]:
         "tokens": amounts.tokens,
         "images": amounts.images,
         "audio_seconds": amounts.audio_seconds,
+        "cost": amounts.cost,
     }
 
 
@@ -158,7 +171,7 @@ def deltas(
 ) -> dict[str, Any]:
     """Parameters for ADJUST_SQL from a RETURNING row (EST_RETURNING) and the new charge."""
     old: dict[Metric, float] = (
-        dict(zip(METRICS, (row[4], row[5], row[6], row[7]), strict=True))
+        dict(zip(METRICS, (row[4], row[5], row[6], row[7], row[8]), strict=True))
         if had_charge
         else dict.fromkeys(METRICS, 0.0)
     )
@@ -180,6 +193,7 @@ REFUSED: dict[str, Any] = {
     "tokens_out": 0,
     "images": 0,
     "audio_seconds": 0,
+    "cost": 0,
     "expires_at": None,
 }
 
@@ -253,7 +267,7 @@ def top_spenders(
     keys: WindowKeys,
     top: int,
 ) -> tuple[Spender, ...]:
-    """The biggest users or models of a window, by tokens, then requests."""
+    """The biggest users or models of a window, by cost, then tokens, then requests."""
     # People are grouped by id (stable) and shown by a name they used (names change).
     column, label = (
         ("user_id", "COALESCE(NULLIF(MAX(user_name), ''), user_id)")
@@ -262,9 +276,10 @@ def top_spenders(
     )
     rows = conn.execute(
         f"SELECT {label}, SUM(requests), SUM(tokens_in + tokens_out), SUM(images), "
-        f"SUM(audio_seconds) FROM ledger WHERE channel = ? AND month_key = ? AND {w}_key = ? "
+        f"SUM(audio_seconds), SUM(cost) FROM ledger "
+        f"WHERE channel = ? AND month_key = ? AND {w}_key = ? "
         f"GROUP BY {column} HAVING SUM(requests) > 0 "
-        f"ORDER BY 3 DESC, 2 DESC, {column} LIMIT ?",
+        f"ORDER BY 6 DESC, 3 DESC, 2 DESC, {column} LIMIT ?",
         (channel, keys.month, keys.of(w), top),
     ).fetchall()
     return tuple(
@@ -274,6 +289,7 @@ def top_spenders(
             tokens=int(r[2]),
             images=int(r[3]),
             audio_seconds=float(r[4]),
+            cost=int(r[5]),
         )
         for r in rows
     )
@@ -289,7 +305,7 @@ def settings_of(limits: Limits) -> tuple[LimitSetting, ...]:
     )
 
 
-def amounts_of(values: Iterable[Any]) -> Amounts:
+def amounts_of(values: Iterable[Any], cost: Any = 0) -> Amounts:
     r, ti, to, im, au = values
     return Amounts(
         requests=int(r),
@@ -297,6 +313,21 @@ def amounts_of(values: Iterable[Any]) -> Amounts:
         tokens_out=int(to),
         images=int(im),
         audio_seconds=float(au),
+        cost=int(cost),
+    )
+
+
+def bill_line(r: Any) -> BillLine:
+    return BillLine(
+        channel=str(r[0]),
+        model=str(r[1]),
+        currency=str(r[2]),
+        requests=int(r[3]),
+        tokens_in=int(r[4]),
+        tokens_out=int(r[5]),
+        images=int(r[6]),
+        audio_seconds=float(r[7]),
+        cost=int(r[8]),
     )
 
 
@@ -307,11 +338,17 @@ def ledger_row(r: Any) -> LedgerRow:
         id=int(r[0]),
         created_at=created,
         charge=Charge(
-            platform=r[2], channel=r[3], user=r[4], command=r[5], model=r[6], user_name=r[21]
+            platform=r[2],
+            channel=r[3],
+            user=r[4],
+            command=r[5],
+            model=r[6],
+            user_name=r[21],
+            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
         ),
-        amounts=amounts_of(r[7:12]),
+        amounts=amounts_of(r[7:12], r[22]),
         status=str(r[12]),
-        estimate=amounts_of(r[13:18]),
+        estimate=amounts_of(r[13:18], r[23]),
         finished_at=parse_ts(r[18]),
         day=str(r[19]),
         month=str(r[20]),

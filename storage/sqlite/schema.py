@@ -99,28 +99,6 @@ CREATE TABLE quota_limits (
 );
 """
 
-# Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
-# not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
-_BACKFILL = """
-INSERT INTO quota_usage (channel, user_id, day_key, month_key,
-    day_requests, day_tokens, day_images, day_audio_seconds,
-    month_requests, month_tokens, month_images, month_audio_seconds)
-SELECT l.channel, {who}, k.d, k.m,
-    SUM(CASE WHEN l.day_key = k.d THEN l.requests ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.tokens_in + l.tokens_out ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.images ELSE 0 END),
-    SUM(CASE WHEN l.day_key = k.d THEN l.audio_seconds ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.requests ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.tokens_in + l.tokens_out ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.images ELSE 0 END),
-    SUM(CASE WHEN l.month_key = k.m THEN l.audio_seconds ELSE 0 END)
-FROM ledger l
-JOIN (SELECT channel, MAX(day_key) AS d, MAX(month_key) AS m FROM ledger GROUP BY channel) k
-    ON k.channel = l.channel
-GROUP BY l.channel, {who}, k.d, k.m
-"""
-
-
 # Version 3: which tools each channel has switched on or off, and one row per tool call.
 # Plain portable SQL (the PostgreSQL backend takes the same tables).
 V3 = """
@@ -145,10 +123,65 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_channel ON tool_calls (channel, id);
 """
 
-
-# Version 4: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
-# row of its final model request, which says the channel and the model.
+# Version 4: governance. Spend in money (micro-units of the price table's currency, integers
+# so sums are exact) in the ledger and the counters, each ledger row keeping the rates it was
+# charged at; access rules (channel allow/block lists, model allow-lists); notice claims.
 V4 = """
+ALTER TABLE ledger ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN est_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN currency TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN price_input INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_output INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_image INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ledger ADD COLUMN price_audio_minute INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE quota_usage ADD COLUMN day_cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE quota_usage ADD COLUMN month_cost INTEGER NOT NULL DEFAULT 0;
+
+-- channel '' is the whole workspace; kind is channel_allow, channel_block or model_allow.
+CREATE TABLE access_rules (
+    platform TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    set_by TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (platform, workspace, channel, kind, pattern)
+);
+
+-- The last time a rate-limited notice (a blocked channel's refusal) was sent, per key.
+CREATE TABLE notices (
+    notice_key TEXT PRIMARY KEY,
+    sent_at TEXT NOT NULL
+);
+"""
+
+# Carry the latest windows of pre-quota rows into the counters so an upgrade mid-month does
+# not hand every channel a fresh budget. `{who}` is '' (channel row) or l.user_id.
+_BACKFILL = """
+INSERT INTO quota_usage (channel, user_id, day_key, month_key,
+    day_requests, day_tokens, day_images, day_audio_seconds,
+    month_requests, month_tokens, month_images, month_audio_seconds)
+SELECT l.channel, {who}, k.d, k.m,
+    SUM(CASE WHEN l.day_key = k.d THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.day_key = k.d THEN l.audio_seconds ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.requests ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.tokens_in + l.tokens_out ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.images ELSE 0 END),
+    SUM(CASE WHEN l.month_key = k.m THEN l.audio_seconds ELSE 0 END)
+FROM ledger l
+JOIN (SELECT channel, MAX(day_key) AS d, MAX(month_key) AS m FROM ledger GROUP BY channel) k
+    ON k.channel = l.channel
+GROUP BY l.channel, {who}, k.d, k.m
+"""
+
+
+# Version 5: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
+# row of its final model request, which says the channel and the model.
+V5 = """
 CREATE TABLE feedback (
     ledger_id INTEGER NOT NULL,
     user_id TEXT NOT NULL,
@@ -184,6 +217,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _v2,
     _script(V3),
     _script(V4),
+    _script(V5),
 )
 LATEST = len(MIGRATIONS)
 

@@ -6,9 +6,9 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -17,7 +17,10 @@ import aiosqlite
 from storage.base import (
     METRICS,
     WINDOWS,
+    AccessRule,
+    AccessRules,
     Amounts,
+    Bill,
     ChannelSettings,
     Charge,
     DatabaseUnusable,
@@ -29,6 +32,8 @@ from storage.base import (
     QuotaExceeded,
     QuotaStatus,
     Reservation,
+    RuleKind,
+    RuleScope,
     Status,
     ToolCallRecord,
     Window,
@@ -46,6 +51,7 @@ from storage.sqlite.quota import (
     LEDGER_COLS,
     REFUSED,
     Limits,
+    bill_line,
     deltas,
     expire,
     finish,
@@ -246,6 +252,12 @@ class SqliteStore:
             "tokens_out_est": estimate.tokens_out,
             "images": estimate.images,
             "audio_seconds": estimate.audio_seconds,
+            "cost": estimate.cost,
+            "currency": charge.rates.currency,
+            "price_input": charge.rates.input,
+            "price_output": charge.rates.output,
+            "price_image": charge.rates.image,
+            "price_audio_minute": charge.rates.audio_minute,
             "user_id": charge.user,
             "user_name": charge.user_name,
             "status": "pending",
@@ -311,6 +323,7 @@ class SqliteStore:
             "tokens_out": actual.tokens_out,
             "images": actual.images,
             "audio_seconds": actual.audio_seconds,
+            "cost": actual.cost,
         }
         await self._writes.run(lambda conn: finish(conn, params, new))
 
@@ -324,6 +337,7 @@ class SqliteStore:
             "tokens_out": 0,
             "images": 0,
             "audio_seconds": 0.0,
+            "cost": 0,
         }
         await self._writes.run(lambda conn: finish(conn, params, None))
 
@@ -490,6 +504,93 @@ class SqliteStore:
             "UNION SELECT channel FROM quota_usage ORDER BY 1"
         )
         return [str(r[0]) for r in rows]
+
+    async def bill(self, month: str) -> Bill:
+        def read(conn: sqlite3.Connection) -> Bill:
+            rows = conn.execute(
+                "SELECT channel, model, currency, SUM(requests), SUM(tokens_in), "
+                "SUM(tokens_out), SUM(images), SUM(audio_seconds), SUM(cost) FROM ledger "
+                "WHERE month_key = ? AND status <> 'pending' GROUP BY channel, model, currency "
+                "HAVING SUM(requests) > 0 ORDER BY channel, SUM(cost) DESC, model",
+                (month,),
+            ).fetchall()
+            pending = conn.execute(
+                "SELECT COUNT(*) FROM ledger WHERE month_key = ? AND status = 'pending'",
+                (month,),
+            ).fetchone()[0]
+            return Bill(month, tuple(bill_line(r) for r in rows), int(pending))
+
+        return await self._run(lambda: read(self._raw))
+
+    # --- access rules and notices --------------------------------------------------------
+
+    async def access_rules(self, platform: str, workspace: str, channel: str) -> AccessRules:
+        def read() -> AccessRules:
+            rows = self._raw.execute(
+                "SELECT kind, channel, pattern, set_by FROM access_rules WHERE platform = ? "
+                "AND workspace = ? AND channel IN ('', ?) ORDER BY kind, channel, pattern",
+                (platform, workspace, channel),
+            ).fetchall()
+            return AccessRules(tuple(AccessRule(r[0], r[1], r[2], r[3]) for r in rows))
+
+        return await self._run(read)
+
+    async def add_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str], set_by: str = ""
+    ) -> int:
+        now = ts(self._clock())
+
+        where = (scope.platform, scope.workspace, scope.channel, kind)
+
+        def add(conn: sqlite3.Connection) -> int:
+            added = 0
+            for pattern in dict.fromkeys(patterns):
+                added += len(
+                    conn.execute(
+                        "INSERT INTO access_rules (platform, workspace, channel, kind, pattern, "
+                        "set_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                        "(platform, workspace, channel, kind, pattern) DO NOTHING "
+                        "RETURNING pattern",
+                        (*where, pattern, set_by, now),
+                    ).fetchall()
+                )
+            return added
+
+        return await self._writes.run(add)
+
+    async def remove_access_rules(
+        self, scope: RuleScope, kind: RuleKind, patterns: Sequence[str] | None = None
+    ) -> int:
+        where = "platform = ? AND workspace = ? AND channel = ? AND kind = ?"
+        key = (scope.platform, scope.workspace, scope.channel, kind)
+
+        def remove(conn: sqlite3.Connection) -> int:
+            if patterns is None:
+                return conn.execute(f"DELETE FROM access_rules WHERE {where}", key).rowcount
+            return sum(
+                conn.execute(
+                    f"DELETE FROM access_rules WHERE {where} AND pattern = ?", (*key, p)
+                ).rowcount
+                for p in dict.fromkeys(patterns)
+            )
+
+        return await self._writes.run(remove)
+
+    async def claim_notice(
+        self, key: str, *, every: timedelta, now: datetime | None = None
+    ) -> bool:
+        moment = now or self._clock()
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            rows = conn.execute(
+                "INSERT INTO notices (notice_key, sent_at) VALUES (?, ?) ON CONFLICT "
+                "(notice_key) DO UPDATE SET sent_at = excluded.sent_at "
+                "WHERE notices.sent_at <= ? RETURNING notice_key",
+                (key, ts(moment), ts(moment - every)),
+            ).fetchall()
+            return bool(rows)
+
+        return await self._writes.run(claim)
 
     # --- tools -------------------------------------------------------------------------
 

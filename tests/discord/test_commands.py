@@ -13,7 +13,7 @@ from adapters.discord.client import DiscordAdapter
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.context import Context
-from bot.events import Request
+from bot.events import Place, Request
 from tests.discord_harness import running
 from tests.fakes.discord import (
     CHANNEL_ID,
@@ -65,7 +65,7 @@ async def fake() -> AsyncIterator[FakeDiscord]:
         yield fd
 
 
-async def _models() -> Sequence[str]:
+async def _models(place: Place) -> Sequence[str]:
     return ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "o4-mini"]
 
 

@@ -15,6 +15,7 @@ from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
+from bot.events import Place
 from bot.gateway.client import Gateway
 from bot.secret import Secret
 from bot.services import Services
@@ -67,7 +68,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         services = Services(config, gateway, store, Budgets())
         dispatcher = Dispatcher(services, table())
 
-        async def models() -> list[str]:
+        async def models(place: Place) -> list[str]:
             return [m.id for m in await gateway.models()]
 
         try:

@@ -237,6 +237,12 @@ class FakeDiscord:
             "rate_limit_per_user": 0,
         }
 
+    def add_text_channel(self, name: str) -> int:
+        """Another text channel of the guild (add it before the adapter connects)."""
+        cid = self.next_id()
+        self.channels[cid] = self._text_channel(cid, name)
+        return cid
+
     def _thread(self, tid: int, parent: int, name: str) -> dict[str, Any]:
         return {
             "id": str(tid),

@@ -173,6 +173,9 @@ class FakeSlack:
             "UOTHERBOT": {"id": "UOTHERBOT", "name": "otherbot", "is_bot": True},
         }
         self.archived: set[str] = set()
+        # Channel names by id (conversations.info, slash payloads); unnamed: the id lowercased.
+        self.channel_names: dict[str, str] = {}
+        self.channel_info_calls = 0
         self.not_member: set[str] = set()
         self.messages: dict[str, dict[str, JSON]] = defaultdict(dict)
         self.files: dict[str, FakeFile] = {}
@@ -353,6 +356,9 @@ class FakeSlack:
             "event_ts": self.new_ts(),
         }
 
+    def channel_name(self, channel: str) -> str:
+        return self.channel_names.get(channel, channel.lower())
+
     def thread(self, channel: str, thread_ts: str) -> list[JSON]:
         msgs = [
             m
@@ -393,7 +399,9 @@ class FakeSlack:
             "team_id": TEAM,
             "team_domain": "fake",
             "channel_id": channel,
-            "channel_name": channel.lower(),
+            "channel_name": "directmessage"
+            if channel.startswith("D")
+            else self.channel_name(channel),
             "user_id": user,
             "user_name": self.users.get(user, {}).get("name", user),
             "command": command,
@@ -414,7 +422,7 @@ class FakeSlack:
             "action_ts": self.new_ts(),
             "team": {"id": TEAM, "domain": "fake"},
             "user": {"id": user, "name": self.users.get(user, {}).get("name", user)},
-            "channel": {"id": channel, "name": channel.lower()},
+            "channel": {"id": channel, "name": self.channel_name(channel)},
             "callback_id": callback_id,
             "trigger_id": f"{next(self._ids)}.trigger",
             "message_ts": message["ts"],
@@ -860,6 +868,15 @@ class FakeSlack:
         more = start + limit < len(top)
         meta = {"next_cursor": str(start + limit) if more else ""}
         return _ok(messages=page, has_more=more, response_metadata=meta)
+
+    def _m_conversations_info(self, args: JSON) -> web.Response:
+        self.channel_info_calls += 1
+        channel = str(args.get("channel", ""))
+        if not channel:
+            return _fail("channel_not_found")
+        if channel.startswith("D"):
+            return _ok(channel={"id": channel, "is_im": True, "user": "U1"})
+        return _ok(channel={"id": channel, "name": self.channel_name(channel), "is_channel": True})
 
     def _m_users_info(self, args: JSON) -> web.Response:
         self.user_info_calls += 1

@@ -23,6 +23,7 @@ def _sums(rows: list[Amounts]) -> dict[str, float]:
         "tokens": sum(a.tokens for a in rows),
         "images": sum(a.images for a in rows),
         "audio_seconds": sum(a.audio_seconds for a in rows),
+        "cost": sum(a.cost for a in rows),
     }
 
 

@@ -1,0 +1,1 @@
+"""Governance: where the bot answers, which models each place may use, spend in money."""
