@@ -21,7 +21,7 @@ from adapters.discord.settings import DiscordSettings
 from adapters.slack.app import SlackAdapter
 from adapters.slack.calls import slack_method
 from adapters.slack.settings import SlackSettings
-from bot.adapter import Adapter
+from bot.adapter import Adapter, Observed
 from bot.audio.pipeline import check_ffmpeg
 from bot.audio.standby import Standby
 from bot.commands import Command
@@ -32,6 +32,7 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.errors import ConfigError
 from bot.gateway.client import Gateway, GatewayError
+from bot.knowledge.memory import ChannelMemory
 from bot.ops.logs import configure_logging
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Readiness
@@ -39,7 +40,7 @@ from bot.ops.server import OpsServer
 from bot.ops.settings import OpsSettings
 from bot.ops.telemetry import Silent, Telemetry, counting_redeliveries
 from bot.quota.cli import quota_cli
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from bot.tools.mcp import McpServers
 from storage.base import DatabaseUnusable
@@ -184,13 +185,18 @@ async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby
     )
     # A server that is down at start-up is logged and tried again when a channel uses it.
     mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
+    memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now)
     try:
         await check_governance(config, gateway)
         if mcp is not None:
             await mcp.start()
-        services = Services(config, gateway, store, Budgets(), mcp=mcp, telemetry=telemetry)
+        await memory.start()
+        services = Services(
+            config, gateway, store, Budgets(), mcp=mcp, telemetry=telemetry, memory=memory
+        )
         return await _run_platforms(config, platforms, ops, metrics, standby, services)
     finally:
+        await memory.close()
         if mcp is not None:
             await mcp.close()
         await gateway.aclose()
@@ -212,6 +218,11 @@ async def _run_platforms(
             config.db_path.parent / "uploads", commands=list(table), budgets=services.budgets
         )
     ]
+    if services.memory is not None:
+        # Channel messages of memory-enabled channels reach the indexer, never the dispatcher.
+        for adapter in adapters:
+            if isinstance(adapter, Observed):
+                adapter.observer = services.memory.intake(adapter)
     # Up before the platforms connect, so /readyz can say they have not yet.
     readiness: Readiness | None = None
     server: OpsServer | None = None

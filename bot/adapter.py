@@ -6,7 +6,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from bot.events import Attachment, Limits, Posted, Request, Said, Task, Turn
+from bot.events import (
+    Attachment,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Said,
+    Task,
+    Turn,
+)
 
 Handler = Callable[[Request], Awaitable[None]]
 
@@ -103,3 +113,30 @@ class ShowsFeedback(Protocol):
     def feedback_needs_edit(self, posted: Posted) -> bool: ...
 
     async def ask_feedback(self, posted: Posted, text: str, key: str) -> None: ...
+
+
+class Observer(Protocol):
+    """Channel memory's intake: what is posted, edited and deleted in the channels it watches.
+
+    `watching` is a cheap in-memory check adapters make before building anything; `observe`
+    never waits (it queues the message for indexing off the answer path).
+    """
+
+    def watching(self, channel_key: str) -> bool: ...
+
+    def observe(self, message: ChannelMessage) -> None: ...
+
+
+@runtime_checkable
+class Observed(Protocol):
+    """An adapter that hands channel messages (not only requests) to an Observer."""
+
+    observer: Observer | None
+
+
+@runtime_checkable
+class LinksMessages(Protocol):
+    """An adapter that can name a link to one of its messages (Slack permalink, Discord jump
+    URL), for search results that point back at what was said."""
+
+    def link(self, place: Place, message_id: str) -> str: ...

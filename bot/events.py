@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 AttachmentKind = Literal["file", "image", "audio"]
 TaskStatus = Literal["pending", "in_progress", "complete", "error"]
 Role = Literal["user", "assistant"]
 Scope = Literal["platform", "workspace", "channel"]
+Change = Literal["posted", "edited", "deleted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class Turn:
     role: Role
     text: str
     image_urls: tuple[str, ...] = ()
+    # Files posted with it (documents the question may be about), fetched only when needed.
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +165,22 @@ class Task:
     status: TaskStatus
     # A short line under the title: what went wrong, or what came out.
     details: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    """A message seen in a channel, for channel memory: posted, edited (its new text) or deleted.
+
+    Not a request: nothing answers it. `id` is the platform's message id; `link` points at it.
+    """
+
+    place: Place
+    id: str
+    change: Change
+    text: str = ""
+    author: str = ""
+    at: datetime | None = None
+    link: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    # It mentions the bot (or is a DM to it): a command to the bot there is not conversation.
+    addressed: bool = False

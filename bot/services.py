@@ -14,6 +14,7 @@ from bot.streaming.budgets import Budgets
 from storage.base import Store
 
 if TYPE_CHECKING:
+    from bot.knowledge.memory import ChannelMemory
     from bot.tools.mcp import McpServers
 
 
@@ -32,5 +33,7 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     # The MCP servers of CHATOPS_MCP_CONFIG (None: none configured).
     mcp: McpServers | None = None
+    # Channel memory's indexer and search (None: not running, e.g. in the quota CLI).
+    memory: ChannelMemory | None = None
     # Metrics hooks (bot/ops/metrics.py when the ops port is on).
     telemetry: Telemetry = field(default_factory=Silent)

@@ -10,6 +10,8 @@ from fractions import Fraction
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from storage.vectors import Vector
+
 Metric = Literal["requests", "tokens", "images", "audio_seconds", "cost"]
 Window = Literal["day", "month"]
 Status = Literal["ok", "error", "interrupted", "cancelled"]
@@ -231,6 +233,39 @@ class QuotaStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Passage:
+    """One indexed piece of a channel's memory: a message's text (or a part of it), or a chunk
+    of a file posted with it. Every part of a message shares its `message_id`."""
+
+    channel: str  # Place.channel_key
+    message_id: str  # the platform's id (Slack ts, Discord message id)
+    part: int
+    text: str
+    author: str
+    posted_at: datetime
+    link: str = ""  # Slack permalink, Discord jump URL
+    source: str = ""  # "" for the message itself; "runbook.pdf, page 2" for a file's chunk
+    id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryHit:
+    passage: Passage
+    score: float  # cosine similarity to the question
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStatus:
+    """What `memory status` shows for one channel."""
+
+    enabled: bool
+    passages: int
+    messages: int
+    oldest: datetime | None
+    models: tuple[str, ...]  # embedding models of the stored vectors
+
+
+@dataclass(frozen=True, slots=True)
 class RuleScope:
     """Where access rules apply: a whole workspace/guild (channel "") or one of its channels."""
 
@@ -438,6 +473,62 @@ class Store(Protocol):
     async def expire_stale(self, *, now: datetime | None = None) -> int:
         """Give back reservations past their TTL (a crashed process); returns how many."""
         ...
+
+    # --- channel memory and embeddings ---
+
+    async def memory_channels(self) -> set[str]:
+        """The channels whose memory is on."""
+        ...
+
+    async def set_memory(self, channel: str, enabled: bool) -> None: ...
+
+    async def memory_status(self, channel: str) -> MemoryStatus: ...
+
+    async def index_message(
+        self,
+        channel: str,
+        message_id: str,
+        passages: Sequence[Passage],
+        model: str,
+        vectors: Sequence[Vector],
+    ) -> None:
+        """Replace everything indexed for one message by `passages` (their vectors, unit
+        length, made by `model`); none removes the message."""
+        ...
+
+    async def forget_message(self, channel: str, message_id: str) -> int:
+        """Remove one message's passages; returns how many."""
+        ...
+
+    async def forget_memory(self, channel: str) -> int:
+        """Remove a channel's whole index; returns how many passages."""
+        ...
+
+    async def search_memory(
+        self, channel: str, model: str, query: Vector, k: int
+    ) -> list[MemoryHit]:
+        """The k passages of `channel` nearest `query` among vectors made by `model` with its
+        dimension, best first (exact: ties go to the older passage)."""
+        ...
+
+    async def stale_passages(self, channel: str, model: str, limit: int) -> list[Passage]:
+        """Passages whose vectors another model made: to be embedded again by `model`."""
+        ...
+
+    async def revector(self, model: str, vectors: Mapping[int, Vector]) -> None:
+        """Replace the vectors of passages (by id) with ones `model` made."""
+        ...
+
+    async def prune_memory(self, before: datetime) -> int:
+        """Remove passages posted before `before` and cached embeddings unused since; returns
+        how many passages."""
+        ...
+
+    async def cached_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
+        """Vectors embedded earlier by `model`, by content hash, for the keys that have one."""
+        ...
+
+    async def cache_embeddings(self, model: str, vectors: Mapping[str, Vector]) -> None: ...
 
     async def bill(self, month: str) -> Bill:
         """Settled usage and cost of a month ("2026-12") per channel and model."""

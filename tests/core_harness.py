@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.events import Limits, Request
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
@@ -41,6 +42,7 @@ class Core:
     adapter: MemoryAdapter
     dispatcher: Dispatcher
     services: Services
+    memory: ChannelMemory
 
     async def send(self, req: Request) -> None:
         await self.dispatcher.handler_for(self.adapter)(req)
@@ -61,10 +63,14 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
         clock = given or steady_clock()
         store = await SqliteStore.open(settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
-        services = Services(settings, gateway, store, Budgets(), clock=clock)
+        memory = ChannelMemory(store, gateway, settings.knowledge, clock=clock, flush_delay=0.01)
+        await memory.start()
+        services = Services(settings, gateway, store, Budgets(), clock=clock, memory=memory)
         adapter = MemoryAdapter(limits=LIMITS)
         try:
-            yield Core(fake, store, adapter, Dispatcher(services, command_table()), services)
+            dispatcher = Dispatcher(services, command_table())
+            yield Core(fake, store, adapter, dispatcher, services, memory)
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()

@@ -229,6 +229,9 @@ class MemoryAdapter:
     async def recent(self, req: Request, limit: int) -> Sequence[Said]:
         return self.channel_said[-limit:]
 
+    def link(self, place: Place, message_id: str) -> str:
+        return f"https://memory.example/{place.channel}/{message_id}"
+
     # --- internals -----------------------------------------------------------------------
 
     async def _arrive(self, attempted: str, place: Place, text: str, message_id: str = "") -> None:

@@ -14,10 +14,14 @@ import discord
 
 from adapters.discord.commands import ModelsSource, build_tree, sync_if_changed
 from adapters.discord.events import (
+    PLATFORM,
     attachment_of,
+    attachments_of,
     interaction_request,
     is_addressed,
     message_request,
+    place_of,
+    readable_text,
 )
 from adapters.discord.feedback import FeedbackButtons
 from adapters.discord.history import conversation_of, recent_in
@@ -27,9 +31,19 @@ from adapters.discord.origin import INTERACTION_TTL, Origin
 from adapters.discord.replies import NO_PINGS, UNKNOWN_INTERACTION, Poster
 from adapters.discord.settings import DiscordSettings, invite_url
 from adapters.discord.shards import ShardStates
-from bot.adapter import Connection, Handler
+from bot.adapter import Connection, Handler, Observer
 from bot.commands import Command
-from bot.events import Attachment, Limits, Posted, Request, Said, Turn
+from bot.events import (
+    Attachment,
+    Change,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Said,
+    Turn,
+)
 
 __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
@@ -99,8 +113,11 @@ class DiscordAdapter:
         first_delivery: Callable[[str], Awaitable[bool]] | None = None,
         drain_timeout: float = 60.0,
         http_trace: aiohttp.TraceConfig | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
+        # Channel memory's intake: channel messages, edits and deletes go there, unanswered.
+        self.observer = observer
         self.commands: Mapping[str, Command] = commands or {}
         self.models = models
         self.interaction_ttl = interaction_ttl
@@ -169,12 +186,22 @@ class DiscordAdapter:
         async def on_message(message: discord.Message) -> None:
             self._on_message(message)
 
+        async def on_raw_message_edit(payload: discord.RawMessageUpdateEvent) -> None:
+            # Updates without content (an embed resolving, a pin) change nothing said.
+            if "content" in payload.data:
+                self._observe(payload.message, "edited")
+
+        async def on_raw_message_delete(payload: discord.RawMessageDeleteEvent) -> None:
+            self._observe_delete(payload)
+
         async def on_ready() -> None:
             log.info("Discord gateway ready as %s in %d guilds", client.user, len(client.guilds))
             self.shards.ready(client)
             self.ready.set()
 
         client.event(on_message)
+        client.event(on_raw_message_edit)
+        client.event(on_raw_message_delete)
         client.event(on_ready)
         # Feedback buttons of answers sent before a restart still reach us.
         client.add_dynamic_items(self.feedback.item_class)
@@ -217,7 +244,55 @@ class DiscordAdapter:
 
     # ------------------------------------------------------------------ inbound
 
+    def _observe(self, message: discord.Message, change: Change) -> None:
+        """Hand a channel message (or its edit) to channel memory, if it watches there."""
+        observer = self.observer
+        if observer is None or message.author.id == self.me_id:
+            return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return
+        place = place_of(message.channel, message.guild)
+        if not observer.watching(place.channel_key):
+            return
+        files = tuple(a for a in attachments_of(message) if a.kind == "file")
+        observer.observe(
+            ChannelMessage(
+                place,
+                str(message.id),
+                change,
+                readable_text(message, self.me_id),
+                message.author.display_name,
+                message.created_at,
+                message.jump_url,
+                files,
+                addressed=message.guild is None
+                or any(m.id == self.me_id for m in message.mentions),
+            )
+        )
+
+    def _observe_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        observer = self.observer
+        if observer is None:
+            return
+        client = self.client
+        channel = client.get_channel(payload.channel_id) if client is not None else None
+        guild = getattr(channel, "guild", None)
+        workspace = str(payload.guild_id) if payload.guild_id else "dm"
+        place = (
+            place_of(channel, guild)
+            if channel is not None
+            else Place(PLATFORM, str(payload.channel_id), None, workspace)
+        )
+        if observer.watching(place.channel_key):
+            observer.observe(ChannelMessage(place, str(payload.message_id), "deleted"))
+
+    def link(self, place: Place, message_id: str) -> str:
+        """The message's jump URL (in a thread, the thread is the channel)."""
+        guild = "@me" if place.workspace in ("", "dm") else place.workspace
+        return f"https://discord.com/channels/{guild}/{place.thread or place.channel}/{message_id}"
+
     def _on_message(self, message: discord.Message) -> None:
+        self._observe(message, "posted")
         if not is_addressed(
             message,
             self.me_id,

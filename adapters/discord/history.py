@@ -6,7 +6,7 @@ import logging
 
 import discord
 
-from adapters.discord.events import readable_text, said_of
+from adapters.discord.events import attachments_of, readable_text, said_of
 from adapters.discord.origin import Origin
 from bot.errors import UserFacingError
 from bot.events import Said, Turn
@@ -31,9 +31,11 @@ def _turn(message: discord.Message, me_id: int) -> Turn | None:
         return Turn("assistant", message.content)
     text = readable_text(message, me_id)
     images = _images(message)
-    if not text and not images:
+    # Documents are fetched only if the question needs them (bot/knowledge/files.py).
+    files = tuple(a for a in attachments_of(message) if a.kind == "file")
+    if not text and not images and not files:
         return None
-    return Turn("user", text, images)
+    return Turn("user", text, images, files)
 
 
 async def _parent(message: discord.Message) -> discord.Message | None:
@@ -89,7 +91,10 @@ def _merge(turns: list[Turn]) -> list[Turn]:
         if merged and merged[-1].role == turn.role:
             last = merged[-1]
             merged[-1] = Turn(
-                last.role, last.text + "\n" + turn.text, last.image_urls + turn.image_urls
+                last.role,
+                last.text + "\n" + turn.text,
+                last.image_urls + turn.image_urls,
+                last.attachments + turn.attachments,
             )
         else:
             merged.append(turn)

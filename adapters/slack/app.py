@@ -8,6 +8,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -38,19 +39,24 @@ from adapters.slack.assistant import (
 from adapters.slack.channels import ChannelNames
 from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
+    PLATFORM,
     SHORTCUTS,
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
     Identity,
     Origin,
+    attachments,
     classify_message,
     echo_line,
     event_request,
     is_bare_clip,
     is_from_other_bot,
+    observed_change,
+    permalink,
     shortcut_request,
     slash_request,
+    strip_mention,
     team_of,
     user_from_info,
 )
@@ -62,9 +68,20 @@ from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
 from adapters.slack.transport import serve_http, serve_socket
-from bot.adapter import Connection, Handler
+from bot.adapter import Connection, Handler, Observer
 from bot.errors import PlatformRateLimited, UserFacingError
-from bot.events import Attachment, Limits, Place, Posted, Request, Said, Task, Turn, User
+from bot.events import (
+    Attachment,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Said,
+    Task,
+    Turn,
+    User,
+)
 from bot.streaming.budgets import Budgets
 from bot.streaming.writes import FINAL_DEADLINE, required, send
 
@@ -144,6 +161,7 @@ class SlackAdapter:
         budgets: Budgets | None = None,
         *,
         trace: aiohttp.TraceConfig | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.settings = settings
         self._dedupe = dedupe
@@ -151,6 +169,8 @@ class SlackAdapter:
         self._budgets = budgets or Budgets()
         # Sees every Web API call (adapters/api_calls.py counts them by method and status).
         self._trace = trace
+        # Channel memory's intake: channel messages, edits and deletes go there, unanswered.
+        self.observer = observer
         self._session: aiohttp.ClientSession | None = None
         self._web: AsyncWebClient | None = None
         self._me: Identity | None = None
@@ -208,6 +228,7 @@ class SlackAdapter:
                 user_id=str(resp.get("user_id", "")),
                 bot_id=str(resp.get("bot_id", "")),
                 team_id=str(resp.get("team_id", "")),
+                url=str(resp.get("url", "")),
             )
         return self._me
 
@@ -378,6 +399,7 @@ class SlackAdapter:
     ) -> None:
         me = await self.identity()
         self._remember_inbound(event)
+        await self._observe(event, me)
         if event.get("subtype") in ("message_changed", "message_deleted"):
             changed: JSON = event.get("message") or event.get("previous_message") or {}
             # Our own streamed edits come back as message_changed; the cache has them already.
@@ -405,6 +427,42 @@ class SlackAdapter:
         if set_title is not None and req.place.thread:
             req = await self._in_assistant_thread(req, str(event.get("ts", "")), set_title)
         await self._handle(req, handle)
+
+    async def _observe(self, event: JSON, me: Identity) -> None:
+        """Hand a channel's message, edit or delete to channel memory (if it watches there)."""
+        channel = str(event.get("channel", ""))
+        observer = self.observer
+        if observer is None or not observer.watching(f"{PLATFORM}:{channel}"):
+            return
+        found = observed_change(event, me)
+        if found is None:
+            return
+        change, message = found
+        ts = str(message["ts"])
+        thread = str(message.get("thread_ts") or "") or None
+        place = Place(PLATFORM, channel, thread, me.team_id)
+        if change == "deleted":
+            observer.observe(ChannelMessage(place, ts, "deleted"))
+            return
+        author = await self.user(str(message.get("user", ""))) if message.get("user") else None
+        observer.observe(
+            ChannelMessage(
+                place,
+                ts,
+                change,
+                strip_mention(str(message.get("text", "")), me.user_id),
+                author.name if author else str(message.get("username") or "a bot"),
+                datetime.fromtimestamp(float(ts), UTC),
+                permalink(me.url, channel, ts, thread),
+                attachments(message.get("files")),
+                addressed=f"<@{me.user_id}" in str(message.get("text", ""))
+                or event.get("channel_type") == "im",
+            )
+        )
+
+    def link(self, place: Place, message_id: str) -> str:
+        me = self._me
+        return permalink(me.url, place.channel, message_id, place.thread) if me else ""
 
     async def _slash(self, body: JSON, handle: Handler) -> None:
         req = slash_request(body, await self.user(str(body.get("user_id", ""))), team_of(body))

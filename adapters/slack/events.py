@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.events import Attachment, AttachmentKind, Place, Request, Said, User
+from bot.events import Attachment, AttachmentKind, Change, Place, Request, Said, User
 
 PLATFORM = "slack"
 # Core commands with a slash command each; "/chatops <command> …" reaches all of them too.
@@ -43,6 +43,8 @@ class Identity:
     user_id: str
     bot_id: str
     team_id: str
+    # The workspace's address ("https://acme.slack.com/"), for links to messages.
+    url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,37 @@ def attachment(file: Mapping[str, Any]) -> Attachment | None:
 def attachments(files: Sequence[Mapping[str, Any]] | None) -> tuple[Attachment, ...]:
     found = (attachment(f) for f in files or ())
     return tuple(a for a in found if a is not None)
+
+
+def permalink(workspace_url: str, channel: str, ts: str, thread_ts: str | None = None) -> str:
+    """A message's permalink, built as Slack builds them (no chat.getPermalink call per message)."""
+    if not workspace_url or not ts:
+        return ""
+    link = f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel}"
+    return link
+
+
+def observed_change(
+    event: Mapping[str, Any], me: Identity
+) -> tuple[Change, Mapping[str, Any]] | None:
+    """What a `message` event does to channel memory: a message posted, edited (its new
+    version) or deleted, with the message it is about; None for our own and for other events."""
+    subtype = event.get("subtype")
+    if subtype == "message_deleted":
+        previous: Mapping[str, Any] = event.get("previous_message") or {}
+        ts = event.get("deleted_ts") or previous.get("ts")
+        return ("deleted", {**previous, "ts": ts}) if ts else None
+    if subtype == "message_changed":
+        change: Change = "edited"
+        message: Mapping[str, Any] = event.get("message") or {}
+    elif subtype in _SPOKEN_SUBTYPES:
+        change, message = "posted", event
+    else:
+        return None
+    own = message.get("user") == me.user_id or (me.bot_id and message.get("bot_id") == me.bot_id)
+    return None if own or not message.get("ts") else (change, message)
 
 
 def classify_message(

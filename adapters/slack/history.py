@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.errors import translate
 from adapters.slack.events import Identity, attachment, split_echo, strip_mention
-from bot.events import Attachment, Turn
+from bot.events import Attachment, Role, Turn
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -105,17 +105,21 @@ class ThreadHistory:
             own = msg.get("user") == me.user_id or (me.bot_id and msg.get("bot_id") == me.bot_id)
             text = strip_mention(str(msg.get("text", "")), me.user_id)
             urls: list[str] = []
+            files: list[Attachment] = []
             if not own:
                 for file in msg.get("files") or ():
                     att = attachment(file)
+                    if att is not None and att.kind == "file":
+                        files.append(att)  # documents are fetched only if a question needs them
                     if att is None or att.kind != "image" or images_left <= 0:
                         continue
                     if url := await self._image_url(att):
                         urls.append(url)
                         images_left -= 1
             asked, text = split_echo(text) if own else (None, text)
-            if text or urls:
-                turns.append(Turn("assistant" if own else "user", text, tuple(urls)))
+            if text or urls or files:
+                role: Role = "assistant" if own else "user"
+                turns.append(Turn(role, text, tuple(urls), tuple(files)))
             if asked:
                 # A slash command's answer quotes the question: it was the user's turn.
                 turns.append(Turn("user", asked))

@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.conversation import build_messages, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
+from bot.knowledge.files import file_budget, files_context
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
 from bot.transcript import about_this_channel, fit
@@ -18,6 +19,8 @@ MAX_IMAGE_BYTES = 8 * 1024 * 1024
 # Messages of the viewed channel read when a question is about it (trimmed to half the
 # context budget afterwards).
 CHANNEL_MESSAGES = 100
+# A file sent without a word: what the model is asked about it.
+DEFAULT_FILE_QUESTION = "Read the attached file and sum up what matters in it."
 
 
 async def _inline_images(ctx: Context) -> tuple[str, ...]:
@@ -33,6 +36,8 @@ async def _inline_images(ctx: Context) -> tuple[str, ...]:
 
 async def run_ask(ctx: Context) -> None:
     prompt = ctx.args.strip()
+    if not prompt and any(a.kind == "file" for a in ctx.req.attachments):
+        prompt = DEFAULT_FILE_QUESTION
     if not prompt:
         raise UserFacingError("Ask me something, for example: `ask what does HTTP 429 mean?`")
     config = ctx.services.config
@@ -42,15 +47,25 @@ async def run_ask(ctx: Context) -> None:
     # writes them.
     max_tokens = settings.max_tokens or config.max_reply_tokens
     history = await ctx.adapter.history(ctx.req)
+    budget = file_budget(config.context_tokens, prompt, settings.system_prompt)
+    files = await files_context(ctx, history, prompt, budget)
     images = await _inline_images(ctx) if supports_vision(model) else ()
-    turn = Turn("user", prompt, images)
+    turn = Turn("user", prompt + files.text, images)
     system = _join(settings.system_prompt, await _viewed_channel(ctx, prompt))
     messages, prompt_tokens = build_messages(model, system, history, turn, config.context_tokens)
     # A cap is held whole, so the limit is never passed; without one the hold is an estimate
     # and the real usage settled afterwards may pass the limit by the rest of this reply.
     tokens_out = max_tokens or config.reply_tokens_estimate
     # One path with or without tools: with none offered, the loop is a single streamed round.
-    chat = Chat(model, messages, prompt_tokens, max_tokens, settings.temperature, tokens_out)
+    chat = Chat(
+        model,
+        messages,
+        prompt_tokens,
+        max_tokens,
+        settings.temperature,
+        tokens_out,
+        notes=files.notes,
+    )
     await converse(ctx, chat, await tools_for(ctx))
 
 

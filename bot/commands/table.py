@@ -8,6 +8,7 @@ from bot.commands.chat import ASK
 from bot.commands.feedback import FEEDBACK
 from bot.commands.help import help_command
 from bot.commands.image import IMAGE
+from bot.commands.memory import MEMORY, SEARCH
 from bot.commands.models import MODEL, MODELS
 from bot.commands.quota import QUOTA
 from bot.commands.settings import SETTINGS_COMMANDS
@@ -30,6 +31,8 @@ def command_table(transcribe: Command = TRANSCRIBE) -> dict[str, Command]:
         QUOTA,
         TOOLS,
         *SETTINGS_COMMANDS,
+        MEMORY,
+        SEARCH,
         CHANNELS,
         ALLOWLIST,
         FEEDBACK,

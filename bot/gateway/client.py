@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 
 from bot.errors import TooLarge
 from bot.gateway.errors import GatewayError, error_from_answer
@@ -40,6 +42,7 @@ from bot.secret import Secret
 __all__ = [
     "MAX_AUDIO_BYTES",
     "ChatStream",
+    "Embeddings",
     "Gateway",
     "GatewayError",
     "ModelInfo",
@@ -54,6 +57,10 @@ log = logging.getLogger(__name__)
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 # A generated image fetched from a `url` answer; far above any real PNG/JPEG/WebP result.
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+# Embeddings: inputs per request (OpenAI takes up to 2,048 and 300k tokens), requests at once.
+EMBED_BATCH = 96
+EMBED_BATCH_CHARS = 400_000
+EMBED_CONCURRENCY = 4
 
 _AUDIO_TYPES = {
     "mp3": "audio/mpeg",
@@ -79,12 +86,21 @@ class Timeouts:
     transcribe: float = 120.0
     models: float = 30.0
     download: float = 60.0
+    embeddings: float = 60.0
 
     def http(self, read: float) -> httpx.Timeout:
         return httpx.Timeout(read, connect=min(self.connect, read))
 
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """One vector per input, in input order, and the tokens the gateway counted."""
+
+    vectors: list[npt.NDArray[np.float32]]
+    tokens: int
 
 
 class Gateway:
@@ -403,6 +419,82 @@ class Gateway:
             )
         return text.strip()
 
+    # ---------------------------------------------------------- embeddings
+
+    async def embeddings(
+        self,
+        model: str,
+        inputs: Sequence[str],
+        *,
+        batch: int = EMBED_BATCH,
+        concurrency: int = EMBED_CONCURRENCY,
+    ) -> Embeddings:
+        """Embed `inputs` (none empty) in batches, at most `concurrency` requests at once.
+
+        Each batch gets the retry policy; a batch that still fails cancels the others and its
+        GatewayError is raised.
+        """
+        vectors: list[npt.NDArray[np.float32] | None] = [None] * len(inputs)
+        tokens = 0
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(start: int, texts: list[str]) -> None:
+            nonlocal tokens
+            async with gate:
+                found, used = await self._embed_batch(model, texts)
+            vectors[start : start + len(texts)] = found
+            tokens += used
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for start, texts in _batches(inputs, batch, EMBED_BATCH_CHARS):
+                    group.create_task(one(start, texts))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return Embeddings([v for v in vectors if v is not None], tokens)
+
+    async def _embed_batch(
+        self, model: str, texts: list[str]
+    ) -> tuple[list[npt.NDArray[np.float32]], int]:
+        # base64: a quarter of the bytes of a JSON float list, and what OpenAI's own SDK asks for;
+        # gateways that ignore it and send floats are read too.
+        body = {"model": model, "input": texts, "encoding_format": "base64"}
+        response = await self._send(
+            self._client,
+            "POST",
+            "embeddings",
+            model=model,
+            limit=self._timeouts.http(self._timeouts.embeddings),
+            json=body,
+        )
+        payload = _json_object(response, model)
+        items = payload.get("data")
+        if not isinstance(items, list) or len(items) != len(texts):
+            count = len(items) if isinstance(items, list) else 0
+            raise GatewayError(
+                response.status_code,
+                "server_error",
+                f"the embeddings answer held {count} vectors for {len(texts)} inputs",
+                model=model,
+            )
+        ordered = sorted(
+            (item for item in items if isinstance(item, dict)),
+            key=lambda item: int(item.get("index", 0)),
+        )
+        vectors = [_vector(item.get("embedding"), model) for item in ordered]
+        if len(vectors) != len(texts) or len({len(v) for v in vectors}) > 1:
+            raise GatewayError(
+                response.status_code,
+                "server_error",
+                "the embeddings answer is malformed",
+                model=model,
+            )
+        usage = payload.get("usage")
+        used = 0
+        if isinstance(usage, dict):
+            used = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+        return vectors, used
+
     # -------------------------------------------------------------- models
 
     async def models(self) -> list[ModelInfo]:
@@ -550,6 +642,34 @@ def _json_object(response: httpx.Response, model: str) -> dict[str, Any]:
             response.status_code, "server_error", "the gateway answered non-JSON", model=model
         )
     return payload
+
+
+def _batches(inputs: Sequence[str], size: int, max_chars: int) -> Iterable[tuple[int, list[str]]]:
+    """(offset, inputs) runs of at most `size` inputs and about `max_chars` characters."""
+    start, chars = 0, 0
+    batch: list[str] = []
+    for index, text in enumerate(inputs):
+        if batch and (len(batch) >= size or chars + len(text) > max_chars):
+            yield start, batch
+            start, batch, chars = index, [], 0
+        batch.append(text)
+        chars += len(text)
+    if batch:
+        yield start, batch
+
+
+def _vector(raw: Any, model: str) -> npt.NDArray[np.float32]:
+    if isinstance(raw, str):
+        data = _decode_base64(raw, model)
+        if len(data) % 4:
+            raise GatewayError(200, "server_error", "an embedding is not float32 data", model=model)
+        return np.frombuffer(data, dtype="<f4").astype(np.float32)
+    if isinstance(raw, list) and raw:
+        try:
+            return np.asarray(raw, dtype=np.float32)
+        except (TypeError, ValueError):
+            pass
+    raise GatewayError(200, "server_error", "an embedding is missing or malformed", model=model)
 
 
 def _decode_base64(text: str, model: str) -> bytes:

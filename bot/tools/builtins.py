@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.audio.pipeline import display_name, format_duration, prepare_audio, transcribe_prepared
 from bot.commands.image import MAX_IMAGES, image_extension
+from bot.commands.memory import format_hits, search_channel
 from bot.commands.settings import describe
 from bot.context import Context
 from bot.errors import TooLarge
@@ -77,6 +78,19 @@ async def channel_quota(ctx: Context, args: dict[str, Any]) -> str:
 
 async def channel_settings(ctx: Context, args: dict[str, Any]) -> str:
     return describe(await ctx.settings(), ctx)
+
+
+async def search_channel_memory(ctx: Context, args: dict[str, Any]) -> str:
+    question = str(args["query"]).strip()
+    if not question:
+        raise ToolError("the query is empty", "invalid")
+    hits = await search_channel(ctx, question)
+    if not hits:
+        return f"Nothing in this channel's memory matches {question!r}."
+    return (
+        "Passages from this channel's memory, nearest first (cite the links when you use them):\n"
+        + format_hits(hits)
+    )
 
 
 def _audio(ctx: Context) -> list[Attachment]:
@@ -163,6 +177,23 @@ def builtin_tools(ctx: Context) -> list[Tool]:
             doing="reading the channel's settings",
         ),
     ]
+    memory = ctx.services.memory
+    if memory is not None and memory.watching(ctx.req.place.channel_key):
+        tools.append(
+            Tool.make(
+                "search_channel",
+                "Search what people said earlier in this channel (its memory): messages, "
+                "files and answers, with who said it, when, and a link.",
+                {
+                    "type": "object",
+                    "properties": {"query": {"type": "string", "minLength": 1, "maxLength": 1000}},
+                    "required": ["query"],
+                    "additionalProperties": False,
+                },
+                search_channel_memory,
+                doing="searching the channel's memory",
+            )
+        )
     audio = _audio(ctx)
     if audio:
         listed = "; ".join(f"id {a.id!r}: {a.filename}" for a in audio)
@@ -190,4 +221,5 @@ BUILTIN_NAMES = (
     "channel_quota",
     "channel_settings",
     "transcribe_attachment",
+    "search_channel",
 )

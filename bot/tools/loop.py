@@ -16,6 +16,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import ChatStream, GatewayError, TokenUsage, ToolCall
+from bot.knowledge.memory import note_answer
 from bot.quota.meter import Meter
 from bot.quota.view import refusal_text
 from bot.streaming.reply import StreamingReply
@@ -41,6 +42,8 @@ class Chat:
     temperature: float | None = None
     # Completion tokens each round's reservation holds (the cap, or the configured estimate).
     tokens_out: int = 1024
+    # Lines for the reply's footer about what went into the question (attached files used).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                 if not calls or not tools:
                     # People rate the answer; its key is the ledger row of this last round.
                     footer = _footer(ctx, chat, stream, progress, tools)
-                    await reply.finish(footer, feedback=str(meter.ledger_id))
+                    posted = await reply.finish(footer, feedback=str(meter.ledger_id))
+                    services = ctx.services
+                    note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
                     return
                 if number == rounds:
                     note = f"_(stopped after {rounds} rounds of tool calls)_"
@@ -197,7 +202,7 @@ def _json_or_empty(arguments: str) -> str:
 def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
-    lines = []
+    lines = [f"_{note}_" for note in chat.notes]
     if stream.finish_reason == "length":
         limit = (
             f"the {chat.max_tokens:,}-token limit"

@@ -179,9 +179,48 @@ GROUP BY l.channel, {who}, k.d, k.m
 """
 
 
-# Version 5: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
-# row of its final model request, which says the channel and the model.
+# Version 5: channel memory (opt-in per channel) and the embedding cache. Vectors are unit-length
+# little-endian float32 bytes with the model and dimension that made them, so a model change
+# never mixes vectors; `version` changes with every write to a channel's passages, which tells
+# a search whether the vectors it holds in memory are still current.
 V5 = """
+CREATE TABLE memory_channels (
+    channel TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE memory_passages (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    posted_at TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    text TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (channel, message_id, part)
+);
+CREATE INDEX memory_passages_search ON memory_passages (channel, model, dimension, id);
+CREATE INDEX memory_passages_posted ON memory_passages (posted_at);
+CREATE TABLE embedding_cache (
+    model TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (model, text_hash)
+);
+CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
+"""
+
+
+# Version 6: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
+# row of its final model request, which says the channel and the model.
+V6 = """
 CREATE TABLE feedback (
     ledger_id INTEGER NOT NULL,
     user_id TEXT NOT NULL,
@@ -218,6 +257,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _script(V3),
     _script(V4),
     _script(V5),
+    _script(V6),
 )
 LATEST = len(MIGRATIONS)
 

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +26,11 @@ from storage.base import (
     DatabaseUnusable,
     LedgerRow,
     LimitSetting,
+    MemoryHit,
+    MemoryStatus,
     Metric,
     ModelVotes,
+    Passage,
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
@@ -40,6 +43,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
+from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
 from storage.sqlite.quota import (
@@ -62,6 +66,7 @@ from storage.sqlite.quota import (
     ts,
 )
 from storage.sqlite.schema import check_version, migrate
+from storage.vectors import Vector
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -97,6 +102,8 @@ class SqliteStore:
         self._events_seen = 0
         self._writes = GroupCommit(raw, self._run)
         self._checkpointer: Checkpointer | None = None
+        # Channels' vectors between searches; touched only on the DB thread.
+        self.vectors = memory.VectorCache()
         # (device, inode) of the file when opened: ping() notices the file moved or deleted.
         self._file_id: tuple[int, int] | None = None
         self._defaults = Limits.of(
@@ -695,6 +702,66 @@ class SqliteStore:
             (channel, channel, month, month, *(2 * [None if since is None else ts(since)])),
         )
         return [ModelVotes(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
+    # --- channel memory and embeddings ------------------------------------------------------
+
+    async def memory_channels(self) -> set[str]:
+        return await self._run(lambda: memory.enabled_channels(self._raw))
+
+    async def set_memory(self, channel: str, enabled: bool) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.set_enabled(conn, channel, enabled, now))
+
+    async def memory_status(self, channel: str) -> MemoryStatus:
+        return await self._run(lambda: memory.status(self._raw, channel))
+
+    async def index_message(
+        self,
+        channel: str,
+        message_id: str,
+        passages: Sequence[Passage],
+        model: str,
+        vectors: Sequence[Vector],
+    ) -> None:
+        now = ts(self._clock())
+        await self._writes.run(
+            lambda conn: memory.index(conn, channel, message_id, passages, model, vectors, now)
+        )
+
+    async def forget_message(self, channel: str, message_id: str) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(
+            lambda conn: memory.forget_message(conn, channel, message_id, now)
+        )
+
+    async def forget_memory(self, channel: str) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(lambda conn: memory.forget_channel(conn, channel, now))
+
+    async def search_memory(
+        self, channel: str, model: str, query: Vector, k: int
+    ) -> list[MemoryHit]:
+        return await self._run(
+            lambda: memory.search(self._raw, self.vectors, channel, model, query, k)
+        )
+
+    async def stale_passages(self, channel: str, model: str, limit: int) -> list[Passage]:
+        return await self._run(lambda: memory.stale(self._raw, channel, model, limit))
+
+    async def revector(self, model: str, vectors: Mapping[int, Vector]) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.revector(conn, model, vectors, now))
+
+    async def prune_memory(self, before: datetime) -> int:
+        now = ts(self._clock())
+        return await self._writes.run(lambda conn: memory.prune(conn, before, now))
+
+    async def cached_embeddings(self, model: str, keys: Sequence[str]) -> dict[str, Vector]:
+        return await self._run(lambda: memory.cached(self._raw, model, keys))
+
+    async def cache_embeddings(self, model: str, vectors: Mapping[str, Vector]) -> None:
+        now = ts(self._clock())
+        await self._writes.run(lambda conn: memory.cache(conn, model, vectors, now))
 
     # --- ledger ------------------------------------------------------------------------
 

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from adapters.discord.client import DISCORD_LIMITS, DiscordAdapter
+from bot.adapter import Handler
 from bot.commands import Command
 from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.events import Place
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
 from tests.audio_fixtures import AudioSamples, audio_samples, duration_of
@@ -52,6 +54,7 @@ class Stack:
     adapter: DiscordAdapter
     store: SqliteStore
     dispatcher: Dispatcher
+    memory: ChannelMemory
 
 
 @pytest.fixture
@@ -65,8 +68,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         )
         store = await SqliteStore.open(config.db_path)
         gateway = Gateway(config.base_url, config.api_key)
-        services = Services(config, gateway, store, Budgets())
+        memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now, flush_delay=0.01)
+        await memory.start()
+        services = Services(config, gateway, store, Budgets(), memory=memory)
         dispatcher = Dispatcher(services, table())
+
+        def wire(adapter: DiscordAdapter) -> Handler:
+            adapter.observer = memory.intake(adapter)
+            return dispatcher.handler_for(adapter)
 
         async def models(place: Place) -> list[str]:
             return [m.id for m in await gateway.models()]
@@ -80,11 +89,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                 models=models,
                 limits=FAST,
                 first_delivery=store.first_delivery,
-                wire=dispatcher.handler_for,
+                wire=wire,
             ) as adapter:
-                yield Stack(fake, gw, adapter, store, dispatcher)
+                yield Stack(fake, gw, adapter, store, dispatcher, memory)
                 await dispatcher.drain(10)
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()
 

@@ -431,6 +431,28 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", payload)
         return msg
 
+    async def edit_message(self, mid: int, content: str) -> FakeMessage:
+        """The author edits a message; dispatched as MESSAGE_UPDATE."""
+        msg = self.messages[mid]
+        msg.content = content
+        msg.versions.append((time.monotonic(), content))
+        payload = self.message_payload(msg)
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None and "guild_id" in channel:
+            payload["member"] = self._member(int(msg.author["id"]))
+        await self.dispatch("MESSAGE_UPDATE", payload)
+        return msg
+
+    async def delete_message(self, mid: int) -> None:
+        """The author deletes a message; dispatched as MESSAGE_DELETE."""
+        msg = self.messages[mid]
+        msg.deleted = True
+        payload: dict[str, Any] = {"id": str(mid), "channel_id": str(msg.channel_id)}
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None and "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", payload)
+
     def open_dm(self, uid: int) -> int:
         """The DM channel between the bot and `uid` (created on first use)."""
         cid = self.dm_channels.setdefault(uid, self.next_id())

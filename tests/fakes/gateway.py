@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import base64
 import collections
+import functools
 import hashlib
 import itertools
 import json
@@ -245,6 +246,7 @@ class FakeGateway:
         self.refuse_tools: set[str] = set()  # models answering 400 to a request with `tools`
         self.responses_only: set[str] = set()  # models refusing /chat/completions
         self.calls_sent_at: list[float] = []  # monotonic time each turn's last call byte left
+        self.embedding_dimension = 256  # hashed word counts: texts sharing words are near
         self.faults: collections.deque[Fault] = collections.deque()
         # Records.
         self.requests: list[RecordedRequest] = []
@@ -277,6 +279,7 @@ class FakeGateway:
         app.router.add_post("/v1/images/generations", self._images)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/files/{name}", self._file)
         # A short shutdown: a test ending mid-stream should not wait for the handler to finish.
         self._runner, self.port = await serve_on_loopback(
@@ -339,6 +342,16 @@ class FakeGateway:
             for r in self.requests
             if r.path in ("/v1/chat/completions", "/v1/responses") and isinstance(r.json, dict)
         ]
+
+    def embedding_bodies(self) -> list[dict[str, Any]]:
+        """The JSON bodies of the embeddings requests, in order."""
+        return [
+            r.json for r in self.requests if r.path == "/v1/embeddings" and isinstance(r.json, dict)
+        ]
+
+    def embedded(self) -> list[str]:
+        """Every text sent to /v1/embeddings, in order."""
+        return [text for body in self.embedding_bodies() for text in body.get("input") or ()]
 
     def _turn_for(self, body: dict[str, Any]) -> ModelTurn | None:
         if body.get("tools") and body.get("tool_choice") != "none" and self.turns:
@@ -864,6 +877,48 @@ class FakeGateway:
             return web.Response(text=text, content_type="text/plain")
         return web.json_response({"text": text})
 
+    # ----------------------------------------------------------- embeddings
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        refusal = await self._admit(request, body)
+        if refusal is not None:
+            return refusal
+        if not isinstance(body, dict) or "input" not in body:
+            return _error(400, "'input' is a required property", "invalid_request_error", None)
+        refusal = self._unknown_model(body.get("model"))
+        if refusal is not None:
+            return refusal
+        inputs = body["input"]
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if (
+            not isinstance(inputs, list)
+            or not inputs
+            or not all(isinstance(text, str) and text for text in inputs)
+        ):
+            return _error(400, "'input' must be non-empty strings", "invalid_request_error", None)
+        items = []
+        for index, text in enumerate(inputs):
+            vector = hashed_embedding(text, self.embedding_dimension)
+            if body.get("encoding_format") == "base64":
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                embedding: Any = base64.b64encode(packed).decode()
+            else:
+                embedding = vector
+            items.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(_WORD.findall(text)) or 1 for text in inputs)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": items,
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     # --------------------------------------------------------------- models
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
@@ -875,6 +930,26 @@ class FakeGateway:
             for model_id, owner in self.models.items()
         ]
         return web.json_response({"object": "list", "data": data})
+
+
+_WORD = re.compile(r"[a-z0-9_]+")
+
+
+@functools.lru_cache(maxsize=65536)
+def _slot(word: str, dimension: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+    return int.from_bytes(digest[:4], "little") % dimension, 1.0 if digest[4] & 1 else -1.0
+
+
+def hashed_embedding(text: str, dimension: int = 256) -> list[float]:
+    """Counts of the text's words hashed into `dimension` signed slots, unit length: texts that
+    share words point the same way, so the nearest chunk is the one that says what was asked."""
+    vector = [0.0] * dimension
+    for word in _WORD.findall(text.lower()):
+        slot, sign = _slot(word, dimension)
+        vector[slot] += sign
+    norm = sum(v * v for v in vector) ** 0.5
+    return [v / norm for v in vector] if norm else [1.0] + [0.0] * (dimension - 1)
 
 
 def _error(

@@ -356,6 +356,40 @@ class FakeSlack:
             "event_ts": self.new_ts(),
         }
 
+    def edit_message(self, channel: str, ts: str, text: str) -> JSON:
+        """A person edits their message; returns the `message_changed` event Slack sends."""
+        msg = self.messages[channel][ts]
+        previous = dict(msg)
+        msg["text"] = text
+        msg["edited"] = {"user": msg.get("user", ""), "ts": self.new_ts()}
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": channel,
+            "hidden": True,
+            "message": dict(msg),
+            "previous_message": previous,
+            "event_ts": msg["edited"]["ts"],
+            "ts": msg["edited"]["ts"],
+            "channel_type": "channel",
+        }
+
+    def delete_message(self, channel: str, ts: str) -> JSON:
+        """A person deletes their message; returns the `message_deleted` event Slack sends."""
+        previous = self.messages[channel].pop(ts)
+        stamp = self.new_ts()
+        return {
+            "type": "message",
+            "subtype": "message_deleted",
+            "channel": channel,
+            "hidden": True,
+            "deleted_ts": ts,
+            "previous_message": previous,
+            "event_ts": stamp,
+            "ts": stamp,
+            "channel_type": "channel",
+        }
+
     def channel_name(self, channel: str) -> str:
         return self.channel_names.get(channel, channel.lower())
 

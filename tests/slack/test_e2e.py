@@ -21,8 +21,9 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
+from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
-from bot.services import Services
+from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from storage.base import QuotaConfig
 from storage.sqlite.store import SqliteStore
@@ -50,6 +51,7 @@ class Stack:
     gateway: FakeGateway
     adapter: SlackAdapter
     store: SqliteStore
+    memory: ChannelMemory
     budgets: Budgets
 
 
@@ -81,19 +83,24 @@ async def build_stack(
         store = await SqliteStore.open(config.db_path, config.quota)
         gateway = Gateway(config.base_url, config.api_key)
         budgets = Budgets()
-        dispatcher = Dispatcher(Services(config, gateway, store, budgets), commands())
+        memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now, flush_delay=0.01)
+        await memory.start()
+        services = Services(config, gateway, store, budgets, memory=memory)
+        dispatcher = Dispatcher(services, commands())
         extra = dict(env or {})
         if not native:
             extra["CHATOPS_SLACK_NATIVE_STREAM"] = "false"
         settings = SlackSettings.from_env(slack.env(**extra))
         assert settings is not None
         adapter = SlackAdapter(settings, store.first_delivery, budgets)
+        adapter.observer = memory.intake(adapter)
         try:
             async with running(adapter, dispatcher.handler_for(adapter)):
-                yield Stack(slack, fake_gw, adapter, store, budgets)
+                yield Stack(slack, fake_gw, adapter, store, memory, budgets)
                 async with asyncio.timeout(20):
                     await adapter.drained()
         finally:
+            await memory.close()
             await gateway.aclose()
             await store.close()
 

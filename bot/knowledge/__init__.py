@@ -1,0 +1,1 @@
+"""Documents in the conversation and channel memory: extraction, chunks, embeddings, search."""

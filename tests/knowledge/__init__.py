@@ -1,0 +1,1 @@
+"""Tests of documents in the conversation and channel memory."""
