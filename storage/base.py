@@ -78,6 +78,8 @@ class ChannelSettings:
     temperature: float | None = None
     max_tokens: int | None = None
     auto_transcribe: bool = True
+    # The language the bot speaks here ("en", "zh_CN"); None: the workspace's or the reader's.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,7 @@ async def test_settings_default_then_persist_across_restart(make_store: MakeStor
         temperature=0.3,
         max_tokens=800,
         auto_transcribe=False,
+        language="zh_CN",
     )
     await store.set_channel_settings("slack:C1", chosen)
     await store.close()

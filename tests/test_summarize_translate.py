@@ -9,6 +9,7 @@ import pytest
 
 from bot.commands.options import parse_options
 from bot.events import Place, Said, User
+from bot.i18n import speaking, t
 from tests.core_harness import running_core
 from tests.memory_adapter import make_request
 
@@ -115,7 +116,14 @@ async def test_translate_the_target_into_the_askers_language(tmp_path: Path) -> 
         assert "into Chinese (Simplified, China)" in system["content"]
         assert user["content"] == "The deploy is blocked on the migration."
         (out,) = core.adapter.messages.values()
-        assert out.startswith("**Translation into Chinese (Simplified, China)** of ada's message")
+        # The asker reads Chinese: the bot's own words are Chinese too.
+        with speaking("zh_CN"):
+            header = t(
+                "**Translation into {language}** of {author}'s message",
+                language="中文 (简体, 中国)",
+                author="ada",
+            )
+        assert out.startswith(header)
         assert core.adapter.ephemeral_ids == set(core.adapter.messages)
 
 

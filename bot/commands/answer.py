@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import GatewayError
+from bot.i18n import t
 from bot.quota.meter import Meter
 from bot.streaming.reply import StreamingReply
 from bot.streaming.splitting import split_message
@@ -67,7 +68,7 @@ async def _collected(ctx: Context, meter: Meter, stream: Any, prompt_tokens: int
         raise UserFacingError(await explain_gateway_error(ctx.services.gateway, err)) from err
     text = "".join(written)
     _settle(meter, stream, prompt_tokens, text)
-    return text.strip() or "(empty reply)"
+    return text.strip() or t("(empty reply)")
 
 
 async def _streamed(

@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.conversation import build_messages, supports_vision
 from bot.errors import UserFacingError
 from bot.events import Turn
+from bot.i18n import N_, current, model_language, t
 from bot.knowledge.files import file_budget, files_context
 from bot.tools.loop import Chat, converse
 from bot.tools.registry import tools_for
@@ -39,7 +40,7 @@ async def run_ask(ctx: Context) -> None:
     if not prompt and any(a.kind == "file" for a in ctx.req.attachments):
         prompt = DEFAULT_FILE_QUESTION
     if not prompt:
-        raise UserFacingError("Ask me something, for example: `ask what does HTTP 429 mean?`")
+        raise UserFacingError(t("Ask me something, for example: `ask what does HTTP 429 mean?`"))
     config = ctx.services.config
     settings = await ctx.settings()
     model = settings.model or config.default_model
@@ -51,7 +52,7 @@ async def run_ask(ctx: Context) -> None:
     files = await files_context(ctx, history, prompt, budget)
     images = await _inline_images(ctx) if supports_vision(model) else ()
     turn = Turn("user", prompt + files.text, images)
-    system = _join(settings.system_prompt, await _viewed_channel(ctx, prompt))
+    system = _join(settings.system_prompt, _language_note(), await _viewed_channel(ctx, prompt))
     messages, prompt_tokens = build_messages(model, system, history, turn, config.context_tokens)
     # A cap is held whole, so the limit is never passed; without one the hold is an estimate
     # and the real usage settled afterwards may pass the limit by the rest of this reply.
@@ -67,6 +68,17 @@ async def run_ask(ctx: Context) -> None:
         notes=files.notes,
     )
     await converse(ctx, chat, await tools_for(ctx))
+
+
+def _language_note() -> str | None:
+    """The model answers in its own words; where the bot speaks another language than
+    English, it is asked to answer in that one."""
+    if current() == "en":
+        return None
+    return (
+        f"Answer in {model_language()}, unless the user asks for another language or writes "
+        "the whole question in one."
+    )
 
 
 async def _viewed_channel(ctx: Context, prompt: str) -> str | None:
@@ -93,7 +105,7 @@ def _join(*parts: str | None) -> str | None:
 
 ASK = Command(
     name="ask",
-    summary="Chat with the channel's model; the thread or reply chain is the context.",
+    summary=N_("Chat with the channel's model; the thread or reply chain is the context."),
     usage="ask <question>",
     run=run_ask,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.i18n import current, model_language
 from bot.languages import Language, language_of
 
 if TYPE_CHECKING:
@@ -24,14 +25,14 @@ class Options:
     # What follows the options (the text to translate).
     rest: str = ""
 
-    def language_name(self, ctx: Context) -> str:
-        """The language to write in: the one asked for, else the asker's."""
-        return (self.language or asker_language(ctx)).name
-
-
-def asker_language(ctx: Context) -> Language:
-    """The language the platform says the asker reads, else English."""
-    return language_of(ctx.req.user.locale) or Language("en", "English")
+    def language_for(self, ctx: Context, *, personal: bool = False) -> Language:
+        """The language to write in: the one asked for; else, when `personal`, the one the
+        platform says the asker reads; else the one the bot speaks here."""
+        if self.language is not None:
+            return self.language
+        if personal and (own := language_of(ctx.req.user.locale)) is not None:
+            return own
+        return Language(current(), model_language())
 
 
 def wants_share(args: str) -> bool:

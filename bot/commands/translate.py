@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.events import Said
+from bot.i18n import N_, number, shown_name, t
 
 SYSTEM = (
     "Translate the user's message into {language}. Keep its meaning, tone and formatting; "
@@ -21,17 +22,27 @@ async def run_translate(ctx: Context) -> None:
     options = parse_options(ctx.args, languages=True)
     source = await _source(ctx, options.rest)
     budget = ctx.services.config.context_tokens
-    if estimate_tokens(source.text) > budget:
+    tokens = estimate_tokens(source.text)
+    if tokens > budget:
         raise UserFacingError(
-            f"That message is too long to translate at once (about "
-            f"{estimate_tokens(source.text):,} tokens; the limit is {budget:,})."
+            t(
+                "That message is too long to translate at once (about {tokens} tokens; the "
+                "limit is {limit}).",
+                tokens=number(tokens),
+                limit=number(budget),
+            )
         )
-    language = options.language_name(ctx)
-    header = f"**Translation into {language}**" + (
-        f" of {source.author}'s message" if source.author else ""
-    )
+    language = options.language_for(ctx, personal=True)
+    if source.author:
+        header = t(
+            "**Translation into {language}** of {author}'s message",
+            language=shown_name(language),
+            author=source.author,
+        )
+    else:
+        header = t("**Translation into {language}**", language=shown_name(language))
     private = not options.share and not ctx.req.place.direct
-    system = SYSTEM.format(language=language)
+    system = SYSTEM.format(language=language.name)
     await respond(ctx, Prompted(system, source.text), private=private, header=header)
 
 
@@ -43,20 +54,20 @@ async def _source(ctx: Context, text: str) -> Said:
     if req.target is not None and req.target.text.strip():
         return req.target
     if req.target is not None:
-        raise UserFacingError("That message has no text to translate.")
+        raise UserFacingError(t("That message has no text to translate."))
     adapter = ctx.adapter
     if isinstance(adapter, ReadsChannels):
         earlier = await adapter.conversation(req, 1) or await adapter.recent(req, 1)
         if earlier and earlier[-1].text.strip():
             return earlier[-1]
     raise UserFacingError(
-        "Tell me what to translate: `translate [language] <text>`, or use it on a message."
+        t("Tell me what to translate: `translate [language] <text>`, or use it on a message.")
     )
 
 
 TRANSLATE = Command(
     name="translate",
-    summary=(
+    summary=N_(
         "Translate a message (the one you use it on, or the one before) or your text into "
         "your language or the one you name. Only you see it unless you add `share`."
     ),

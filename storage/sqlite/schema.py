@@ -219,8 +219,9 @@ CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
 
 
 # Version 6: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
-# row of its final model request, which says the channel and the model.
+# row of its final model request, which says the channel and the model. A channel's language.
 V6 = """
+ALTER TABLE channel_settings ADD COLUMN language TEXT;
 CREATE TABLE feedback (
     ledger_id INTEGER NOT NULL,
     user_id TEXT NOT NULL,

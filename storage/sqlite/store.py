@@ -795,7 +795,7 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 def _read_settings(conn: sqlite3.Connection, channel: str) -> ChannelSettings:
     row = conn.execute(
-        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe "
+        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe, language "
         "FROM channel_settings WHERE channel = ?",
         (channel,),
     ).fetchone()
@@ -807,16 +807,19 @@ def _read_settings(conn: sqlite3.Connection, channel: str) -> ChannelSettings:
         temperature=row[2],
         max_tokens=row[3],
         auto_transcribe=bool(row[4]),
+        language=row[5],
     )
 
 
 def _write_settings(conn: sqlite3.Connection, channel: str, s: ChannelSettings, now: str) -> None:
     conn.execute(
         "INSERT INTO channel_settings (channel, model, system_prompt, temperature, max_tokens, "
-        "auto_transcribe, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel) DO "
+        "auto_transcribe, language, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (channel) DO "
         "UPDATE SET model = excluded.model, system_prompt = excluded.system_prompt, "
         "temperature = excluded.temperature, max_tokens = excluded.max_tokens, "
-        "auto_transcribe = excluded.auto_transcribe, updated_at = excluded.updated_at",
+        "auto_transcribe = excluded.auto_transcribe, language = excluded.language, "
+        "updated_at = excluded.updated_at",
         (
             channel,
             s.model,
@@ -824,6 +827,7 @@ def _write_settings(conn: sqlite3.Connection, channel: str, s: ChannelSettings, 
             s.temperature,
             s.max_tokens,
             int(s.auto_transcribe),
+            s.language,
             now,
         ),
     )
