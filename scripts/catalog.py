@@ -58,7 +58,7 @@ def update(language: str, ids: dict[str | tuple[str, str], None]) -> tuple[int, 
         before = old.get(msgid)
         if language == "en":
             # English is the source language: its sentences are the ids themselves.
-            string: str | tuple[str, ...] = key if isinstance(key, str) else key
+            string: str | tuple[str, ...] = key
         elif before is not None and before.string and before.id == key:
             string = before.string
         else:
