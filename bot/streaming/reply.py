@@ -12,6 +12,7 @@ from typing import TypeVar
 from bot.adapter import Adapter, ShowsFeedback
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
+from bot.i18n import N_, current, t
 from bot.ops.scope import mark_visible
 from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.splitting import Part, closing_fence, next_part
@@ -21,15 +22,16 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EMPTY_REPLY = "(empty reply)"
-CUT_SHORT = "the bot stopped before this reply was finished"
+# Sentences kept as catalog ids; each is translated when it is written (t()).
+EMPTY_REPLY = N_("(empty reply)")
+CUT_SHORT = N_("the bot stopped before this reply was finished")
 # A reply waiting for spare budget looks again this often (pledges change as replies end).
 RECHECK = 1.0
 # A final text whose edit would wait longer than this goes out as a new message instead,
 # when one can be posted sooner: finished answers show within about 2 s.
 REPOST_AFTER = 1.5
 # What a superseded message is edited to when the platform refused to delete it.
-MOVED = "_(moved to the message below)_"
+MOVED = N_("_(moved to the message below)_")
 # Feedback buttons are a nicety: they wait this long at most for the edit budget.
 FEEDBACK_WAIT = 15.0
 
@@ -149,11 +151,13 @@ class StreamingReply:
 
     async def interrupt(self, reason: str) -> list[Posted]:
         """End with the partial text kept and a plain note saying it was interrupted and why."""
-        return await self._end(_join(self._closed_text(), f"⚠️ Interrupted: {_sentence(reason)}"))
+        note = t("⚠️ Interrupted: {reason}", reason=_sentence(reason))
+        return await self._end(_join(self._closed_text(), note))
 
     async def cut_short(self, reason: str = CUT_SHORT) -> list[Posted]:
         """End a reply whose work was cancelled (shutdown, timeout): keeps its text, says so."""
-        return await self._end(_join(self._closed_text(), f"⚠️ Cut short: {_sentence(reason)}"))
+        note = t("⚠️ Cut short: {reason}", reason=_sentence(t(reason)))
+        return await self._end(_join(self._closed_text(), note))
 
     async def __aenter__(self) -> StreamingReply:
         return self
@@ -186,7 +190,7 @@ class StreamingReply:
 
     async def _end(self, final: str) -> list[Posted]:
         if self._final is None:
-            self._final = final if final.strip() else EMPTY_REPLY
+            self._final = final if final.strip() else t(EMPTY_REPLY)
             self._ended.set()
             self._poke()
         assert self._task is not None
@@ -261,7 +265,7 @@ class StreamingReply:
             shown = self._opener + final[self._offset :]
             if self._current is None:
                 if shown.strip() or not self.posted:
-                    await self._post(shown or EMPTY_REPLY, len(final), deadline)
+                    await self._post(shown or t(EMPTY_REPLY), len(final), deadline)
             elif shown != self._shown:
                 await self._settle(shown, len(final), deadline)
         except TimeoutError:
@@ -430,7 +434,7 @@ class StreamingReply:
             return
         try:
             await required(
-                lambda: self.adapter.edit(old, MOVED),
+                lambda: self.adapter.edit(old, t(MOVED)),
                 self._edits,
                 loop.time() + self._final_deadline,
             )
@@ -514,9 +518,15 @@ def _join(body: str, line: str) -> str:
     return body + ("\n" if body.endswith("\n") else "\n\n") + line
 
 
+# How Chinese sentences end (full-width).
+_FULL_STOPS = "\u3002\uff01\uff1f"
+
+
 def _sentence(reason: str) -> str:
-    reason = reason.strip() or "unknown reason"
-    return reason if reason[-1] in ".!?…" else reason + "."
+    reason = reason.strip() or t("unknown reason")
+    if reason[-1] in ".!?…" or reason[-1] in _FULL_STOPS:
+        return reason
+    return reason + ("。" if current() == "zh_CN" else ".")
 
 
 def _reason(exc: BaseException) -> str:
@@ -528,4 +538,4 @@ def _reason(exc: BaseException) -> str:
         text = user_message()
         if isinstance(text, str) and text:
             return text
-    return "something went wrong on our side"
+    return t("something went wrong on our side")

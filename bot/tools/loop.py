@@ -16,6 +16,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import ChatStream, GatewayError, TokenUsage, ToolCall
+from bot.i18n import nt, number, t
 from bot.knowledge.memory import note_answer
 from bot.quota.meter import Meter
 from bot.quota.view import refusal_text
@@ -102,7 +103,11 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                     note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
                     return
                 if number == rounds:
-                    note = f"_(stopped after {rounds} rounds of tool calls)_"
+                    note = nt(
+                        "_(stopped after {n} round of tool calls)_",
+                        "_(stopped after {n} rounds of tool calls)_",
+                        rounds,
+                    )
                     await reply.finish(_join(note, progress.footer()))
                     return
                 messages.append(_assistant(said, calls))
@@ -203,15 +208,14 @@ def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
     lines = [f"_{note}_" for note in chat.notes]
-    if stream.finish_reason == "length":
-        limit = (
-            f"the {chat.max_tokens:,}-token limit"
-            if chat.max_tokens
-            else "the model's output limit"
-        )
-        lines.append(f"_(reply stopped at {limit})_")
+    if stream.finish_reason == "length" and chat.max_tokens:
+        lines.append(t("_(reply stopped at the {n}-token limit)_", n=number(chat.max_tokens)))
+    elif stream.finish_reason == "length":
+        lines.append(t("_(reply stopped at the model's output limit)_"))
     if stream.tools_dropped and progress.used == [] and tools:
-        lines.append(f"_(`{chat.model}` does not take tools; answered without them)_")
+        lines.append(
+            t("_(`{model}` does not take tools; answered without them)_", model=chat.model)
+        )
     used = progress.footer()
     if used:
         lines.append(used)
@@ -254,7 +258,7 @@ async def _run_one(
         result = Result(
             f"Error: there is no tool named {call.name!r}. Available tools: {known}.",
             "unknown",
-            "no such tool",
+            t("no such tool"),
         )
     else:
         arguments, problem = _arguments(tool, call.arguments)
@@ -311,7 +315,7 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
         return Result(
             f"Error: {tool.title} did not finish within {limit:g} seconds and was stopped.",
             "timeout",
-            f"no answer within {limit:g} s",
+            t("no answer within {seconds} s", seconds=f"{limit:g}"),
         )
     except ToolError as e:
         return Result(f"Error: {e.message}", e.outcome, e.message)
@@ -326,8 +330,8 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("tool %s failed (ref %s)", tool.title, ref)
-        text = f"{tool.title} failed unexpectedly (ref {ref})"
-        return Result(f"Error: {text}.", "error", text)
+        text = t("{tool} failed unexpectedly (ref {ref})", tool=tool.title, ref=ref)
+        return Result(f"Error: {tool.title} failed unexpectedly (ref {ref}).", "error", text)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + "… (cut)"
     return Result(text or "(no output)", "ok")
