@@ -44,7 +44,8 @@ from bot.services import Services, utc_now
 from bot.streaming.budgets import Budgets
 from bot.tools.mcp import McpServers
 from storage.base import DatabaseUnusable
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
+from storage.postgres.store import PostgresStore
 
 log = logging.getLogger("chatops")
 # How long start-up waits for the gateway's model list to check model globs against.
@@ -133,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(serve(config, platforms, ops))
     except (ConfigError, DatabaseUnusable) as exc:
-        # Found only when opening it: a database file that is newer, foreign or unusable.
+        # Found only when opening it: a database that is newer, foreign, unreachable or
+        # refuses our login (said without the password).
         return _refuse(exc)
 
 
@@ -176,7 +178,7 @@ async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby
     # Metrics are kept only when something can read them.
     metrics = Metrics() if ops.port is not None else None
     telemetry: Telemetry = metrics or Silent()
-    store = await SqliteStore.open(config.db_path, config.quota)
+    store = await open_store(config.database, config.quota, pool_size=config.db_pool_size)
     gateway = Gateway(
         config.base_url,
         config.api_key,
@@ -186,13 +188,21 @@ async def _serve(config: Config, platforms: Platforms, ops: OpsSettings, standby
     # A server that is down at start-up is logged and tried again when a channel uses it.
     mcp = McpServers(config.tools.mcp_servers) if config.tools.mcp_servers else None
     memory = ChannelMemory(store, gateway, config.knowledge, clock=utc_now)
+    # Replicas on one PostgreSQL share the platform budgets that count writes per app.
+    shared = store.budgets() if isinstance(store, PostgresStore) else None
     try:
         await check_governance(config, gateway)
         if mcp is not None:
             await mcp.start()
         await memory.start()
         services = Services(
-            config, gateway, store, Budgets(), mcp=mcp, telemetry=telemetry, memory=memory
+            config,
+            gateway,
+            store,
+            Budgets(shared=shared),
+            mcp=mcp,
+            telemetry=telemetry,
+            memory=memory,
         )
         return await _run_platforms(config, platforms, ops, metrics, standby, services)
     finally:

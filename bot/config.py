@@ -17,6 +17,8 @@ from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
 from bot.tools.config import ToolsConfig
 from storage.base import QuotaConfig
+from storage.opener import is_postgres, scheme_of
+from storage.postgres.store import DEFAULT_POOL_SIZE
 
 DEFAULT_BASE_URL = "https://api.weelinking.com/v1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -27,6 +29,9 @@ class Config:
     api_key: Secret
     base_url: str = DEFAULT_BASE_URL
     db_path: Path = Path("data/chatops.db")
+    # CHATOPS_DB as a postgresql:// URL (shared by replicas); None: the SQLite file db_path.
+    db_url: Secret | None = None
+    db_pool_size: int = DEFAULT_POOL_SIZE
     default_model: str = "gpt-4o-mini"
     image_model: str = "gpt-image-1"
     transcribe_model: str = "whisper-1"
@@ -70,7 +75,9 @@ class Config:
         return cls(
             api_key=Secret(key),
             base_url=_url(env, "WEELINKING_BASE_URL", DEFAULT_BASE_URL),
-            db_path=Path(env.get("CHATOPS_DB", "") or "data/chatops.db"),
+            db_path=_db_path(env),
+            db_url=_db_url(env),
+            db_pool_size=int(number(env, "CHATOPS_DB_POOL_SIZE", DEFAULT_POOL_SIZE, 1, 200)),
             default_model=default_model,
             image_model=_name(env, "CHATOPS_IMAGE_MODEL", "gpt-image-1"),
             transcribe_model=_name(env, "CHATOPS_TRANSCRIBE_MODEL", "whisper-1"),
@@ -91,6 +98,41 @@ class Config:
             knowledge=KnowledgeConfig.from_env(env),
             governance=governance,
         )
+
+    @property
+    def database(self) -> str | Path:
+        """What to open: the PostgreSQL URL, else the SQLite file."""
+        return self.db_url.reveal() if self.db_url is not None else self.db_path
+
+
+def _db_path(env: Mapping[str, str]) -> Path:
+    raw = env.get("CHATOPS_DB", "").strip()
+    return Path("data/chatops.db") if not raw or "://" in raw else Path(raw)
+
+
+def _db_url(env: Mapping[str, str]) -> Secret | None:
+    """CHATOPS_DB when it is a PostgreSQL URL; refuses other URLs (no folder named 'mysql:')."""
+    raw = env.get("CHATOPS_DB", "").strip()
+    scheme = scheme_of(raw)
+    if scheme is None:
+        return None
+    if not is_postgres(raw):
+        raise ConfigError(
+            "CHATOPS_DB",
+            f"{scheme}:// is not supported; give a SQLite file path or a "
+            "postgresql://user:password@host:5432/database URL",
+        )
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        # Never echo the URL: it usually carries the password.
+        raise ConfigError(
+            "CHATOPS_DB", "is not a valid postgresql:// URL (check the port)"
+        ) from None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ConfigError("CHATOPS_DB", "names no database; end the URL with /<database>")
+    return Secret(raw)
 
 
 def _optional_count(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:

@@ -20,7 +20,7 @@ from bot.ops.scope import RequestScope, request_scope
 from bot.quota.view import refusal_text
 from bot.services import Services
 from bot.streaming.writes import send
-from storage.base import QuotaExceeded
+from storage.base import DatabaseUnavailable, QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,9 @@ class Dispatcher:
             scope.outcome = "gateway_error"
             log.warning("gateway error in %s: %s %s", name, exc.status, exc.code)
             await self._tell(adapter, req, exc.user_message())
+        except DatabaseUnavailable as exc:
+            log.warning("%s: %s", name, exc)
+            await self._tell(adapter, req, exc.user_message)
         except PlatformRateLimited:
             scope.outcome = "platform_rate_limited"
             log.warning("%s: %s gave up after platform rate limits", adapter.name, name)

@@ -137,6 +137,10 @@ class Limits:
     # How the platform counts max_chars (Discord counts characters; a platform that counts
     # UTF-16 units or bytes passes its own measure).
     length: Callable[[str], int] = field(default=len, repr=False, compare=False)
+    # The platform counts these budgets per app, over every process of it (Slack's per
+    # workspace and per channel limits): replicas on PostgreSQL share them. False: each
+    # process has its own (Discord's are per channel, and a channel's guild is on one shard).
+    app_wide: bool = False
 
     def budget_key(self, place: Place) -> str:
         return _scope_key(self.budget_scope, place)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: installs what the bot needs, then
 #   scripts/bot.sh run [chatops args…]   runs the bot (console when no platform is configured)
-#   scripts/bot.sh test                  installs the test extras, runs ruff, mypy and pytest
+#   scripts/bot.sh test                  installs the test extras (and PostgreSQL for its
+#                                        throwaway test cluster), runs ruff, mypy and pytest
 #   scripts/bot.sh test-clock            runs pytest on a faked clock crossing midnight, a month
 #                                        and a year end, then in Pacific/Auckland (any-date check)
 set -euo pipefail
@@ -17,6 +18,12 @@ need_apt=()
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 if $testing; then
     command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+    # The PostgreSQL tests start a throwaway cluster (tests/postgres.py) unless
+    # CHATOPS_TEST_POSTGRES names a server; Debian keeps initdb off PATH.
+    if [ -z "${CHATOPS_TEST_POSTGRES:-}" ] && ! command -v initdb >/dev/null \
+        && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+        need_apt+=(postgresql)
+    fi
 fi
 if [ "$action" = test-clock ]; then
     command -v faketime >/dev/null || need_apt+=(faketime)

@@ -29,6 +29,11 @@ METRICS: tuple[Metric, ...] = ("requests", "tokens", "images", "audio_seconds", 
 MICRO = 1_000_000
 WINDOWS: tuple[Window, ...] = ("day", "month")
 DEFAULT_TTL = timedelta(minutes=10)
+# Event ids are kept this long for de-duplication: redeliveries come within minutes (Slack
+# retries for about an hour at most, Discord resumes within seconds); older ids are pruned.
+EVENT_RETENTION = timedelta(days=1)
+# How often (by the store's clock) one process prunes old event ids.
+EVENT_PRUNE_INTERVAL = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +332,23 @@ class DatabaseUnusable(Exception):
     def __init__(self, problem: str) -> None:
         super().__init__(f"{self.variable}: {problem}")
         self.problem = problem
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached for one request (connection lost, server restarting).
+
+    The request did nothing that counts: a reservation it may have made unseen expires after
+    the reservation TTL, and settling is retried until the database answers or gives up.
+    """
+
+    user_message = (
+        "The bot's database is unreachable right now, so nothing was done or charged. "
+        "Please try again in a minute."
+    )
+
+    def __init__(self, reason: str = "connection lost") -> None:
+        super().__init__(f"database unavailable: {reason}")
+        self.reason = reason
 
 
 class QuotaExceeded(Exception):

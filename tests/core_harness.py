@@ -1,4 +1,4 @@
-"""A running core for tests: fake gateway over HTTP, real SQLite file, memory adapter."""
+"""A running core for tests: fake gateway over HTTP, a real database, memory adapter."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
-from storage.sqlite.store import SqliteStore
+from storage.base import Store
+from storage.opener import open_store
 from tests.fakes.gateway import FakeGateway
 from tests.memory_adapter import MemoryAdapter
 
@@ -38,7 +39,7 @@ def steady_clock(anchor: datetime = ANCHOR) -> Callable[[], datetime]:
 @dataclass(slots=True)
 class Core:
     gateway: FakeGateway
-    store: SqliteStore
+    store: Store
     adapter: MemoryAdapter
     dispatcher: Dispatcher
     services: Services
@@ -51,8 +52,11 @@ class Core:
 @asynccontextmanager
 async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
     """`clock=` is the core's and the store's time (default: a steady clock from ANCHOR);
-    every other keyword is a Config field."""
+    `db=` a PostgreSQL URL to use instead of a SQLite file; every other keyword is a Config
+    field."""
     given = cast(Callable[[], datetime] | None, config.pop("clock", None))
+    db = config.pop("db", None)
+    assert db is None or isinstance(db, str)
     async with FakeGateway() as fake:
         settings = Config(
             api_key=Secret(fake.api_key),
@@ -61,7 +65,7 @@ async def running_core(tmp_path: Path, **config: object) -> AsyncIterator[Core]:
             **config,  # type: ignore[arg-type]
         )
         clock = given or steady_clock()
-        store = await SqliteStore.open(settings.db_path, settings.quota, clock=clock)
+        store = await open_store(db or settings.db_path, settings.quota, clock=clock)
         gateway = Gateway(settings.base_url, settings.api_key, retry_base=0.01)
         memory = ChannelMemory(store, gateway, settings.knowledge, clock=clock, flush_delay=0.01)
         await memory.start()

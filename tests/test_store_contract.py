@@ -1,4 +1,4 @@
-"""Store contract: every backend (SQLite now, PostgreSQL later) must pass this same suite."""
+"""Store contract: every backend (SQLite and PostgreSQL) must pass this same suite."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.quota.view import refusal_text
 from storage.base import (
+    EVENT_RETENTION,
     Amounts,
     ChannelSettings,
     Charge,
@@ -23,7 +23,7 @@ from storage.base import (
     Store,
     ToolCallRecord,
 )
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CHAT = Charge("slack", "slack:C1", "U1", "ask", "gpt-4o")
@@ -42,24 +42,13 @@ class Clock:
         return self.now
 
 
-async def _open_sqlite(path: Path, quota: QuotaConfig, clock: Clock) -> Store:
-    return await SqliteStore.open(path / "chatops.db", quota, clock=clock)
-
-
-# A second backend adds its opener here (e.g. PostgreSQL when CHATOPS_TEST_PG is set).
-BACKENDS: dict[str, Callable[[Path, QuotaConfig, Clock], Awaitable[Store]]] = {
-    "sqlite": _open_sqlite,
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-async def make_store(request: Any, tmp_path: Path) -> AsyncIterator[MakeStore]:
-    """Opens stores on one database; a second call reopens it (a restart)."""
+@pytest.fixture
+async def make_store(store_at: str) -> AsyncIterator[MakeStore]:
+    """Opens stores on one database (each backend in turn); a second call reopens it."""
     opened: list[Store] = []
-    opener = BACKENDS[request.param]
 
     async def make(quota: QuotaConfig | None = None, clock: Clock | None = None) -> Store:
-        store = await opener(tmp_path, quota or QuotaConfig(), clock or Clock())
+        store = await open_store(store_at, quota or QuotaConfig(), clock=clock or Clock())
         opened.append(store)
         return store
 
@@ -161,6 +150,19 @@ async def test_first_delivery_is_persisted(make_store: MakeStore) -> None:
     # No id (console input) cannot be de-duplicated, so it is never dropped.
     assert await again.first_delivery("") is True
     assert await again.first_delivery("") is True
+
+
+async def test_old_event_ids_are_pruned_after_the_retention(make_store: MakeStore) -> None:
+    clock = Clock()
+    store = await make_store(clock=clock)
+    assert await store.first_delivery("Ev-old") is True
+    clock.now = T0 + EVENT_RETENTION / 2
+    assert await store.first_delivery("Ev-old") is False  # a redelivery within the retention
+    clock.now = T0 + EVENT_RETENTION + timedelta(hours=1)
+    assert await store.first_delivery("Ev-new") is True
+    assert await store.first_delivery("Ev-new") is False
+    # Pruned: a day on, no platform redelivers it, and the table does not grow for ever.
+    assert await store.first_delivery("Ev-old") is True
 
 
 # --- reserve, settle, release ---------------------------------------------------------------

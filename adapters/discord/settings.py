@@ -105,8 +105,10 @@ class DiscordSettings:
                 "DISCORD_SHARD_IDS", f"ids must be below DISCORD_SHARD_COUNT={shard_count}"
             )
         # Next to the database unless told otherwise: the command hash is service state.
+        # A database URL (PostgreSQL) has no folder: then ./data, as by default.
         db = env.get("CHATOPS_DB", "").strip()
-        state = env.get("CHATOPS_DATA_DIR", "").strip() or (str(Path(db).parent) if db else "data")
+        beside = str(Path(db).parent) if db and "://" not in db else "data"
+        state = env.get("CHATOPS_DATA_DIR", "").strip() or beside
         return cls(
             token=Secret(token),
             api_base=api_base,

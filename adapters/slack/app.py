@@ -116,6 +116,7 @@ LIMITS = Limits(
     delete_burst=50,
     delete_scope="workspace",
     length=mrkdwn_length,
+    app_wide=True,
 )
 _SERVER_ERROR_PAUSE = 1.0
 # Longest conversations.replies 429 worth waiting out before answering without context.
@@ -186,7 +187,8 @@ class SlackAdapter:
         self._tasks: set[asyncio.Task[None]] = set()
         self.status = ThreadStatus(self._client, enabled=settings.assistant_status)
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
-        self.streams = NativeStreams(self._client, enabled=settings.native_stream)
+        # The service's budgets: replicas on PostgreSQL share the streams allowance too.
+        self.streams = NativeStreams(self._client, enabled=settings.native_stream, budgets=budgets)
         self.contexts = ThreadContexts(
             self.history_cache.messages, self._update_greeting, self._bot_user_id
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.errors import SlackProblem, is_server_error, translate
 from bot.errors import PlatformRateLimited
 from bot.events import Task
+from bot.streaming.budgets import Budgets, EditBudget
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -39,7 +39,7 @@ ENDED = frozenset({"message_not_in_streaming_state", "stopped_by_user"})
 # this allowance has room; otherwise it is posted and edited (chat.update is Tier 3). Half
 # of Slack's minute as burst leaves room for stops that come late and bunch up.
 STREAMS_PER_SECOND = 20 / 62.5
-STREAMS_BURST = 10.0
+STREAMS_BURST = 10
 # chat.stopStream 429s are waited out here (the core's budgets do not cover it), briefly.
 STOP_ATTEMPTS = 3
 STOP_MAX_WAIT = 10.0
@@ -54,32 +54,7 @@ class NativeStream:
     ts: str
     text: str
     live: bool = True
-
-
-class _Allowance:
-    """A token bucket that never waits: `take` says whether a stream may start now."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self._level = burst
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        self._refill()
-        if self._level >= 1.0:
-            self._level -= 1.0
-            return True
-        return False
-
-    def penalize(self, seconds: float) -> None:
-        """Slack said 429: no new stream until Retry-After has passed."""
-        self._refill()
-        self._level = min(self._level, 1.0 - seconds * self.rate)
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._level = min(self.burst, self._level + (now - self._at) * self.rate)
-        self._at = now
+    team: str = ""  # whose streams allowance it came from
 
 
 class NativeStreams:
@@ -91,11 +66,25 @@ class NativeStreams:
     replaces the message with chat.update, which then carries every later edit.
     """
 
-    def __init__(self, client: Callable[[], Awaitable[AsyncWebClient]], *, enabled: bool) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Awaitable[AsyncWebClient]],
+        *,
+        enabled: bool,
+        budgets: Budgets | None = None,
+    ) -> None:
         self._client = client
         self.enabled = enabled
         self.unavailable: set[str] = set()
-        self._allowance = _Allowance(STREAMS_PER_SECOND, STREAMS_BURST)
+        # Per workspace, and shared by replicas when they share a database (see Budgets).
+        # (Not `budgets or ...`: an empty Budgets is falsy, having a length.)
+        self._budgets = budgets if budgets is not None else Budgets()
+
+    def _allowance(self, team: str) -> EditBudget:
+        # Keyed like every budget scope, platform first ("slack:T123"): metrics label by it.
+        return self._budgets.named(
+            "streams", f"slack:{team}", STREAMS_PER_SECOND, STREAMS_BURST, app_wide=True
+        )
 
     async def start(
         self,
@@ -109,7 +98,10 @@ class NativeStreams:
     ) -> NativeStream | None:
         """A stream in the thread showing `text` (or only `task`), or None when the reply
         should be posted."""
-        if not self.enabled or team in self.unavailable or not self._allowance.take():
+        if not self.enabled or team in self.unavailable:
+            return None
+        allowance = self._allowance(team)
+        if not await allowance.try_take():
             return None
         args: JSON = {"channel": channel, "thread_ts": thread_ts}
         if text:
@@ -125,7 +117,7 @@ class NativeStreams:
         try:
             resp = await self._api("chat.startStream", retry=False, **args)
         except PlatformRateLimited as limited:
-            self._allowance.penalize(limited.retry_after)
+            allowance.penalize(limited.retry_after)
             return None
         except SlackProblem as problem:
             if problem.code in UNAVAILABLE:
@@ -137,7 +129,7 @@ class NativeStreams:
                 self.unavailable.add(team)
             return None
         ts = str(resp.get("ts") or "")
-        return NativeStream(channel, ts, text) if ts else None
+        return NativeStream(channel, ts, text, team=team) if ts else None
 
     async def show(self, stream: NativeStream, text: str) -> None:
         """Make the streamed message show `text`, its whole Markdown so far."""
@@ -200,7 +192,7 @@ class NativeStreams:
                 await self._api("chat.stopStream", channel=stream.channel, ts=stream.ts, **extra)
                 return True
             except PlatformRateLimited as limited:
-                self._allowance.penalize(limited.retry_after)
+                self._allowance(stream.team).penalize(limited.retry_after)
                 if attempt == STOP_ATTEMPTS or limited.retry_after > STOP_MAX_WAIT:
                     break
                 await asyncio.sleep(limited.retry_after)

@@ -19,8 +19,8 @@ from bot.governance.money import decimal_text, format_money
 from bot.governance.policy import policy_from_env
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
 from bot.quota.view import format_amount, format_quota, format_seconds, month_key
-from storage.base import Bill, DatabaseUnusable, LedgerRow
-from storage.sqlite.store import SqliteStore
+from storage.base import Bill, DatabaseUnavailable, DatabaseUnusable, LedgerRow, Store
+from storage.opener import open_store
 
 DEFAULT_DB = "data/chatops.db"  # as CHATOPS_DB defaults in bot/config.py
 EXPORT_PAGE = 2000
@@ -85,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="chatops quota",
         description="Read and change channel quotas and export the usage ledger.",
     )
-    parser.add_argument("--db", help=f"SQLite file (default: $CHATOPS_DB or {DEFAULT_DB})")
+    parser.add_argument(
+        "--db",
+        help=f"SQLite file or postgresql:// URL (default: $CHATOPS_DB or {DEFAULT_DB})",
+    )
     sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
     show = sub.add_parser("show", help="usage against limits; every channel when none is given")
     show.add_argument("channel", nargs="?", help="channel key, e.g. slack:C0123 or discord:42")
@@ -146,30 +149,51 @@ async def quota_cli(
     except ConfigError as e:
         await _write(sys.stderr, f"chatops quota: configuration error: {e.variable}: {e.problem}\n")
         return 2
-    path = Path(args.db or env.get("CHATOPS_DB", "") or DEFAULT_DB)
-    if not await asyncio.to_thread(path.exists):
-        await _write(sys.stderr, f"chatops quota: no database at {path} (set CHATOPS_DB or --db)\n")
+    where = (args.db or env.get("CHATOPS_DB", "")).strip() or DEFAULT_DB
+    # A SQLite path that does not exist is a typo, not a request for a new database.
+    if "://" not in where and not await asyncio.to_thread(Path(where).exists):
+        await _write(
+            sys.stderr, f"chatops quota: no database at {where} (set CHATOPS_DB or --db)\n"
+        )
         return 2
     try:
-        store = await SqliteStore.open(path, quota, clock=now)
+        store = await open_store(where, quota, clock=now)
     except DatabaseUnusable as e:
         await _write(sys.stderr, f"chatops quota: {e.variable}: {e.problem}\n")
         return 2
     try:
-        if args.action == "show":
-            await _show(store, args.channel, now(), currency)
-        elif args.action == "set":
-            return await _set(store, args.channel, args.metric, args.window, args.limit, currency)
-        elif args.action == "reset":
-            await _reset(store, args.channel, args.what)
-        elif args.action == "report":
-            await _write(sys.stdout, render_bill(await store.bill(month), quota.tz.key))
-        elif args.feedback:
-            await _export_votes(store, args.channel, since, args.output)
-        else:
-            await _export(store, args.channel, since, args.output)
+        return await _act(
+            store, args, now, since=since, month=month, currency=currency, tz=quota.tz.key
+        )
+    except DatabaseUnavailable:
+        await _write(sys.stderr, "chatops quota: lost the connection to the database; retry\n")
+        return 1
     finally:
         await store.close()
+
+
+async def _act(
+    store: Store,
+    args: argparse.Namespace,
+    now: Callable[[], datetime],
+    *,
+    since: datetime | None,
+    month: str,
+    currency: str,
+    tz: str,
+) -> int:
+    if args.action == "show":
+        await _show(store, args.channel, now(), currency)
+    elif args.action == "set":
+        return await _set(store, args.channel, args.metric, args.window, args.limit, currency)
+    elif args.action == "reset":
+        await _reset(store, args.channel, args.what)
+    elif args.action == "report":
+        await _write(sys.stdout, render_bill(await store.bill(month), tz))
+    elif args.feedback:
+        await _export_votes(store, args.channel, since, args.output)
+    else:
+        await _export(store, args.channel, since, args.output)
     return 0
 
 
@@ -204,7 +228,7 @@ async def _write(stream: IO[str], text: str) -> None:
     await asyncio.to_thread(stream.write, text)
 
 
-async def _show(store: SqliteStore, channel: str | None, now: datetime, currency: str) -> None:
+async def _show(store: Store, channel: str | None, now: datetime, currency: str) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
         votes = await store.votes_by_model(channel, month=month_key(status))
@@ -232,7 +256,7 @@ async def _show(store: SqliteStore, channel: str | None, now: datetime, currency
 
 
 async def _set(
-    store: SqliteStore, channel: str, metric: str, window: str, limit: str, currency: str
+    store: Store, channel: str, metric: str, window: str, limit: str, currency: str
 ) -> int:
     try:
         m = parse_metric(metric)
@@ -253,7 +277,7 @@ async def _set(
     return 0
 
 
-async def _reset(store: SqliteStore, channel: str, what: str) -> None:
+async def _reset(store: Store, channel: str, what: str) -> None:
     if what == "limits":
         dropped = await store.clear_limits(channel)
         await _write(sys.stdout, f"{channel}: {dropped} override(s) removed\n")
@@ -306,7 +330,7 @@ VOTE_FIELDS = ("model", "up", "down", "satisfaction")
 
 
 async def _export_votes(
-    store: SqliteStore, channel: str | None, since: datetime | None, output: str | None
+    store: Store, channel: str | None, since: datetime | None, output: str | None
 ) -> None:
     """Satisfaction by model: votes on answers of requests made since `since`."""
     buffer = io.StringIO()
@@ -324,7 +348,7 @@ async def _export_votes(
 
 
 async def _export(
-    store: SqliteStore, channel: str | None, since: datetime | None, output: str | None
+    store: Store, channel: str | None, since: datetime | None, output: str | None
 ) -> None:
     # Pages keep memory flat for a large ledger; each page is written off the event loop.
     target: IO[str] = (

@@ -7,8 +7,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from bot.events import Limits, Place
+
+if TYPE_CHECKING:
+    from bot.streaming.shared import Windows
 
 Clock = Callable[[], float]
 
@@ -77,6 +81,11 @@ class EditBudget:
             return False
         self._spent.append(self._clock())
         return True
+
+    async def try_take(self) -> bool:
+        """try_acquire() for callers that can await a shared budget's answer (never waits
+        for a token to come back)."""
+        return self.try_acquire()
 
     async def acquire(self) -> None:
         """Wait (first come, first served) for a token and take it."""
@@ -152,33 +161,46 @@ class EditBudget:
 
 
 class Budgets:
-    """Every EditBudget of the process, one per platform scope, created on first use."""
+    """Every EditBudget of the process, one per platform scope, created on first use.
+
+    With `shared` (the PostgreSQL store's windows), the budgets of platforms that count
+    writes per app (Limits.app_wide: Slack) are also taken from a window every replica
+    shares (bot/streaming/shared.py); the others stay in this process.
+    """
 
     # Forget idle per-channel budgets once there are this many (thousands of Discord channels).
     PRUNE_AT = 5000
 
-    def __init__(self, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, *, clock: Clock = time.monotonic, shared: Windows | None = None) -> None:
         self._clock = clock
+        self._shared = shared
         self._budgets: dict[tuple[str, str], EditBudget] = {}
 
     def for_place(self, limits: Limits, place: Place) -> EditBudget:
         """The budget edits (and, unless the platform limits them apart, posts) draw from."""
         key = ("write", limits.budget_key(place))
-        return self._get(key, limits.budget_per_second, limits.budget_burst)
+        return self._get(key, limits.budget_per_second, limits.budget_burst, limits.app_wide)
 
     def for_posts(self, limits: Limits, place: Place) -> EditBudget:
         """The budget new messages draw from: the edit budget unless Limits sets its own."""
         if limits.post_per_second is None:
             return self.for_place(limits, place)
         key = ("post", limits.post_budget_key(place))
-        return self._get(key, limits.post_per_second, limits.post_burst)
+        return self._get(key, limits.post_per_second, limits.post_burst, limits.app_wide)
+
+    def named(
+        self, name: str, scope: str, rate: float, burst: int, *, app_wide: bool
+    ) -> EditBudget:
+        """A budget for a limit an adapter keeps itself (Slack's native streams per
+        workspace), shared by replicas like the others when `app_wide`."""
+        return self._get((name, scope), rate, burst, app_wide)
 
     def for_deletes(self, limits: Limits, place: Place) -> EditBudget | None:
         """The budget deleting messages draws from; None where the core never deletes."""
         if limits.delete_per_second is None:
             return None
         key = ("delete", limits.delete_budget_key(place))
-        return self._get(key, limits.delete_per_second, limits.delete_burst)
+        return self._get(key, limits.delete_per_second, limits.delete_burst, limits.app_wide)
 
     def __len__(self) -> int:
         return len(self._budgets)
@@ -188,12 +210,21 @@ class Budgets:
         for (kind, key), budget in list(self._budgets.items()):
             yield kind, key, max(0, budget.available() - budget.pledged)
 
-    def _get(self, key: tuple[str, str], rate: float, burst: int) -> EditBudget:
+    def _get(self, key: tuple[str, str], rate: float, burst: int, app_wide: bool) -> EditBudget:
         budget = self._budgets.get(key)
         if budget is None:
             if len(self._budgets) >= self.PRUNE_AT:
                 self._prune()
-            budget = self._budgets[key] = EditBudget(rate, burst, clock=self._clock)
+            if app_wide and self._shared is not None:
+                # Imported here: shared.py builds on EditBudget above.
+                from bot.streaming.shared import SharedEditBudget
+
+                budget = SharedEditBudget(
+                    rate, burst, key=":".join(key), windows=self._shared, clock=self._clock
+                )
+            else:
+                budget = EditBudget(rate, burst, clock=self._clock)
+            self._budgets[key] = budget
         return budget
 
     def _prune(self) -> None:

@@ -8,25 +8,22 @@ RETURNING works as is on PostgreSQL); only the parameter style would change.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from storage.base import (
     METRICS,
     WINDOWS,
-    Amounts,
     BillLine,
     Charge,
     LedgerRow,
-    LimitSetting,
     Metric,
     Rates,
     Spender,
     Window,
     WindowKeys,
 )
+from storage.limits import amounts_of
 
 _TS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -145,27 +142,6 @@ INSERT_LEDGER_SQL = (
 )
 
 
-def metered(amounts: Amounts) -> dict[Metric, float]:
-    """The metered units of `amounts`; every reservation is one request."""
-    values = (
-        amounts.tokens_in,
-        amounts.tokens_out,
-        amounts.images,
-        amounts.audio_seconds,
-        amounts.cost,
-    )
-    # A negative or NaN amount would quietly hand budget back: a caller bug, caught here.
-    if not all(v >= 0 for v in values):
-        raise ValueError(f"usage amounts must be zero or more: {amounts}")
-    return {
-        "requests": max(amounts.requests, 1),
-        "tokens": amounts.tokens,
-        "images": amounts.images,
-        "audio_seconds": amounts.audio_seconds,
-        "cost": amounts.cost,
-    }
-
-
 def deltas(
     row: sqlite3.Row | tuple[Any, ...], new: dict[Metric, float] | None, *, had_charge: bool
 ) -> dict[str, Any]:
@@ -198,42 +174,7 @@ REFUSED: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The limits one reservation is held against: the channel's and each user's share."""
-
-    channel: dict[tuple[Metric, Window], float | None]
-    overridden: frozenset[tuple[Metric, Window]]
-    user: dict[tuple[Metric, Window], float | None]
-    # The same as GATE_SQL parameters (lim_day_tokens, ...), built once.
-    channel_params: dict[str, float | None]
-    user_params: dict[str, float | None]
-
-    @classmethod
-    def of(
-        cls,
-        channel: dict[tuple[Metric, Window], float | None],
-        overridden: frozenset[tuple[Metric, Window]],
-        share: float | None,
-    ) -> Limits:
-        user = {
-            k: (None if v is None or share is None else user_cap(k[0], v, share))
-            for k, v in channel.items()
-        }
-        return cls(channel, overridden, user, lim_params(channel), lim_params(user))
-
-
 GATE_BASE = ("channel", "day_key", "month_key", *(f"e_{m}" for m in METRICS))
-
-
-def lim_params(limits: dict[tuple[Metric, Window], float | None]) -> dict[str, float | None]:
-    return {f"lim_{w}_{m}": limits[(m, w)] for m in METRICS for w in WINDOWS}
-
-
-def user_cap(metric: Metric, limit: float, share: float) -> float:
-    cap = limit * share
-    # Counts round down but never to zero: a share must leave each person at least one.
-    return cap if metric == "audio_seconds" else float(max(int(cap), 1))
 
 
 def finish(
@@ -292,28 +233,6 @@ def top_spenders(
             cost=int(r[5]),
         )
         for r in rows
-    )
-
-
-def settings_of(limits: Limits) -> tuple[LimitSetting, ...]:
-    return tuple(
-        LimitSetting(
-            metric=m, window=w, value=limits.channel[(m, w)], overridden=(m, w) in limits.overridden
-        )
-        for w in WINDOWS
-        for m in METRICS
-    )
-
-
-def amounts_of(values: Iterable[Any], cost: Any = 0) -> Amounts:
-    r, ti, to, im, au = values
-    return Amounts(
-        requests=int(r),
-        tokens_in=int(ti),
-        tokens_out=int(to),
-        images=int(im),
-        audio_seconds=float(au),
-        cost=int(cost),
     )
 
 

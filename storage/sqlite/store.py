@@ -15,6 +15,8 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from storage.base import (
+    EVENT_PRUNE_INTERVAL,
+    EVENT_RETENTION,
     METRICS,
     WINDOWS,
     AccessRule,
@@ -43,6 +45,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
+from storage.limits import Limits, exceeded, metered, settings_of
 from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
@@ -54,14 +57,11 @@ from storage.sqlite.quota import (
     INSERT_LEDGER_SQL,
     LEDGER_COLS,
     REFUSED,
-    Limits,
     bill_line,
     deltas,
     expire,
     finish,
     ledger_row,
-    metered,
-    settings_of,
     top_spenders,
     ts,
 )
@@ -70,10 +70,6 @@ from storage.vectors import Vector
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-
-# Redeliveries come within minutes (Slack retries, Discord resumes); a day is plenty.
-_EVENT_KEEP_SECONDS = 86400.0
-_EVENT_PRUNE_EVERY = 1000
 
 
 class SqliteStore:
@@ -99,18 +95,14 @@ class SqliteStore:
         self._where = where
         self.quota = quota
         self._clock = clock
-        self._events_seen = 0
+        self._pruned_at: datetime | None = None
         self._writes = GroupCommit(raw, self._run)
         self._checkpointer: Checkpointer | None = None
         # Channels' vectors between searches; touched only on the DB thread.
         self.vectors = memory.VectorCache()
         # (device, inode) of the file when opened: ping() notices the file moved or deleted.
         self._file_id: tuple[int, int] | None = None
-        self._defaults = Limits.of(
-            {(m, w): quota.default_limit(m, w) for m in METRICS for w in WINDOWS},
-            frozenset(),
-            quota.user_share,
-        )
+        self._defaults = Limits.defaults(quota)
 
     @classmethod
     async def open(
@@ -215,9 +207,10 @@ class SqliteStore:
         if not event_id:
             return True  # nothing to de-duplicate on
         now = self._clock()
-        self._events_seen += 1
-        prune = self._events_seen % _EVENT_PRUNE_EVERY == 0
-        cutoff = ts(datetime.fromtimestamp(now.timestamp() - _EVENT_KEEP_SECONDS, UTC))
+        prune = self._pruned_at is None or now - self._pruned_at >= EVENT_PRUNE_INTERVAL
+        if prune:
+            self._pruned_at = now
+        cutoff = ts(now - EVENT_RETENTION)
 
         def insert(conn: sqlite3.Connection) -> bool:
             rows = conn.execute(
@@ -357,16 +350,7 @@ class SqliteStore:
         rows = conn.execute(
             "SELECT metric, period, value FROM quota_limits WHERE channel = ?", (channel,)
         ).fetchall()
-        if not rows:
-            return self._defaults
-        limits = dict(self._defaults.channel)
-        overridden = set()
-        for metric, period, value in rows:
-            key = cast(tuple[Metric, Window], (metric, period))
-            if key in limits:
-                limits[key] = value
-                overridden.add(key)
-        return Limits.of(limits, frozenset(overridden), self.quota.user_share)
+        return self._defaults.overridden_by(rows, self.quota.user_share)
 
     def _diagnose(
         self,
@@ -383,25 +367,17 @@ class SqliteStore:
             "SELECT * FROM quota_usage WHERE channel = ? AND user_id = ?",
             (charge.channel, user_id),
         ).fetchone()
-        # Month first: when both windows are full, the later reset is the one that matters.
-        for w in ("month", "day"):
-            for m in METRICS:
-                limit = limits[(m, w)]
-                if limit is None or want[m] == 0:
-                    continue
-                used = 0.0
-                if row is not None and row[f"{w}_key"] >= keys.of(w):
-                    used = float(row[f"{w}_{m}"])
-                if used + want[m] > limit:
-                    return QuotaExceeded(
-                        m,
-                        w,
-                        limit,
-                        used,
-                        self.quota.resets_at(w, moment),
-                        needed=want[m],
-                        scope="user" if user_id else "channel",
-                    )
+        refused = exceeded(
+            row,
+            limits,
+            keys,
+            want,
+            quota=self.quota,
+            moment=moment,
+            user_scope=bool(user_id),
+        )
+        if refused is not None:
+            return refused
         raise AssertionError("the quota gate refused but no limit is exceeded")
 
     # --- quota administration ----------------------------------------------------------

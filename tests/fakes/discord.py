@@ -20,6 +20,10 @@ from tests.fakes.loopback import serve_on_loopback
 BOT_ID = 100000000000000001
 APP_ID = BOT_ID
 GUILD_ID = 200000000000000001
+# A second guild (FakeDiscord(second_guild=True)) on the other shard of two: a guild's shard
+# is (guild_id >> 22) % shard_count, so this one is on shard 1 and GUILD_ID on shard 0.
+GUILD2_ID = 200000000004194305
+CHANNEL2_ID = 300000000000000002
 CHANNEL_ID = 300000000000000001
 THREAD_ID = 300000000000000009
 OWNER_ID = 400000000000000001
@@ -123,7 +127,9 @@ class FakeDiscord:
         enforce_limits: bool = True,
         filesize_limit: int = 10 * 1024 * 1024,
         heartbeat_interval_ms: int = 41250,
+        second_guild: bool = False,
     ) -> None:
+        self.second_guild = second_guild
         self.create_limit = create_limit
         self.edit_limit = edit_limit
         self.window = window
@@ -154,6 +160,8 @@ class FakeDiscord:
         self._ready_allowed.set()
         self._windows: dict[tuple[str, int | str], Window] = {}
         self._sockets: list[web.WebSocketResponse] = []
+        # [shard_id, shard_count] each socket identified with (absent: unsharded).
+        self._shards: dict[web.WebSocketResponse, tuple[int, int]] = {}
         self._seq = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -184,6 +192,8 @@ class FakeDiscord:
             CHANNEL_ID: self._text_channel(CHANNEL_ID, "general"),
             THREAD_ID: self._thread(THREAD_ID, CHANNEL_ID, "a thread"),
         }
+        if self.second_guild:
+            self.channels[CHANNEL2_ID] = self._text_channel(CHANNEL2_ID, "other", GUILD2_ID)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -222,11 +232,15 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ payloads
 
-    def _text_channel(self, cid: int, name: str) -> dict[str, Any]:
+    @property
+    def guild_ids(self) -> list[int]:
+        return [GUILD_ID, GUILD2_ID] if self.second_guild else [GUILD_ID]
+
+    def _text_channel(self, cid: int, name: str, guild: int = GUILD_ID) -> dict[str, Any]:
         return {
             "id": str(cid),
             "type": 0,
-            "guild_id": str(GUILD_ID),
+            "guild_id": str(guild),
             "name": name,
             "position": 0,
             "permission_overwrites": [],
@@ -275,11 +289,12 @@ class FakeDiscord:
     def grant_admin(self, uid: int) -> None:
         self.roles.setdefault(uid, []).append(ADMIN_ROLE)
 
-    def _guild(self) -> dict[str, Any]:
-        channels = [c for c in self.channels.values() if c["type"] != 11]
-        threads = [c for c in self.channels.values() if c["type"] == 11]
+    def _guild(self, gid: int = GUILD_ID) -> dict[str, Any]:
+        mine = [c for c in self.channels.values() if c.get("guild_id") == str(gid)]
+        channels = [c for c in mine if c["type"] != 11]
+        threads = [c for c in mine if c["type"] == 11]
         return {
-            "id": str(GUILD_ID),
+            "id": str(gid),
             "name": "Fake Guild",
             "icon": None,
             "owner_id": str(OWNER_ID),
@@ -294,7 +309,7 @@ class FakeDiscord:
             "nsfw_level": 0,
             "roles": [
                 {
-                    "id": str(EVERYONE_ROLE),
+                    "id": str(gid),  # @everyone's id is the guild's
                     "name": "@everyone",
                     "permissions": str((1 << 10) | (1 << 11) | (1 << 16)),
                     "position": 0,
@@ -577,11 +592,26 @@ class FakeDiscord:
         return perms
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event to the connections that receive it: a guild's events go to the
+        shard that guild is on; DMs (no guild) to shard 0, as Discord routes them."""
         self._seq += 1
         frame = json.dumps({"op": 0, "t": event, "s": self._seq, "d": data})
+        guild = int(data["guild_id"]) if data.get("guild_id") else None
         for ws in list(self._sockets):
-            if not ws.closed:
+            if not ws.closed and self._receives(ws, guild):
                 await ws.send_str(frame)
+
+    def _receives(self, ws: web.WebSocketResponse, guild: int | None) -> bool:
+        shard = self._shards.get(ws)
+        if shard is None:
+            return True
+        shard_id, count = shard
+        return shard_id == (0 if guild is None else (guild >> 22) % count)
+
+    @property
+    def shards_ready(self) -> set[int]:
+        """The shard ids that have a connection identified (READY sent)."""
+        return {shard[0] for ws, shard in self._shards.items() if not ws.closed}
 
     # ------------------------------------------------------------------ observation
 
@@ -997,7 +1027,10 @@ class FakeDiscord:
                 elif op == 2:
                     self.identifies.append(msg["d"])
                     await self._ready_allowed.wait()
-                    await self._ready(ws, msg["d"].get("shard"))
+                    shard = msg["d"].get("shard")
+                    if shard is not None:
+                        self._shards[ws] = (int(shard[0]), int(shard[1]))
+                    await self._ready(ws, shard)
                 elif op == 6 and self.resumable:
                     await self._ready_allowed.wait()
                     self._seq += 1
@@ -1008,14 +1041,16 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 9, "d": False}))
         finally:
             self._sockets.remove(ws)
+            self._shards.pop(ws, None)
         return ws
 
     async def _ready(self, ws: web.WebSocketResponse, shard: list[int] | None) -> None:
         self._seq += 1
+        guilds = [g for g in self.guild_ids if self._receives(ws, g)]
         ready = {
             "v": 10,
             "user": self.users[BOT_ID],
-            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
             "session_id": "fake-session",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(APP_ID), "flags": 0},
@@ -1025,8 +1060,10 @@ class FakeDiscord:
         if shard is not None:
             ready["shard"] = shard
         await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": self._seq, "d": ready}))
-        self._seq += 1
-        await ws.send_str(
-            json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self._guild()})
-        )
+        for gid in guilds:
+            self._seq += 1
+            await ws.send_str(
+                json.dumps({"op": 0, "t": "GUILD_CREATE", "s": self._seq, "d": self._guild(gid)})
+            )
         self.ready.set()
+        await self._touch()

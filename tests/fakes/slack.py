@@ -525,8 +525,14 @@ class FakeSlack:
         for ws in list(self._sockets):
             await ws.close(message=b"refresh_requested")
 
-    async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0) -> str:
-        """Send an envelope over the socket; returns its envelope_id (see `wait_ack`)."""
+    @property
+    def connections(self) -> int:
+        """Socket Mode connections open now (one per replica when several run)."""
+        return len(self._sockets)
+
+    async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0, to: int = -1) -> str:
+        """Send an envelope over connection `to` (Slack spreads events over an app's
+        connections; the newest by default); returns its envelope_id (see `wait_ack`)."""
         await self.wait_connected()
         eid = f"env-{next(self._ids)}"
         self._acked[eid] = asyncio.Event()
@@ -539,7 +545,7 @@ class FakeSlack:
             "payload": payload,
         }
         self.sent_at[eid] = time.monotonic()
-        await self._sockets[-1].send_str(json.dumps(envelope))
+        await self._sockets[to].send_str(json.dumps(envelope))
         return eid
 
     async def wait_ack(self, envelope_id: str, within: float = 5.0) -> float:

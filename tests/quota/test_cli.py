@@ -1,4 +1,4 @@
-"""Operator CLI: show, set, reset and export against the bot's real SQLite file."""
+"""Operator CLI: show, set, reset and export against the bot's real database (both backends)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ import pytest
 
 from bot.quota.cli import CSV_FIELDS, quota_cli
 from storage.base import Amounts, Charge
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
 
 T0 = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-async def seeded(tmp_path: Path) -> Path:
-    path = tmp_path / "chatops.db"
-    store = await SqliteStore.open(path)
+async def seeded(where: Path | str) -> str:
+    """Three settled requests in the database at `where` (a directory: a SQLite file in it)."""
+    path = str(where / "chatops.db") if isinstance(where, Path) else where
+    store = await open_store(path)
     try:
         for i, (channel, user) in enumerate(
             [("slack:C1", "alice"), ("slack:C1", "=HYPERLINK(evil)"), ("discord:9", "bob")]
@@ -36,8 +37,8 @@ async def seeded(tmp_path: Path) -> Path:
     return path
 
 
-async def test_set_then_show_then_reset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = await seeded(tmp_path)
+async def test_set_then_show_then_reset(store_at: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = await seeded(store_at)
     db = ["--db", str(path)]
     assert await quota_cli([*db, "set", "slack:C1", "tokens", "day", "50k"], {}) == 0
     assert "slack:C1: day tokens limit is 50,000 (override)" in capsys.readouterr().out
@@ -47,8 +48,8 @@ async def test_set_then_show_then_reset(tmp_path: Path, capsys: pytest.CaptureFi
     assert await quota_cli([*db, "show", "slack:C1"], {}) == 0
     shown = capsys.readouterr().out
     assert "of 50,000 used" in shown and "**" not in shown
-    # The limit is in the file the bot reads.
-    store = await SqliteStore.open(path)
+    # The limit is in the database the bot reads.
+    store = await open_store(path)
     try:
         found = {(s.metric, s.window): s.value for s in await store.limits("slack:C1")}
         assert found[("tokens", "day")] == 50_000
@@ -61,9 +62,9 @@ async def test_set_then_show_then_reset(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 async def test_defaults_come_from_the_environment(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_at: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = await seeded(tmp_path)
+    path = await seeded(store_at)
     env = {"CHATOPS_DB": str(path), "CHATOPS_QUOTA_REQUESTS_MONTH": "100"}
     # The seeded usage is in T0's month; the CLI reads the month of the moment it is given.
     assert await quota_cli(["show", "discord:9"], env, clock=lambda: T0.replace(day=28)) == 0
@@ -91,7 +92,7 @@ async def test_bad_input_exits_2_and_changes_nothing(
     path = await seeded(tmp_path)
     assert await quota_cli(["--db", str(path), *argv], {}) == 2
     assert says in capsys.readouterr().err
-    store = await SqliteStore.open(path)
+    store = await open_store(path)
     try:
         assert not any(s.overridden for s in await store.limits("slack:C1"))
     finally:
@@ -117,8 +118,8 @@ async def test_bad_environment_and_missing_file(
     assert not (tmp_path / "nope.db").exists()
 
 
-async def test_export_writes_every_ledger_row_as_csv(tmp_path: Path) -> None:
-    path = await seeded(tmp_path)
+async def test_export_writes_every_ledger_row_as_csv(store_at: str, tmp_path: Path) -> None:
+    path = await seeded(store_at)
     out = tmp_path / "ledger.csv"
     assert await quota_cli(["--db", str(path), "export", "-o", str(out)], {}) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
@@ -135,8 +136,8 @@ async def test_export_writes_every_ledger_row_as_csv(tmp_path: Path) -> None:
     assert row["channel"] == "slack:C1" and row["tokens_in"] == "20"
 
 
-async def test_export_to_stdout_from_a_real_process(tmp_path: Path) -> None:
-    path = await seeded(tmp_path)
+async def test_export_to_stdout_from_a_real_process(store_at: str) -> None:
+    path = await seeded(store_at)
     script = (
         "import asyncio, sys\nfrom bot.quota.cli import quota_cli\n"
         "sys.exit(asyncio.run(quota_cli(sys.argv[1:])))"
@@ -159,10 +160,10 @@ async def test_export_to_stdout_from_a_real_process(tmp_path: Path) -> None:
 
 
 async def test_export_feedback_gives_satisfaction_by_model(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = await seeded(tmp_path)
-    store = await SqliteStore.open(path)
+    path = await seeded(store_at)
+    store = await open_store(path)
     try:
         rows = await store.ledger()
         for row, user, vote in [(rows[0], "u1", 1), (rows[0], "u2", -1), (rows[1], "u1", 1)]:

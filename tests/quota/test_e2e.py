@@ -21,12 +21,12 @@ ZONE = "Europe/Berlin"
 MIDNIGHT_MARGIN = 90.0
 
 
-def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
+def _env(fake: FakeGateway, db: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
     return env | {
         "WEELINKING_API_KEY": fake.api_key,
         "WEELINKING_BASE_URL": fake.base_url,
-        "CHATOPS_DB": str(db),
+        "CHATOPS_DB": db,
         "CHATOPS_SHUTDOWN_GRACE": "0.5",
         "CHATOPS_QUOTA_REQUESTS_DAY": "2",
         "CHATOPS_QUOTA_TZ": ZONE,
@@ -78,9 +78,11 @@ def test_seconds_to_midnight_in_a_zone() -> None:
 # day roll over between sessions, so it waits for midnight to pass first; the windows
 # themselves are tested with injected time in test_windows.py.
 @pytest.mark.timeout(60 + MIDNIGHT_MARGIN)
-async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(tmp_path: Path) -> None:
+async def test_limit_from_env_holds_across_restarts_and_shows_in_the_cli(
+    store_at: str, tmp_path: Path
+) -> None:
     await clear_of_midnight(ZoneInfo(ZONE), MIDNIGHT_MARGIN)
-    db = tmp_path / "e2e.db"
+    db = store_at  # a SQLite file, then a PostgreSQL URL
     async with FakeGateway() as fake:
         env = _env(fake, db)
         console = ["-m", "bot", "console"]

@@ -1,4 +1,4 @@
-"""The quota gate under concurrency (several connections on one file) and across a crash."""
+"""The quota gate under concurrency (several connections, several processes) and across a crash."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import random
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded, Reservation
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -36,16 +35,15 @@ def _sums(rows: list[Amounts]) -> dict[str, float]:
     ],
 )
 async def test_exactly_the_allowed_number_get_through(
-    tmp_path: Path,
+    store_at: str,
     limit: tuple[tuple[str, str], float],
     estimate: Amounts,
     allowed: int,
 ) -> None:
     quota = QuotaConfig(limits={limit[0]: limit[1]})  # type: ignore[dict-item]
-    path = tmp_path / "gate.db"
-    # Four connections (four threads) on one file: the gate must hold across connections,
-    # not only among the tasks one connection serialises.
-    stores = [await SqliteStore.open(path, quota) for _ in range(4)]
+    # Four stores on one database (four SQLite connections and threads, or four PostgreSQL
+    # pools): the gate must hold across connections, not only among one store's tasks.
+    stores = [await open_store(store_at, quota) for _ in range(4)]
     rng = random.Random(7)
     outcomes: list[Reservation | QuotaExceeded] = []
 
@@ -95,11 +93,11 @@ CHILD = r"""
 import asyncio, sys
 from datetime import datetime
 from storage.base import Amounts, Charge, QuotaConfig
-from storage.sqlite.store import SqliteStore
+from storage.opener import open_store
 
 async def main() -> None:
     quota = QuotaConfig(limits={("requests", "day"): 2, ("tokens", "day"): 1000})
-    store = await SqliteStore.open(sys.argv[1], quota)
+    store = await open_store(sys.argv[1], quota)
     charge = Charge("slack", "slack:C1", "U-crash", "ask", "gpt-4o")
     now = datetime.fromisoformat(sys.argv[2])
     reservation = await store.reserve(charge, Amounts(tokens_in=100, tokens_out=400), now=now)
@@ -110,8 +108,8 @@ asyncio.run(main())
 """
 
 
-async def test_a_killed_process_leaves_a_hold_that_expires(tmp_path: Path) -> None:
-    path = tmp_path / "crash.db"
+async def test_a_killed_process_leaves_a_hold_that_expires(store_at: str) -> None:
+    path = store_at
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, str(path), T0.isoformat(), stdout=asyncio.subprocess.PIPE
     )
@@ -126,7 +124,7 @@ async def test_a_killed_process_leaves_a_hold_that_expires(tmp_path: Path) -> No
             assert await child.wait() == -signal.SIGKILL
 
     quota = QuotaConfig(limits={("requests", "day"): 2, ("tokens", "day"): 1000})
-    store = await SqliteStore.open(path, quota)
+    store = await open_store(path, quota)
     try:
         charge = Charge("slack", "slack:C1", "U1", "ask", "gpt-4o")
         est = Amounts(tokens_in=100, tokens_out=400)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.quota.view import refusal_text
-from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded
-from storage.sqlite.store import SqliteStore
+from storage.base import Amounts, Charge, QuotaConfig, QuotaExceeded, Store
+from storage.opener import open_store as open_at
 
 # Auckland is UTC+13 in November: its midnight is 11:00 UTC, far from UTC's own.
 AKL = ZoneInfo("Pacific/Auckland")
@@ -22,14 +21,15 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-async def open_store(tmp_path: Path, **limits: float) -> SqliteStore:
+async def open_store(store_at: str, **limits: float) -> Store:
+    """A store on each backend in turn (the store_at fixture)."""
     table = {tuple(k.rsplit("_", 1)): v for k, v in limits.items()}
     quota = QuotaConfig(limits=table, tz=AKL)  # type: ignore[arg-type]
-    return await SqliteStore.open(tmp_path / "w.db", quota)
+    return await open_at(store_at, quota)
 
 
-async def test_day_rolls_over_at_local_midnight_not_utc(tmp_path: Path) -> None:
-    store = await open_store(tmp_path, requests_day=1)
+async def test_day_rolls_over_at_local_midnight_not_utc(store_at: str) -> None:
+    store = await open_store(store_at, requests_day=1)
     try:
         held = await store.reserve(CHARGE, EST, now=at("2026-11-25T23:59:00"))  # 12:59 local
         await store.settle(held, EST)  # settled: a pending hold would expire (TTL) meanwhile
@@ -48,8 +48,8 @@ async def test_day_rolls_over_at_local_midnight_not_utc(tmp_path: Path) -> None:
     assert status.windows[1].used["requests"] == 2
 
 
-async def test_month_rolls_over_on_the_first_local_day(tmp_path: Path) -> None:
-    store = await open_store(tmp_path, tokens_month=50)
+async def test_month_rolls_over_on_the_first_local_day(store_at: str) -> None:
+    store = await open_store(store_at, tokens_month=50)
     try:
         last = await store.reserve(CHARGE, EST, now=at("2026-11-30T10:59:00"))  # Nov 30 local
         with pytest.raises(QuotaExceeded) as info:
@@ -89,8 +89,8 @@ async def test_year_end_and_dst_reset_times() -> None:
     assert QuotaConfig().window_keys(at("2026-12-31T23:00:00")).month == "2026-12"
 
 
-async def test_a_lagging_clock_never_rolls_a_window_back(tmp_path: Path) -> None:
-    store = await open_store(tmp_path, requests_day=2)
+async def test_a_lagging_clock_never_rolls_a_window_back(store_at: str) -> None:
+    store = await open_store(store_at, requests_day=2)
     try:
         await store.reserve(CHARGE, EST, now=at("2026-11-26T11:00:00"))  # Nov 27 local
         # Another process whose clock is a minute behind still charges the current window.

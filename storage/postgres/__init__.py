@@ -1,0 +1,1 @@
+"""The PostgreSQL store: shared state for several replicas of the bot."""
