@@ -44,6 +44,7 @@ from bot.events import (
     Said,
     Turn,
 )
+from bot.i18n import t
 
 __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
@@ -436,7 +437,7 @@ class DiscordAdapter:
         limit = self._upload_limit(origin)
         fitted, name = await fit_upload(data, filename, limit)
         if name != filename:
-            note = "(re-encoded to fit this server's upload limit)"
+            note = t("(re-encoded to fit this server's upload limit)")
             text = f"{text}\n{note}" if text else note
         message = await self.poster.send(origin, text[:2000], file=(fitted, name))
         origin.last_posted = message

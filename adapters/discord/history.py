@@ -10,6 +10,7 @@ from adapters.discord.events import attachments_of, readable_text, said_of
 from adapters.discord.origin import Origin
 from bot.errors import UserFacingError
 from bot.events import Said, Turn
+from bot.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,8 @@ async def recent_in(origin: Origin, me_id: int, limit: int) -> list[Said]:
 def _unreadable(exc: discord.HTTPException) -> UserFacingError:
     log.warning("could not read channel messages: %s %s", exc.status, exc.code)
     return UserFacingError(
-        "I can't read this channel's messages. A server admin can give me View Channel and "
-        "Read Message History here."
+        t(
+            "I can't read this channel's messages. A server admin can give me View Channel and "
+            "Read Message History here."
+        )
     )

@@ -28,10 +28,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
 from adapters.slack.assistant import (
-    DEFAULT_PROMPTS,
     GREETING,
     PROMPTS_TITLE,
     ThreadContexts,
+    default_prompts,
     is_first_question,
     metadata,
     title_of,
@@ -82,6 +82,7 @@ from bot.events import (
     Turn,
     User,
 )
+from bot.i18n import LanguageDefaults, resolve, speaking, t
 from bot.streaming.budgets import Budgets
 from bot.streaming.writes import FINAL_DEADLINE, required, send
 
@@ -128,6 +129,12 @@ SHUTDOWN_WAIT = 45.0
 NICETY_WAIT = 5.0
 
 
+def _read_limited() -> str:
+    return t(
+        "Slack is limiting how fast I can read messages right now; please try again in a minute."
+    )
+
+
 class _QuietTokenNotice(logging.Filter):
     """bolt reads SLACK_BOT_TOKEN itself and warns it is unused when given a client; it is."""
 
@@ -163,8 +170,12 @@ class SlackAdapter:
         *,
         trace: aiohttp.TraceConfig | None = None,
         observer: Observer | None = None,
+        languages: LanguageDefaults | None = None,
     ) -> None:
         self.settings = settings
+        # CHATOPS_LANGUAGE, for what the adapter says on its own (greetings, its status line);
+        # the core picks each request's language itself.
+        self._languages = languages or LanguageDefaults()
         self._dedupe = dedupe
         # The core's shared budgets: the adapter's own notices are paced with everything else.
         self._budgets = budgets or Budgets()
@@ -480,7 +491,8 @@ class SlackAdapter:
         if not await self._first(req.event_id):
             return
         if req.command == TRANSCRIBE_SHORTCUT and not req.attachments:
-            note = "That message has no audio clip to transcribe."
+            with speaking(self._language(req.place.workspace, req.user)):
+                note = t("That message has no audio clip to transcribe.")
             try:
                 await send(self, self._budgets, req, note, ephemeral=True)
             except (UserFacingError, PlatformRateLimited) as exc:
@@ -500,6 +512,22 @@ class SlackAdapter:
         channel, ts = str(thread.get("channel_id", "")), str(thread.get("thread_ts", ""))
         context: JSON = thread.get("context") or {}
         team = team_of(body)
+        starter = await self.user(str(thread.get("user_id", "")))
+        with speaking(self._language(team, starter)):
+            await self._greet(set_prompts, channel, ts, team, context)
+
+    def _language(self, workspace: str, user: User) -> str:
+        """The language for what the adapter says by itself: the workspace's, else the person's."""
+        return resolve(None, self._languages, workspace, user.locale)
+
+    async def _greet(
+        self,
+        set_prompts: AsyncSetSuggestedPrompts,
+        channel: str,
+        ts: str,
+        team: str,
+        context: JSON,
+    ) -> None:
         self.contexts.remember(channel, ts, context)
         place = Place("slack", channel, ts, team)
         posts = self._budgets.for_posts(LIMITS, place)
@@ -510,7 +538,7 @@ class SlackAdapter:
                     "chat.postMessage",
                     channel=channel,
                     thread_ts=ts,
-                    text=GREETING,
+                    text=t(GREETING),
                     metadata=metadata(context),
                 ),
                 posts,
@@ -519,12 +547,12 @@ class SlackAdapter:
         except Exception as exc:
             # The prompts below still help; the context stays in this process only.
             log.warning("slack: could not greet in assistant thread %s: %s", ts, exc)
-        prompts = self.settings.prompts_for(team) or DEFAULT_PROMPTS
+        prompts = self.settings.prompts_for(team) or default_prompts()
         try:
             async with asyncio.timeout(NICETY_WAIT):
                 await set_prompts(
                     [{"title": p.title, "message": p.message} for p in prompts],
-                    title=PROMPTS_TITLE,
+                    title=t(PROMPTS_TITLE),
                 )
         except (SlackApiError, TimeoutError) as exc:
             log.warning("slack: could not suggest prompts in %s: %s", ts, exc)
@@ -546,7 +574,7 @@ class SlackAdapter:
                 "chat.update",
                 channel=channel,
                 ts=str(greeting.get("ts", "")),
-                text=str(greeting.get("text") or GREETING),
+                text=str(greeting.get("text") or t(GREETING)),
                 metadata=meta,
             ),
             edits,
@@ -621,18 +649,12 @@ class SlackAdapter:
             return await fetch()
         except PlatformRateLimited as limited:
             if limited.retry_after > HISTORY_MAX_WAIT:
-                raise UserFacingError(
-                    "Slack is limiting how fast I can read messages right now; "
-                    "please try again in a minute."
-                ) from limited
+                raise UserFacingError(_read_limited()) from limited
             await asyncio.sleep(limited.retry_after)
         try:
             return await fetch()
         except PlatformRateLimited as limited:
-            raise UserFacingError(
-                "Slack is limiting how fast I can read messages right now; "
-                "please try again in a minute."
-            ) from limited
+            raise UserFacingError(_read_limited()) from limited
 
     async def _name(self, user_id: str) -> str:
         return (await self.user(user_id)).name
@@ -656,7 +678,8 @@ class SlackAdapter:
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:
-            await self.status.working(channel, thread)
+            with speaking(self._language(req.place.workspace, req.user)):
+                await self.status.working(channel, thread)
         try:
             await handle(req)
         finally:
@@ -799,7 +822,7 @@ class SlackAdapter:
         async with self._session.post(url, json=payload) as resp:
             if resp.status >= 400:
                 log.warning("slack response_url answered HTTP %s", resp.status)
-                raise UserFacingError("Slack did not accept the reply; please try again.")
+                raise UserFacingError(t("Slack did not accept the reply; please try again."))
 
     async def edit(self, posted: Posted, text: str) -> None:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
@@ -937,7 +960,7 @@ class SlackAdapter:
         except SlackRequestError as err:
             log.warning("slack upload to the upload URL failed: %s", err)
             raise UserFacingError(
-                "Slack did not accept the file upload; please try again."
+                t("Slack did not accept the file upload; please try again.")
             ) from err
         return Posted(place=replace(req.place, thread=thread), id=file_id)
 

@@ -13,6 +13,7 @@ from slack_bolt.context.assistant.thread_context_store.async_store import (
 )
 
 from adapters.slack.settings import Prompt
+from bot.i18n import N_, t
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -22,15 +23,22 @@ JSON = dict[str, Any]
 CONTEXT_EVENT = "assistant_thread_context"
 # Thread titles are one short line in Slack's history list.
 TITLE_CHARS = 60
-GREETING = "Hi! Ask me anything, or pick one of the suggestions below."
-PROMPTS_TITLE = "Try one of these:"
-# What a new assistant thread suggests, drawn from the commands people use most there.
+GREETING = N_("Hi! Ask me anything, or pick one of the suggestions below.")
+PROMPTS_TITLE = N_("Try one of these:")
+# What a new assistant thread suggests, drawn from the commands people use most there
+# (catalog ids: default_prompts() gives them in the reader's language).
 DEFAULT_PROMPTS = (
-    Prompt("Summarize this channel", "summarize"),
-    Prompt("Translate into English", "translate English"),
-    Prompt("Draw a picture", "image a lighthouse at dawn, watercolor"),
-    Prompt("What can you do?", "help"),
+    Prompt(N_("Summarize this channel"), "summarize"),
+    Prompt(N_("What is this channel about?"), N_("What is being discussed in this channel?")),
+    Prompt(N_("Draw a picture"), N_("image a lighthouse at dawn, watercolor")),
+    Prompt(N_("What can you do?"), "help"),
 )
+
+
+def default_prompts() -> tuple[Prompt, ...]:
+    """The default prompts in the current language (commands keep their names)."""
+    return tuple(Prompt(t(p.title), t(p.message)) for p in DEFAULT_PROMPTS)
+
 
 Messages = Callable[[str, str], Awaitable[list[JSON]]]
 # (channel, greeting message, new metadata): rewrites the greeting's metadata.

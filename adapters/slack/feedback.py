@@ -7,6 +7,7 @@ from typing import Any
 
 from adapters.slack.events import PLATFORM, Origin
 from bot.events import Place, Request, User
+from bot.i18n import t
 
 JSON = dict[str, Any]
 FEEDBACK_ACTION = "chatops_feedback"
@@ -25,12 +26,12 @@ def feedback_block(key: str) -> JSON:
                 "positive_button": {
                     "text": {"type": "plain_text", "text": "👍"},
                     "value": f"up:{key}",
-                    "accessibility_label": "This answer was helpful",
+                    "accessibility_label": t("This answer was helpful"),
                 },
                 "negative_button": {
                     "text": {"type": "plain_text", "text": "👎"},
                     "value": f"down:{key}",
-                    "accessibility_label": "This answer was not helpful",
+                    "accessibility_label": t("This answer was not helpful"),
                 },
             }
         ],

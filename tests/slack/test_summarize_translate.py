@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.slack.mrkdwn import to_mrkdwn
+from bot.i18n import speaking, t
 from tests.fakes.slack import FakeSlack
 from tests.slack.test_e2e import build_stack, mention
 
@@ -61,7 +63,14 @@ async def test_translate_shortcut_uses_the_askers_slack_locale(tmp_path: Path) -
         assert "into Chinese (Simplified, China)" in system["content"]
         assert user["content"] == "The deploy is blocked on the migration."
         ((_, answer),) = slack.responses
-        assert answer["text"].endswith(gw.reply) and "root's message" in answer["text"]
+        # The asker reads Chinese, so the bot's own words are Chinese too.
+        with speaking("zh_CN"):
+            header = t(
+                "**Translation into {language}** of {author}'s message",
+                language="中文 (简体, 中国)",
+                author="root",
+            )
+        assert answer["text"] == to_mrkdwn(f"{header}\n\n{gw.reply}")
 
 
 async def test_summarize_share_in_a_mention_streams_in_the_thread(tmp_path: Path) -> None:
