@@ -159,8 +159,9 @@ async def recent_in(origin: Origin, me_id: int, limit: int) -> list[Said]:
     if history is None:
         return []
     try:
-        # One more: a slash command's own "thinking…" placeholder may be the newest message.
-        messages = [m async for m in history(limit=limit + 1, before=origin.message)]
+        # A few more: "thinking…" placeholders of slash commands (this one's, others') may be
+        # the newest messages, and they hold no text yet.
+        messages = [m async for m in history(limit=limit + 5, before=origin.message)]
     except discord.HTTPException as exc:
         raise _unreadable(exc) from exc
     messages.reverse()

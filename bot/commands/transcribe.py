@@ -24,7 +24,7 @@ from bot.gateway.client import GatewayError
 from bot.i18n import N_, t
 from storage.base import Amounts
 
-USAGE = "transcribe [language, e.g. de] (with an audio file or voice note attached)"
+USAGE = "transcribe [language]"
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 

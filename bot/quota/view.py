@@ -123,7 +123,7 @@ def _spenders(rows: tuple[Spender, ...], currency: str, *, users: bool) -> str:
         if row.cost or currency:
             bits.append(format_money(row.cost, currency))
         parts.append(f"{row.name} ({t(', ').join(bits)})")
-    return f"• {title}: " + t("; ").join(parts)
+    return t("• {title}: {rows}", title=title, rows=t("; ").join(parts))
 
 
 def month_key(status: QuotaStatus) -> str | None:

@@ -21,6 +21,7 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
+from bot.i18n import LanguageDefaults
 from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
 from bot.services import Services, utc_now
@@ -69,6 +70,7 @@ async def build_stack(
     quota: QuotaConfig | None = None,
     env: dict[str, str] | None = None,
     slack: FakeSlack | None = None,
+    language: LanguageDefaults | None = None,
     **limits: float,
 ) -> AsyncIterator[Stack]:
     # A FakeSlack given by the caller outlives this stack (a second adapter, a restart).
@@ -79,6 +81,7 @@ async def build_stack(
             base_url=fake_gw.base_url,
             db_path=tmp_path / "db",
             quota=quota or QuotaConfig(),
+            language=language or LanguageDefaults(),
         )
         store = await SqliteStore.open(config.db_path, config.quota)
         gateway = Gateway(config.base_url, config.api_key)
@@ -92,7 +95,7 @@ async def build_stack(
             extra["CHATOPS_SLACK_NATIVE_STREAM"] = "false"
         settings = SlackSettings.from_env(slack.env(**extra))
         assert settings is not None
-        adapter = SlackAdapter(settings, store.first_delivery, budgets)
+        adapter = SlackAdapter(settings, store.first_delivery, budgets, languages=config.language)
         adapter.observer = memory.intake(adapter)
         try:
             async with running(adapter, dispatcher.handler_for(adapter)):
