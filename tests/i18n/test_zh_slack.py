@@ -45,7 +45,7 @@ async def test_a_zh_cn_workspace_hears_only_chinese_from_the_bot(tmp_path: Path)
         slack, gw = stack.slack, stack.gateway
         gw.reply = REPLY
         # An AI-app thread: greeting, prompts, status.
-        ts, started = slack.start_assistant_thread(viewing="C1")
+        _, started = slack.start_assistant_thread(viewing="C1")
         await slack.wait_ack(await slack.send("events_api", slack.event_callback(started)))
         await slack.wait_until(lambda: bool(slack.suggested))
         # A question, answered with feedback buttons; a 👍 on it.
