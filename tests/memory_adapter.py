@@ -88,6 +88,8 @@ class MemoryAdapter:
         self.channel_said: list[Said] = []
         # (message id, its text, the reply's key) for each ask_feedback, in call order.
         self.feedback_asked: list[tuple[str, str, str]] = []
+        # For each ask_feedback: whether it carried a new text (the final edit itself).
+        self.feedback_with_text: list[bool] = []
         # Simulated network round trip per write, for benchmarks; 0 keeps tests fast.
         self.latency = latency
         self.clock = clock
@@ -190,8 +192,14 @@ class MemoryAdapter:
         return True
 
     async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
-        await self._arrive("edit", posted.place, text, posted.id)
+        """Buttons on a message, with its text (the core may give them with its final edit)."""
+        changed = text != self._texts[posted.id][-1]
+        if changed:
+            await self.edit(posted, text)
+        else:
+            await self._arrive("edit", posted.place, text, posted.id)
         self.feedback_asked.append((posted.id, text, key))
+        self.feedback_with_text.append(changed)
 
     async def finalize(self, posted: Posted) -> None:
         """Records which message was finalized and the text it had then (see `finalized`)."""

@@ -60,3 +60,16 @@ async def test_votes_only_for_answers_of_this_channel(tmp_path: Path) -> None:
         # Typed as a message it is a question for the model, not a vote.
         await core.send(make_request(f"feedback up {key}"))
         assert core.gateway.chat_bodies()[-1]["messages"][-1]["content"] == f"feedback up {key}"
+
+
+async def test_the_buttons_ride_on_the_final_edit(tmp_path: Path) -> None:
+    """A reply whose final text is an edit gets its buttons with that edit: no extra write."""
+    async with running_core(tmp_path) as core:
+        core.gateway.chunks = [f"part {i} " for i in range(30)]
+        core.gateway.chunk_delay = 0.01
+        await core.send(make_request("stream slowly"))
+        ((message, text, _),) = core.adapter.feedback_asked
+        assert core.adapter.feedback_with_text == [True]
+        assert core.adapter.messages[message] == text == "".join(core.gateway.chunks)
+        edits = [e for e in core.adapter.events if e.kind == "edit" and e.message_id == message]
+        assert edits[-1].text == text and [e.text for e in edits].count(text) == 1

@@ -913,8 +913,9 @@ class SlackAdapter:
             return
         if stream is not None:
             # A stream's text is standard Markdown, shown as such.
-            blocks = [{"type": "markdown", "text": stream.text}, buttons]
-            fallback = stream.text
+            stream.text = text
+            blocks = [{"type": "markdown", "text": text}, buttons]
+            fallback = text
         else:
             shown = sent.header + to_mrkdwn(text)
             blocks = [*text_blocks(shown, text), buttons]

@@ -101,8 +101,10 @@ class StreamingReply:
         self._pledged_edit = False
         # Messages posted as streamed, not yet handed to adapter.finalize.
         self._open: list[Posted] = []
-        # The reply's key when its last message should carry feedback buttons.
+        # The reply's key when its last message should carry feedback buttons, and whether
+        # they went out already (with the final edit).
         self._feedback: str | None = None
+        self._feedback_asked = False
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -267,7 +269,7 @@ class StreamingReply:
                 if shown.strip() or not self.posted:
                     await self._post(shown or t(EMPTY_REPLY), len(final), deadline)
             elif shown != self._shown:
-                await self._settle(shown, len(final), deadline)
+                await self._settle(shown, len(final), deadline, last=True)
         except TimeoutError:
             log.error(
                 "final text of a reply in %s not delivered within %.0f s of platform rate limits",
@@ -364,9 +366,15 @@ class StreamingReply:
         self._shown, self._shown_end = text, end
         self._last_write = asyncio.get_running_loop().time()
 
-    async def _settle(self, text: str, end: int, deadline: float | None) -> None:
+    async def _settle(
+        self, text: str, end: int, deadline: float | None, *, last: bool = False
+    ) -> None:
         """Give the current message its final `text`: an edit, or a new message in its place
-        when that shows sooner (see the class doc). 429s are waited out until `deadline`."""
+        when that shows sooner (see the class doc). 429s are waited out until `deadline`.
+
+        The reply's `last` message, when it should ask for feedback and that takes an edit,
+        gets its buttons with this very edit: no extra write for them.
+        """
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self._final_deadline
@@ -379,8 +387,13 @@ class StreamingReply:
                     await self._edits.acquire()
             except TimeoutError:
                 raise Overdue from None
+            with_buttons = last and self._buttons_by_edit(current)
             try:
-                await self.adapter.edit(current, text)
+                if with_buttons:
+                    assert isinstance(self.adapter, ShowsFeedback) and self._feedback is not None
+                    await self.adapter.ask_feedback(current, text, self._feedback)
+                else:
+                    await self.adapter.edit(current, text)
             except PlatformRateLimited as e:
                 self._edits.penalize(e.retry_after)
                 if loop.time() + e.retry_after > deadline:
@@ -389,6 +402,7 @@ class StreamingReply:
                 continue
             self._shown, self._shown_end = text, end
             self._last_write = loop.time()
+            self._feedback_asked = self._feedback_asked or with_buttons
             return
         await self._repost(current, text, end, deadline)
 
@@ -457,7 +471,9 @@ class StreamingReply:
         an edit for them takes only spare budget (never a token pledged to another reply's
         post or final text), and they are left out when none comes within FEEDBACK_WAIT."""
         adapter, key = self.adapter, self._feedback
-        if key is None or not self.posted or not isinstance(adapter, ShowsFeedback):
+        if key is None or self._feedback_asked or not self.posted:
+            return
+        if not isinstance(adapter, ShowsFeedback):
             return
         last, text = self.posted[-1], self._shown
         try:
@@ -471,6 +487,15 @@ class StreamingReply:
         except Exception:
             # The answer is delivered; only the buttons are missing.
             log.warning("no feedback buttons on a reply in %s", self.req.place, exc_info=True)
+
+    def _buttons_by_edit(self, message: Posted) -> bool:
+        """Whether `message` should take the feedback buttons with its final edit."""
+        adapter = self.adapter
+        return (
+            self._feedback is not None
+            and isinstance(adapter, ShowsFeedback)
+            and adapter.feedback_needs_edit(message)
+        )
 
     async def _spare_edit(self, within: float) -> bool:
         """Take an edit token beyond every pledge, waiting at most `within` seconds."""
