@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from babel import Locale
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import NumberPattern, parse_pattern
 
 from bot.i18n.catalog import translations
 from bot.i18n.language import current
@@ -30,14 +32,21 @@ def nt(singular: str, plural: str, n: float, **values: object) -> str:
 
 def number(value: float, decimals: int = 0) -> str:
     """A number with the current language's digit grouping: 12,345 (en), 12,345 (zh-CN)."""
-    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return format_decimal(value, format=pattern, locale=_locale())
+    pattern = _pattern("#,##0" + ("." + "0" * decimals if decimals else ""))
+    return str(pattern.apply(value, _locale(current())))
 
 
 def percent(share: float) -> str:
     """A share as a whole percentage: 75%."""
-    return format_percent(share, format="#,##0%", locale=_locale())
+    return str(_pattern("#,##0%").apply(share, _locale(current())))
 
 
-def _locale() -> Locale:
-    return Locale.parse(current())
+# Parsed once: Babel would parse the locale and the pattern again for every number.
+@functools.cache
+def _locale(language: str) -> Locale:
+    return Locale.parse(language)
+
+
+@functools.cache
+def _pattern(pattern: str) -> NumberPattern:
+    return parse_pattern(pattern)
