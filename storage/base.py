@@ -138,6 +138,11 @@ class Charge:
     model: str
     user_name: str = ""  # User.name, shown in `quota` instead of the id when set
     rates: Rates = Rates()
+    # A further gateway call of something already counted as a request (a tool round after
+    # the first, the embeddings of a question's file, background indexing): its tokens,
+    # images and cost are charged, but it is no request of its own and no requests limit
+    # stops it half-way.
+    follow_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from storage.base import (
     METRICS,
     WINDOWS,
     Amounts,
+    Charge,
     LimitSetting,
     Metric,
     QuotaConfig,
@@ -26,8 +27,8 @@ class Counters(Protocol):
     def __getitem__(self, column: str, /) -> Any: ...
 
 
-def metered(amounts: Amounts) -> dict[Metric, float]:
-    """The metered units of `amounts`; every reservation is one request."""
+def metered(amounts: Amounts, charge: Charge) -> dict[Metric, float]:
+    """The metered units of `amounts`; every reservation is one request but a follow-up."""
     values = (
         amounts.tokens_in,
         amounts.tokens_out,
@@ -39,7 +40,7 @@ def metered(amounts: Amounts) -> dict[Metric, float]:
     if not all(v >= 0 for v in values):
         raise ValueError(f"usage amounts must be zero or more: {amounts}")
     return {
-        "requests": max(amounts.requests, 1),
+        "requests": 0 if charge.follow_up else max(amounts.requests, 1),
         "tokens": amounts.tokens,
         "images": amounts.images,
         "audio_seconds": amounts.audio_seconds,

@@ -246,6 +246,27 @@ async def test_a_limit_gates_only_requests_that_use_its_metric(make_store: MakeS
     await store.reserve(image, Amounts(images=1), now=T0)
 
 
+async def test_a_follow_up_charges_its_units_but_no_request(make_store: MakeStore) -> None:
+    store = await make_store(limits(requests_day=1, tokens_day=2000))
+    first = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(first, Amounts(requests=1, tokens_in=100, tokens_out=100))
+    # The day's one request is spent; a later round of the same question still goes ahead.
+    round_two = replace(CHAT, follow_up=True)
+    second = await store.reserve(round_two, EST, now=T0)
+    await store.settle(second, Amounts(requests=1, tokens_in=300, tokens_out=100))
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve(CHAT, EST, now=T0)
+    assert refused.value.metric == "requests"
+    assert (await used(store))["day_requests"] == 1
+    assert (await used(store))["day_tokens"] == 600
+    rows = [r for r in await store.ledger() if r.status == "ok"]
+    assert [r.amounts.requests for r in rows] == [1, 0]
+    # A follow-up is still held to the other limits.
+    with pytest.raises(QuotaExceeded) as over:
+        await store.reserve(round_two, Amounts(tokens_in=1000, tokens_out=1000), now=T0)
+    assert over.value.metric == "tokens"
+
+
 async def test_concurrent_reservations_never_pass_the_limit(make_store: MakeStore) -> None:
     store = await make_store(limits(images_day=25))
 

@@ -231,7 +231,10 @@ async def _nearest(
     them, charged to the channel)."""
     place, user = ctx.req.place, ctx.req.user
     model = ctx.services.config.knowledge.embedding_model
-    charge = Charge(place.platform, place.channel_key, user.id, "embed", model, user.name)
+    # Part of the question it serves: its tokens are charged, not another request.
+    charge = Charge(
+        place.platform, place.channel_key, user.id, "embed", model, user.name, follow_up=True
+    )
     owners = [(i, piece) for i, chunks in pieces.items() for piece in chunks]
     vectors = await embed(
         ctx.services.store,

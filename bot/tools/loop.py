@@ -59,8 +59,9 @@ class Result:
 async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
     """Answer in one streamed reply, running tools for the model between rounds.
 
-    Every round is one gateway request, reserved and settled on its own (the first before
-    the reply appears, so a quota refusal is a plain refusal). After CHATOPS_TOOL_ROUNDS
+    Every round is one gateway call, reserved and settled on its own (the first before the
+    reply appears, so a quota refusal is a plain refusal); later rounds are follow-ups, so
+    the question counts as one request. After CHATOPS_TOOL_ROUNDS
     rounds the model is asked to answer without calling more tools.
     """
     rounds = ctx.services.config.tools.rounds
@@ -76,8 +77,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
             for number in range(rounds + 1):
                 if number:
                     try:
+                        # Later rounds answer the same question: tokens, not another request.
                         meter = await first.enter_async_context(
-                            ctx.metered(chat.model, Amounts(1, prompt_tokens, cap))
+                            ctx.metered(chat.model, Amounts(1, prompt_tokens, cap), follow_up=True)
                         )
                     except QuotaExceeded as refused:
                         await reply.interrupt(

@@ -281,7 +281,7 @@ class PostgresStore:
             charge = replace(charge, user="unknown")
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
-        want = metered(estimate)
+        want = metered(estimate, charge)
         params: dict[str, Any] = {
             "now": moment,
             "expires_at": moment + self.quota.reservation_ttl,
@@ -341,7 +341,7 @@ class PostgresStore:
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
     ) -> None:
-        new = metered(actual)
+        new = metered(actual, reservation.charge)
         params = {
             **_metric_params("n", new),
             "tokens_in": actual.tokens_in,

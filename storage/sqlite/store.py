@@ -235,7 +235,7 @@ class SqliteStore:
             charge = replace(charge, user="unknown")
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
-        want = metered(estimate)
+        want = metered(estimate, charge)
         params: dict[str, Any] = {
             "now": ts(moment),
             "expires_at": ts(moment + self.quota.reservation_ttl),
@@ -313,7 +313,7 @@ class SqliteStore:
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
     ) -> None:
-        new = metered(actual)
+        new = metered(actual, reservation.charge)
         params: dict[str, Any] = {
             "id": reservation.id,
             "now": ts(self._clock()),
