@@ -38,7 +38,6 @@ from storage.base import (
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
-    Rates,
     Reservation,
     RuleKind,
     RuleScope,
@@ -49,7 +48,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, amounts_of, exceeded, metered, settings_of
+from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
 from storage.postgres import memory
 from storage.postgres.budgets import SharedWindows
 from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
@@ -838,7 +837,7 @@ class PostgresStore:
                 limit,
             )
         )
-        return [_ledger_row(r) for r in rows]
+        return [ledger_row(r, _utc) for r in rows]
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -935,23 +934,5 @@ def _bill_line(r: asyncpg.Record) -> BillLine:
     )
 
 
-def _ledger_row(r: asyncpg.Record) -> LedgerRow:
-    return LedgerRow(
-        id=int(r[0]),
-        created_at=r[1].astimezone(UTC),
-        charge=Charge(
-            platform=r[2],
-            channel=r[3],
-            user=r[4],
-            command=r[5],
-            model=r[6],
-            user_name=r[21],
-            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
-        ),
-        amounts=amounts_of(r[7:12], r[22]),
-        status=str(r[12]),
-        estimate=amounts_of(r[13:18], r[23]),
-        finished_at=r[18].astimezone(UTC) if r[18] is not None else None,
-        day=str(r[19]),
-        month=str(r[20]),
-    )
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None

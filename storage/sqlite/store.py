@@ -45,7 +45,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, exceeded, metered, settings_of
+from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
 from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
@@ -61,7 +61,7 @@ from storage.sqlite.quota import (
     deltas,
     expire,
     finish,
-    ledger_row,
+    parse_ts,
     top_spenders,
     ts,
 )
@@ -749,7 +749,7 @@ class SqliteStore:
             "ORDER BY id LIMIT ?",
             (after_id, channel, channel, -1 if limit is None else limit),
         )
-        return [ledger_row(r) for r in rows]
+        return [ledger_row(r, parse_ts) for r in rows]
 
 
 # --- helpers that run on the DB thread ---------------------------------------------------
