@@ -6,16 +6,16 @@ import asyncio
 import sys
 from pathlib import Path
 
+from tests.console_harness import console_env
 from tests.fakes.gateway import FakeGateway
 from tests.i18n.english import english_sentences
-from tests.test_console import _env
 
 
 async def test_a_zh_cn_console_session_has_no_english_sentence(tmp_path: Path) -> None:
     db = tmp_path / "console.db"
     async with FakeGateway() as fake:
         fake.reply = "这是模型用中文写的回答。"
-        env = _env(fake, db) | {"CHATOPS_LANGUAGE": "zh-CN"}
+        env = console_env(fake, db, CHATOPS_LANGUAGE="zh-CN")
         proc = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bot", "console"),
             cwd=tmp_path,
