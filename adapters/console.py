@@ -9,7 +9,7 @@ import mimetypes
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -17,6 +17,8 @@ from bot.adapter import Connection, Handler
 from bot.dispatch import CHAT_COMMAND, route
 from bot.errors import TooLarge
 from bot.events import Attachment, AttachmentKind, Limits, Place, Posted, Request, Turn, User
+from bot.i18n import LanguageDefaults, resolve, speaking, t
+from bot.i18n import number as grouped
 from bot.streaming.budgets import Budgets
 from bot.streaming.writes import send
 
@@ -86,24 +88,34 @@ def parse_line(line: str, number: int, user: User) -> Request:
 def decode_line(raw: bytes | None) -> tuple[str, str | None]:
     """A line's text, or why it is refused: too long (None), not UTF-8, or holding a NUL."""
     if raw is None:
-        return "", (
-            f"Your message is too long: the console reads lines of up to {MAX_LINE_BYTES:,} "
-            "bytes and this one is longer, so nothing was sent. Please shorten it."
+        return "", t(
+            "Your message is too long: the console reads lines of up to {limit} bytes and this "
+            "one is longer, so nothing was sent. Please shorten it.",
+            limit=grouped(MAX_LINE_BYTES),
         )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as bad:
-        return "", (
-            f"That line is not valid UTF-8 text (byte 0x{raw[bad.start]:02x} at byte "
-            f"{bad.start + 1:,}), so nothing was sent. Please send it as UTF-8."
+        return "", t(
+            "That line is not valid UTF-8 text (byte 0x{byte} at byte {position}), so nothing "
+            "was sent. Please send it as UTF-8.",
+            byte=f"{raw[bad.start]:02x}",
+            position=grouped(bad.start + 1),
         )
     nul = text.find("\x00")
     if nul >= 0:
-        return "", (
-            f"That line contains a NUL character (at character {nul + 1:,}), "
-            "which chat text cannot carry, so nothing was sent. Please remove it."
+        return "", t(
+            "That line contains a NUL character (at character {position}), which chat text "
+            "cannot carry, so nothing was sent. Please remove it.",
+            position=grouped(nul + 1),
         )
     return text, None
+
+
+def terminal_locale(env: Mapping[str, str]) -> str:
+    """The person's language as the terminal says it (LC_ALL, LANG): "zh_CN.UTF-8" → zh_CN."""
+    raw = env.get("LC_ALL") or env.get("LC_MESSAGES") or env.get("LANG") or ""
+    return raw.split(".")[0].split("@")[0]
 
 
 class ConsoleAdapter:
@@ -120,15 +132,21 @@ class ConsoleAdapter:
         stdout: TextIO | None = None,
         commands: Sequence[str] = (),
         budgets: Budgets | None = None,
+        languages: LanguageDefaults | None = None,
+        locale: str | None = None,
     ) -> None:
         self._stdin = stdin or sys.stdin
+        # CHATOPS_LANGUAGE, for the console's own lines (its banner and refusals).
+        self._languages = languages or LanguageDefaults()
         # The core's shared budgets: the console's own refusals are paced like every message.
         self._budgets = budgets or Budgets()
         self._out = stdout or sys.stdout
         self._live = self._out.isatty()
         self._uploads = uploads
         self._commands = commands
-        self._user = User(getpass.getuser(), getpass.getuser(), is_admin=True)
+        name = getpass.getuser()
+        own = terminal_locale(os.environ) if locale is None else locale
+        self._user = User(name, name, is_admin=True, locale=own)
         self._texts: dict[str, str] = {}
         self._by_thread: dict[str | None, list[str]] = {}
         self._turns: list[Turn] = []
@@ -150,11 +168,15 @@ class ConsoleAdapter:
             self._reading = False
 
     async def _serve(self, handle: Handler) -> None:
+        language = resolve(None, self._languages, "", self._user.locale)
         if self._live:
-            self._write("chatops console: type a question, /help for commands, Ctrl-D to quit.\n")
+            with speaking(language):
+                banner = t("chatops console: type a question, /help for commands, Ctrl-D to quit.")
+            self._write(banner + "\n")
         number = 0
         async for raw in self._lines():
-            text, refusal = decode_line(raw)
+            with speaking(language):
+                text, refusal = decode_line(raw)
             if refusal is None and not text.strip():
                 continue
             number += 1
@@ -216,13 +238,21 @@ class ConsoleAdapter:
         self._uploads.mkdir(parents=True, exist_ok=True)
         path = self._uploads / f"{req.place.thread}-{filename}"
         await asyncio.to_thread(path.write_bytes, data)
-        note = f"[{filename} saved to {path}]" + (f" {text}" if text else "")
+        note = t("[{name} saved to {path}]", name=filename, path=path) + (
+            f" {text}" if text else ""
+        )
         return await self.reply(req, note)
 
     async def download(self, attachment: Attachment, max_bytes: int) -> bytes:
         path = Path(attachment.id)
         if attachment.size > max_bytes:
-            raise TooLarge(f"{attachment.filename} is larger than {max_bytes // 1_000_000} MB.")
+            raise TooLarge(
+                t(
+                    "{name} is larger than {megabytes} MB.",
+                    name=attachment.filename,
+                    megabytes=max_bytes // 1_000_000,
+                )
+            )
         return await asyncio.to_thread(path.read_bytes)
 
     async def history(self, req: Request) -> Sequence[Turn]:

@@ -1,5 +1,7 @@
-"""Tool calling: added latency per tool round (built-in and MCP stdio), and CPU per streamed
-chunk through /v1/responses vs /v1/chat/completions.
+"""Tool calling: latency per tool round, and CPU per chunk through /v1/responses vs chat.
+
+Added latency per tool round for a built-in and an MCP stdio tool; CPU per streamed chunk
+through /v1/responses vs /v1/chat/completions.
 
 Run: .venv/bin/python -m bench.bench_tools [--rounds 40 --streams 100 --chunks 300]
 

@@ -73,6 +73,7 @@ class Platforms:
                     counting_redeliveries(store.first_delivery, "slack", telemetry),
                     services.budgets,
                     trace=api_call_trace("slack", slack_method, telemetry),
+                    languages=services.config.language,
                 )
             )
         if self.discord is not None:
@@ -225,7 +226,10 @@ async def _run_platforms(
     dispatcher = Dispatcher(services, table)
     adapters = platforms.build(services, table) or [
         ConsoleAdapter(
-            config.db_path.parent / "uploads", commands=list(table), budgets=services.budgets
+            config.db_path.parent / "uploads",
+            commands=list(table),
+            budgets=services.budgets,
+            languages=config.language,
         )
     ]
     if services.memory is not None:

@@ -6,7 +6,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.events import Attachment, ChannelMessage, Limits, Place, Posted, Request, Task, Turn
+from bot.events import (
+    Attachment,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Said,
+    Task,
+    Turn,
+)
 
 if TYPE_CHECKING:
     from bot.streaming.budgets import EditBudget
@@ -85,6 +95,39 @@ class ShowsTasks(Protocol):
     """
 
     async def show_task(self, req: Request, task: Task) -> bool: ...
+
+
+@runtime_checkable
+class ReadsChannels(Protocol):
+    """An adapter that can read what people wrote, with who wrote it (summaries, "this channel").
+
+    Both return at most the newest `limit` messages, oldest first, and raise
+    `UserFacingError` saying why when the platform will not let the bot read them.
+    `conversation`: the thread or reply chain the request is in, or the one the message it
+    targets (`req.target`) is in; empty when there is none. `recent`: the newest messages of
+    the channel the request is about, `req.viewing` when set, else its own.
+    """
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]: ...
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]: ...
+
+
+@runtime_checkable
+class ShowsFeedback(Protocol):
+    """An adapter that can put 👍/👎 buttons on the last message of a finished reply.
+
+    `key` names the reply (the ledger row of its final model request); a click comes back as
+    a request for the `feedback` command with "up <key>" or "down <key>". `text` is what the
+    message shows. `ask_feedback` is called once, before that message's `finalize`.
+    `feedback_needs_edit` says whether that costs an edit of the message (the caller then
+    spends a spare token of the place's edit budget first, and skips the buttons when none
+    comes soon) or comes free with something the adapter does anyway (ending a stream).
+    """
+
+    def feedback_needs_edit(self, posted: Posted) -> bool: ...
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None: ...
 
 
 class Observer(Protocol):

@@ -11,6 +11,7 @@ from bot.audio.limits import AudioLimits
 from bot.envvars import number
 from bot.errors import ConfigError
 from bot.governance.policy import Policy, policy_from_env
+from bot.i18n.language import LanguageDefaults
 from bot.knowledge.config import KnowledgeConfig
 from bot.quota.config import quota_config_from_env
 from bot.secret import Secret
@@ -48,6 +49,8 @@ class Config:
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     audio: AudioLimits = field(default_factory=AudioLimits)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    # CHATOPS_LANGUAGE: the language the bot speaks where a channel chose none.
+    language: LanguageDefaults = field(default_factory=LanguageDefaults)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     governance: Policy = field(default_factory=Policy)
 
@@ -91,6 +94,7 @@ class Config:
             quota=quota,
             audio=AudioLimits.from_env(env),
             tools=ToolsConfig.from_env(env),
+            language=LanguageDefaults.from_env(env),
             knowledge=KnowledgeConfig.from_env(env),
             governance=governance,
         )

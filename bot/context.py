@@ -98,6 +98,7 @@ class Context:
         *,
         size: str | None = None,
         quality: str | None = None,
+        follow_up: bool = False,
     ) -> AsyncIterator[Meter]:
         """Check that this place may use `model`, then hold `estimate` (and its cost at the
         model's price) against the quota until the call is settled. Every gateway call goes
@@ -113,6 +114,7 @@ class Context:
             model,
             user_name=user.name,
             rates=rates,
+            follow_up=follow_up,
         )
         async with metered(self.services.store, charge, estimate) as meter:
             yield meter

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.errors import UserFacingError
 from bot.events import Turn
+from bot.i18n import number, t
 
 # Families the gateway serves with image input; others get text only.
 _VISION_PREFIXES = (
@@ -60,8 +61,12 @@ def build_messages(
     fixed = estimate_tokens(prompt.text) + (estimate_tokens(system_prompt) if system_prompt else 0)
     if fixed > budget_tokens:
         raise UserFacingError(
-            f"Your message is too long (about {fixed:,} tokens; the limit is {budget_tokens:,}). "
-            "Please shorten it."
+            t(
+                "Your message is too long (about {tokens} tokens; the limit is {limit}). Please "
+                "shorten it.",
+                tokens=number(fixed),
+                limit=number(budget_tokens),
+            )
         )
     kept: list[Turn] = []
     used = fixed

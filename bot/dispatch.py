@@ -15,6 +15,7 @@ from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Request
 from bot.gateway.client import GatewayError
 from bot.governance.channels import refusal_text as channel_refusal
+from bot.i18n import resolve, speaking, t
 from bot.ops.scope import RequestScope, request_scope
 from bot.quota.view import refusal_text
 from bot.services import Services
@@ -52,6 +53,8 @@ class Dispatcher:
     def __init__(self, services: Services, commands: Mapping[str, Command]) -> None:
         self._services = services
         self._commands = commands
+        # Names a message's first word may run (hidden ones come only from buttons).
+        self._typed = frozenset(n for n, c in commands.items() if not c.hidden)
         self._inflight: set[asyncio.Task[None]] = set()
         self._accepting = True
 
@@ -62,10 +65,13 @@ class Dispatcher:
     def handler_for(self, adapter: Adapter) -> Handler:
         async def handle(req: Request) -> None:
             if not self._accepting:
-                with request_scope(req.place.platform, "none", self._services.telemetry) as scope:
+                with (
+                    request_scope(req.place.platform, "none", self._services.telemetry) as scope,
+                    speaking(self._language(req, None)),
+                ):
                     scope.outcome = "restarting"
                     await self._tell(
-                        adapter, req, "The bot is restarting; please try again in a minute."
+                        adapter, req, t("The bot is restarting; please try again in a minute.")
                     )
                 return
             task = asyncio.create_task(self._process(adapter, req))
@@ -95,8 +101,27 @@ class Dispatcher:
             # Cancelled replies finalize their text and settle usage; bound that too.
             await asyncio.wait(pending, timeout=max(grace, 10.0))
 
+    def _language(self, req: Request, channel: str | None) -> str:
+        defaults = self._services.config.language
+        return resolve(channel, defaults, req.place.workspace, req.user.locale)
+
+    async def _channel_language(self, req: Request) -> str:
+        """The request's language: the channel's setting first (one settings read)."""
+        try:
+            settings = await self._services.store.channel_settings(req.place.channel_key)
+        except Exception:
+            # The answer still goes out, in the workspace's or the reader's language.
+            log.warning("no channel settings for the language of a request", exc_info=True)
+            return self._language(req, None)
+        return self._language(req, settings.language)
+
     async def _process(self, adapter: Adapter, req: Request) -> None:
-        name, args = route(req, self._commands.keys())
+        # Everything said for this request (and by the tasks it starts) is in its language.
+        with speaking(await self._channel_language(req)):
+            await self._routed(adapter, req)
+
+    async def _routed(self, adapter: Adapter, req: Request) -> None:
+        name, args = route(req, self._typed)
         command = self._commands.get(name)
         # The scope gives log lines a request id and counts the outcome; an unknown name is
         # the user's own words, never a metric label.
@@ -151,8 +176,11 @@ class Dispatcher:
             await self._tell(
                 adapter,
                 req,
-                f"Something went wrong on our side (ref {ref}); it has been logged. "
-                "Please try again.",
+                t(
+                    "Something went wrong on our side (ref {ref}); it has been logged. Please "
+                    "try again.",
+                    ref=ref,
+                ),
             )
 
     async def _admitted(self, ctx: Context) -> bool:
@@ -203,7 +231,13 @@ class Dispatcher:
 
 def _unknown_command(name: str, names: Collection[str]) -> str:
     close = difflib.get_close_matches(name, list(names), n=3)
-    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
     # A pasted blob after a slash is not echoed back whole.
     shown = name if len(name) <= 40 else name[:39] + "…"
-    return f"I don't know the command `{shown}`.{hint} Try `help`."
+    if close:
+        names = ", ".join(f"`{c}`" for c in close)
+        return t(
+            "I don't know the command `{name}`. Did you mean {names}? Try `help`.",
+            name=shown,
+            names=names,
+        )
+    return t("I don't know the command `{name}`. Try `help`.", name=shown)

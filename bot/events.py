@@ -26,7 +26,8 @@ class Place:
     # The channel's name as people see it (without '#'), when the platform says; channel
     # allow/block lists may name channels. Not part of identity: names change.
     name: str = field(default="", compare=False)
-    # A direct message with the bot (DMs can be switched off).
+    # A direct message with the bot (DMs can be switched off); only the asker sees what is
+    # said there, so private output (summaries, translations) may go in the conversation.
     direct: bool = field(default=False, compare=False)
 
     @property
@@ -40,6 +41,9 @@ class User:
     id: str
     name: str
     is_admin: bool = False
+    # The language the platform says this person reads ("zh-CN", "en-US"): Slack's user
+    # locale, Discord's interaction locale (else the server's). "" when unknown.
+    locale: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,18 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class Said:
+    """One message of a channel or thread as text, with who wrote it (summaries, translation)."""
+
+    author: str
+    text: str
+    # The platform's message id, when known.
+    id: str = ""
+    # Written by this bot.
+    bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     place: Place
     user: User
@@ -79,6 +95,11 @@ class Request:
     # follow-up in a thread it answers in), as opposed to a voice note merely posted in a
     # channel: such a voice note is answered as if it had been typed.
     conversational: bool = False
+    # The channel the user is looking at while talking to the bot beside it (Slack's
+    # assistant threads); "this channel" means that one.
+    viewing: Place | None = None
+    # The message a shortcut or context menu was used on (summarize, translate).
+    target: Said | None = None
     native: Any = field(default=None, repr=False, compare=False)
 
 

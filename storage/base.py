@@ -83,6 +83,8 @@ class ChannelSettings:
     temperature: float | None = None
     max_tokens: int | None = None
     auto_transcribe: bool = True
+    # The language the bot speaks here ("en", "zh_CN"); None: the workspace's or the reader's.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,11 @@ class Charge:
     model: str
     user_name: str = ""  # User.name, shown in `quota` instead of the id when set
     rates: Rates = Rates()
+    # A further gateway call of something already counted as a request (a tool round after
+    # the first, the embeddings of a question's file, background indexing): its tokens,
+    # images and cost are charged, but it is no request of its own and no requests limit
+    # stops it half-way.
+    follow_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +183,21 @@ class ToolCallRecord:
     detail: str = ""  # a short reason when it did not succeed
     id: int = 0
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVotes:
+    """People's 👍/👎 on the replies of one model (one vote per person and reply)."""
+
+    model: str
+    up: int
+    down: int
+
+    @property
+    def satisfaction(self) -> float | None:
+        """The share of votes that were 👍; None without votes."""
+        total = self.up + self.down
+        return self.up / total if total else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +444,21 @@ class Store(Protocol):
         self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
     ) -> list[ToolCallRecord]:
         """Tool-call rows in id order, optionally one channel's, paged by `after_id`."""
+        ...
+
+    # --- feedback ---
+
+    async def record_vote(self, ledger_id: int, user: str, vote: int, *, channel: str) -> bool:
+        """One person's 👍 (1) or 👎 (-1) on a reply, named by the ledger row of its final model
+        request; a later vote replaces theirs. False (nothing stored) when that row is not a
+        request of `channel`."""
+        ...
+
+    async def votes_by_model(
+        self, channel: str | None = None, *, month: str | None = None, since: datetime | None = None
+    ) -> list[ModelVotes]:
+        """Votes by the model that wrote the reply, most voted first: one channel's or all,
+        on replies of one quota month ("2026-06") or made since a moment."""
         ...
 
     # --- settings, changed atomically ---

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
@@ -11,10 +11,13 @@ from storage.base import (
     METRICS,
     WINDOWS,
     Amounts,
+    Charge,
+    LedgerRow,
     LimitSetting,
     Metric,
     QuotaConfig,
     QuotaExceeded,
+    Rates,
     Window,
     WindowKeys,
 )
@@ -26,8 +29,8 @@ class Counters(Protocol):
     def __getitem__(self, column: str, /) -> Any: ...
 
 
-def metered(amounts: Amounts) -> dict[Metric, float]:
-    """The metered units of `amounts`; every reservation is one request."""
+def metered(amounts: Amounts, charge: Charge) -> dict[Metric, float]:
+    """The metered units of `amounts`; every reservation is one request but a follow-up."""
     values = (
         amounts.tokens_in,
         amounts.tokens_out,
@@ -39,7 +42,7 @@ def metered(amounts: Amounts) -> dict[Metric, float]:
     if not all(v >= 0 for v in values):
         raise ValueError(f"usage amounts must be zero or more: {amounts}")
     return {
-        "requests": max(amounts.requests, 1),
+        "requests": 0 if charge.follow_up else max(amounts.requests, 1),
         "tokens": amounts.tokens,
         "images": amounts.images,
         "audio_seconds": amounts.audio_seconds,
@@ -157,3 +160,29 @@ def exceeded(
                     scope="user" if user_scope else "channel",
                 )
     return None
+
+
+def ledger_row(r: Any, moment: Callable[[Any], datetime | None]) -> LedgerRow:
+    """A ledger row from its columns in the order both backends select them; `moment` reads
+    the backend's timestamps (text in SQLite, timestamptz in PostgreSQL)."""
+    created = moment(r[1])
+    assert created is not None
+    return LedgerRow(
+        id=int(r[0]),
+        created_at=created,
+        charge=Charge(
+            platform=r[2],
+            channel=r[3],
+            user=r[4],
+            command=r[5],
+            model=r[6],
+            user_name=r[21],
+            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
+        ),
+        amounts=amounts_of(r[7:12], r[22]),
+        status=str(r[12]),
+        estimate=amounts_of(r[13:18], r[23]),
+        finished_at=moment(r[18]),
+        day=str(r[19]),
+        month=str(r[20]),
+    )

@@ -11,7 +11,7 @@ from typing import Literal
 
 from bot.adapter import Connection, Handler
 from bot.errors import PlatformRateLimited, TooLarge, UserFacingError
-from bot.events import Attachment, Limits, Place, Posted, Request, Turn, User
+from bot.events import Attachment, Limits, Place, Posted, Request, Said, Turn, User
 
 EventKind = Literal["reply", "edit", "upload", "delete", "rate_limited"]
 
@@ -83,6 +83,13 @@ class MemoryAdapter:
         self.requests: list[Request] = list(requests)
         self.files: dict[str, bytes] = dict(files or {})
         self.turns: list[Turn] = list(turns)
+        # What `conversation` and `recent` read (summaries, translation, "this channel").
+        self.thread_said: list[Said] = []
+        self.channel_said: list[Said] = []
+        # (message id, its text, the reply's key) for each ask_feedback, in call order.
+        self.feedback_asked: list[tuple[str, str, str]] = []
+        # For each ask_feedback: whether it carried a new text (the final edit itself).
+        self.feedback_with_text: list[bool] = []
         # Simulated network round trip per write, for benchmarks; 0 keeps tests fast.
         self.latency = latency
         self.clock = clock
@@ -181,6 +188,19 @@ class MemoryAdapter:
         self._texts[posted.id].append(text)
         await self._record(Event("edit", self.clock(), posted.place, posted.id, text))
 
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        return True
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        """Buttons on a message, with its text (the core may give them with its final edit)."""
+        changed = text != self._texts[posted.id][-1]
+        if changed:
+            await self.edit(posted, text)
+        else:
+            await self._arrive("edit", posted.place, text, posted.id)
+        self.feedback_asked.append((posted.id, text, key))
+        self.feedback_with_text.append(changed)
+
     async def finalize(self, posted: Posted) -> None:
         """Records which message was finalized and the text it had then (see `finalized`)."""
         self.finalized.append((posted.id, self._texts[posted.id][-1]))
@@ -210,6 +230,12 @@ class MemoryAdapter:
 
     async def history(self, req: Request) -> Sequence[Turn]:
         return list(self.turns)
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]:
+        return self.thread_said[-limit:]
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]:
+        return self.channel_said[-limit:]
 
     def link(self, place: Place, message_id: str) -> str:
         return f"https://memory.example/{place.channel}/{message_id}"

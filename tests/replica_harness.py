@@ -1,4 +1,4 @@
-"""Replicas for tests and benchmarks: real `chatops run` processes, Slack HTTP mode helpers."""
+"""Replicas for tests and benchmarks: real `chatops run` processes in Slack HTTP or Socket Mode."""
 
 from __future__ import annotations
 
@@ -85,6 +85,31 @@ async def slack_replicas(
             replicas.append(replica)
         async with asyncio.timeout(60):
             await asyncio.gather(*(until_listening(slack, r) for r in replicas))
+        yield replicas
+    finally:
+        for replica in replicas:
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await replica.stop()
+
+
+@contextlib.asynccontextmanager
+async def socket_replicas(
+    count: int, slack: FakeSlack, gateway: FakeGateway, db: str, root: Path
+) -> AsyncIterator[list[Replica]]:
+    """`count` replicas in Slack Socket Mode, each with its own connection, all connected."""
+    replicas: list[Replica] = []
+    try:
+        for i in range(count):
+            replicas.append(
+                await start({**service_env(gateway, db), **slack.env()}, root / f"s{i}")
+            )
+        async with asyncio.timeout(60):
+            while slack.connections < count:
+                for replica in replicas:
+                    if replica.process.returncode is not None:
+                        await replica.stop()
+                        raise AssertionError(f"a replica exited: {replica.stderr.decode()[-2000:]}")
+                await asyncio.sleep(0.1)
         yield replicas
     finally:
         for replica in replicas:

@@ -4,44 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import pytest
 
 from adapters.console import MAX_LINE_BYTES, ConsoleAdapter
 from bot.events import Request
+from tests.console_harness import start_console
 from tests.fakes.gateway import FakeGateway
-
-
-def _env(fake: FakeGateway, db: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
-    return env | {
-        "WEELINKING_API_KEY": fake.api_key,
-        "WEELINKING_BASE_URL": fake.base_url,
-        "CHATOPS_DB": str(db),
-        "CHATOPS_SHUTDOWN_GRACE": "0.5",
-    }
-
-
-async def _console(
-    fake: FakeGateway, db: Path, cwd: Path, stdin: int | IO[Any] = asyncio.subprocess.PIPE
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        cwd=cwd,
-        env=_env(fake, db),
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
 
 
 def _ledger(db: Path) -> list[tuple[str, str, int, int, str]]:
@@ -54,7 +27,7 @@ def _ledger(db: Path) -> list[tuple[str, str, int, int, str]]:
 async def test_piped_session_prints_plain_replies_and_records_ledger(tmp_path: Path) -> None:
     db = tmp_path / "console.db"
     async with FakeGateway() as fake:
-        proc = await _console(fake, db, tmp_path)
+        proc = await start_console(fake, db, tmp_path)
         script = "hello there\n/image a small orange square\n/models deepseek\n/nonsense\n"
         async with asyncio.timeout(60):
             out, err = await proc.communicate(script.encode())
@@ -76,7 +49,7 @@ async def test_piped_session_prints_plain_replies_and_records_ledger(tmp_path: P
 async def test_session_turns_are_context(tmp_path: Path) -> None:
     db = tmp_path / "console.db"
     async with FakeGateway() as fake:
-        proc = await _console(fake, db, tmp_path)
+        proc = await start_console(fake, db, tmp_path)
         async with asyncio.timeout(60):
             await proc.communicate(b"my name is Ada\nwhat is my name?\n")
         chats = [r.json for r in fake.requests if r.path.endswith("/chat/completions")]
@@ -91,7 +64,7 @@ async def test_sigterm_finishes_the_reply_with_its_text_and_exits_0(tmp_path: Pa
     db = tmp_path / "console.db"
     async with FakeGateway(chunk_delay=0.05) as fake:
         fake.chunks = [f"w{i} " for i in range(400)]
-        proc = await _console(fake, db, tmp_path)
+        proc = await start_console(fake, db, tmp_path)
         assert proc.stdin is not None
         proc.stdin.write(b"tell me a long story\n")
         await proc.stdin.drain()
@@ -118,7 +91,7 @@ async def test_a_200000_character_line_is_refused_and_the_next_question_answered
 ) -> None:
     db = tmp_path / "console.db"
     async with FakeGateway() as fake:
-        proc = await _console(fake, db, tmp_path)
+        proc = await start_console(fake, db, tmp_path)
         async with asyncio.timeout(60):
             out, err = await proc.communicate(b"a" * 200_000 + b"\nwhat is 2+2?\n")
         chats = _chats(fake)
@@ -149,11 +122,11 @@ async def test_unreadable_lines_are_refused_one_by_one_and_the_session_goes_on(
         if source == "file":
             (tmp_path / "input.txt").write_bytes(script)
             with (tmp_path / "input.txt").open("rb") as stdin:
-                proc = await _console(fake, db, tmp_path, stdin)
+                proc = await start_console(fake, db, tmp_path, stdin)
             async with asyncio.timeout(60):
                 out, err = await proc.communicate()
         else:
-            proc = await _console(fake, db, tmp_path)
+            proc = await start_console(fake, db, tmp_path)
             async with asyncio.timeout(60):
                 out, err = await proc.communicate(script)
         chats = _chats(fake)
@@ -195,7 +168,9 @@ async def test_a_deleted_message_is_left_out_of_the_piped_transcript(tmp_path: P
 async def test_stdin_from_dev_null_ends_the_session_at_once(tmp_path: Path) -> None:
     # A character device that is not a terminal: a pipe transport never sees its end.
     async with FakeGateway() as fake:
-        proc = await _console(fake, tmp_path / "console.db", tmp_path, asyncio.subprocess.DEVNULL)
+        proc = await start_console(
+            fake, tmp_path / "console.db", tmp_path, asyncio.subprocess.DEVNULL
+        )
         async with asyncio.timeout(30):
             out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()

@@ -13,7 +13,14 @@ from storage.postgres.store import PostgresStore
 from tests.fakes.discord import CHANNEL2_ID, CHANNEL_ID, MEMBER_ID, FakeDiscord
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack import BOT_USER, FakeSlack
-from tests.replica_harness import deliver, mention, service_env, slack_replicas, start
+from tests.replica_harness import (
+    deliver,
+    mention,
+    service_env,
+    slack_replicas,
+    socket_replicas,
+    start,
+)
 
 
 async def until_held(url: str) -> None:
@@ -64,6 +71,34 @@ async def test_each_event_is_answered_once_whichever_replica_gets_it_and_its_ret
         await slack.wait_until(all_answered, within=60)
     # Every replica has stopped (drained) by now: no answer is still on its way.
     for i, (channel, ts, _) in enumerate(asked):
+        assert answers(slack, channel, ts) == [f"You said: question {i}"]
+    assert not slack.rate_limited
+
+
+async def test_socket_mode_replicas_answer_each_event_once_whichever_connection_gets_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # Slack spreads an app's events over its connections, and a retry (no ack in time) may
+    # arrive on another connection than the first delivery: one replica per connection here.
+    async with (
+        FakeGateway() as gateway,
+        FakeSlack() as slack,
+        socket_replicas(3, slack, gateway, postgres_url, tmp_path) as _,
+    ):
+        asked = []
+        for i in range(30):
+            channel = f"C{i % 10}"
+            msg = slack.user_message(channel, f"<@{BOT_USER}> question {i}")
+            event = slack.event_callback({**msg, "type": "app_mention"}, event_id=f"EvSM{i:03d}")
+            asked.append((channel, msg["ts"]))
+            await slack.send("events_api", event, to=i % 3)
+            await slack.send("events_api", event, retry_attempt=1, to=(i + 1) % 3)
+
+        def all_answered() -> bool:
+            return all(answers(slack, c, ts) for c, ts in asked)
+
+        await slack.wait_until(all_answered, within=60)
+    for i, (channel, ts) in enumerate(asked):
         assert answers(slack, channel, ts) == [f"You said: question {i}"]
     assert not slack.rate_limited
 

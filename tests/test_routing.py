@@ -27,7 +27,8 @@ def _req(text: str, command: str | None = None, audio: bool = False) -> Request:
         ("image a red bicycle", None, False, ("image", "a red bicycle")),
         ("what is an image?", None, False, ("ask", "what is an image?")),
         ("", None, True, ("transcribe", "")),
-        ("summarize this", None, True, ("ask", "summarize this")),
+        ("explain this", None, True, ("ask", "explain this")),
+        ("summarize 20", None, False, ("summarize", "20")),
     ],
 )
 def test_route(text: str, command: str | None, audio: bool, expected: tuple[str, str]) -> None:

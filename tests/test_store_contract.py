@@ -91,6 +91,7 @@ async def test_settings_default_then_persist_across_restart(make_store: MakeStor
         temperature=0.3,
         max_tokens=800,
         auto_transcribe=False,
+        language="zh_CN",
     )
     await store.set_channel_settings("slack:C1", chosen)
     await store.close()
@@ -243,6 +244,27 @@ async def test_a_limit_gates_only_requests_that_use_its_metric(make_store: MakeS
         await store.reserve(CHAT, EST, now=T0)
     image = Charge("slack", CHAT.channel, "U1", "image", "gpt-image-1")
     await store.reserve(image, Amounts(images=1), now=T0)
+
+
+async def test_a_follow_up_charges_its_units_but_no_request(make_store: MakeStore) -> None:
+    store = await make_store(limits(requests_day=1, tokens_day=2000))
+    first = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(first, Amounts(requests=1, tokens_in=100, tokens_out=100))
+    # The day's one request is spent; a later round of the same question still goes ahead.
+    round_two = replace(CHAT, follow_up=True)
+    second = await store.reserve(round_two, EST, now=T0)
+    await store.settle(second, Amounts(requests=1, tokens_in=300, tokens_out=100))
+    with pytest.raises(QuotaExceeded) as refused:
+        await store.reserve(CHAT, EST, now=T0)
+    assert refused.value.metric == "requests"
+    assert (await used(store))["day_requests"] == 1
+    assert (await used(store))["day_tokens"] == 600
+    rows = [r for r in await store.ledger() if r.status == "ok"]
+    assert [r.amounts.requests for r in rows] == [1, 0]
+    # A follow-up is still held to the other limits.
+    with pytest.raises(QuotaExceeded) as over:
+        await store.reserve(round_two, Amounts(tokens_in=1000, tokens_out=1000), now=T0)
+    assert over.value.metric == "tokens"
 
 
 async def test_concurrent_reservations_never_pass_the_limit(make_store: MakeStore) -> None:
@@ -480,6 +502,32 @@ async def test_tool_calls_are_recorded_in_order(make_store: MakeStore) -> None:
     assert second.id > first.id and second.created_at is not None
     assert [c.tool for c in await store.tool_calls("slack:C2")] == ["generate_image"]
     assert await store.tool_calls(after_id=second.id) == []
+
+
+async def test_one_vote_per_person_and_reply_the_latest_wins(make_store: MakeStore) -> None:
+    store = await make_store()
+    first = await store.reserve(CHAT, EST, now=T0)
+    await store.settle(first, EST)
+    other = await store.reserve(replace(CHAT, model="claude-sonnet-4"), EST, now=T0)
+    await store.settle(other, EST)
+    assert await store.record_vote(first.id, "U1", 1, channel=CHAT.channel)
+    assert await store.record_vote(first.id, "U1", -1, channel=CHAT.channel)  # changed mind
+    assert await store.record_vote(first.id, "U2", 1, channel=CHAT.channel)
+    assert await store.record_vote(other.id, "U1", 1, channel=CHAT.channel)
+    # A reply of another channel (or none at all) takes no vote from here.
+    assert not await store.record_vote(first.id, "U3", 1, channel="slack:C2")
+    assert not await store.record_vote(first.id + 99, "U3", 1, channel=CHAT.channel)
+    votes = {v.model: (v.up, v.down) for v in await store.votes_by_model(CHAT.channel)}
+    assert votes == {"gpt-4o": (1, 1), "claude-sonnet-4": (1, 0)}
+    (top, _) = await store.votes_by_model()
+    assert top.model == "gpt-4o" and top.satisfaction == 0.5
+    assert await store.votes_by_model(month="2026-11") != []
+    assert await store.votes_by_model(month="2026-12") == []
+    assert await store.votes_by_model("slack:C2") == []
+    # Votes survive a restart.
+    await store.close()
+    again = await make_store()
+    assert len(await again.votes_by_model(CHAT.channel)) == 2
 
 
 # --- governance: spend, access rules, notices ----------------------------------------------

@@ -23,6 +23,8 @@ from adapters.discord.events import (
     place_of,
     readable_text,
 )
+from adapters.discord.feedback import FeedbackButtons
+from adapters.discord.history import conversation_of, recent_in
 from adapters.discord.history import history as conversation_history
 from adapters.discord.media import download, fit_upload
 from adapters.discord.origin import INTERACTION_TTL, Origin
@@ -31,7 +33,18 @@ from adapters.discord.settings import DiscordSettings, invite_url
 from adapters.discord.shards import ShardStates
 from bot.adapter import Connection, Handler, Observer
 from bot.commands import Command
-from bot.events import Attachment, Change, ChannelMessage, Limits, Place, Posted, Request, Turn
+from bot.events import (
+    Attachment,
+    Change,
+    ChannelMessage,
+    Limits,
+    Place,
+    Posted,
+    Request,
+    Said,
+    Turn,
+)
+from bot.i18n import t
 
 __all__ = ["DISCORD_LIMITS", "DiscordAdapter", "DiscordSettings"]
 
@@ -128,6 +141,7 @@ class DiscordAdapter:
         # Sees every REST call discord.py makes (adapters/api_calls.py counts them).
         self.http_trace = http_trace
         self.shards = ShardStates()
+        self.feedback = FeedbackButtons(self._on_vote)
 
     # ------------------------------------------------------------------ connection
 
@@ -190,6 +204,8 @@ class DiscordAdapter:
         client.event(on_raw_message_edit)
         client.event(on_raw_message_delete)
         client.event(on_ready)
+        # Feedback buttons of answers sent before a restart still reach us.
+        client.add_dynamic_items(self.feedback.item_class)
         self.shards.attach(client)
         async with client, aiohttp.ClientSession() as session:
             self._session, self._accepting = session, True
@@ -293,9 +309,10 @@ class DiscordAdapter:
         name: str,
         text: str,
         attachments: Sequence[discord.Attachment],
+        target: discord.Message | None = None,
     ) -> None:
         command = self.commands.get(name)
-        private = bool(command and command.private)
+        private = bool(command and command.private_for(text))
         try:
             # Discord's 3 s starts at the event; acknowledge before anything else.
             await interaction.response.defer(thinking=True, ephemeral=private)
@@ -317,6 +334,29 @@ class DiscordAdapter:
             tuple(attachment_of(a, voice=voice) for a in attachments),
             deferred_ephemeral=private,
             interaction_ttl=self.interaction_ttl,
+            target=target,
+            me_id=self.me_id,
+        )
+        self._spawn(self._serve(req, None))
+
+    async def _on_vote(self, interaction: discord.Interaction[Any], vote: str, key: str) -> None:
+        """A click on a reply's 👍/👎: acknowledged privately, then the core records it."""
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=True)
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_INTERACTION:
+                log.warning("a feedback click expired before it was acknowledged")
+                return
+            raise
+        except discord.InteractionResponded:
+            pass
+        req = interaction_request(
+            interaction,
+            "feedback",
+            f"{vote} {key}",
+            deferred_ephemeral=True,
+            interaction_ttl=self.interaction_ttl,
+            me_id=self.me_id,
         )
         self._spawn(self._serve(req, None))
 
@@ -368,6 +408,18 @@ class DiscordAdapter:
             raise TypeError("a Posted that did not come from the Discord adapter")
         await self.poster.edit(ref.origin, ref.message, _content(text))
 
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        return True
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        """👍/👎 buttons under a finished reply: one edit that adds them to its last message."""
+        ref = posted.native
+        if not isinstance(ref, PostedRef):
+            raise TypeError("a Posted that did not come from the Discord adapter")
+        if ref.message.flags.ephemeral:
+            return
+        await self.poster.edit(ref.origin, ref.message, _content(text), self.feedback.view(key))
+
     async def finalize(self, posted: Posted) -> None:
         """Nothing to end: Discord has no native message streams; edits stop by themselves."""
 
@@ -385,7 +437,7 @@ class DiscordAdapter:
         limit = self._upload_limit(origin)
         fitted, name = await fit_upload(data, filename, limit)
         if name != filename:
-            note = "(re-encoded to fit this server's upload limit)"
+            note = t("(re-encoded to fit this server's upload limit)")
             text = f"{text}\n{note}" if text else note
         message = await self.poster.send(origin, text[:2000], file=(fitted, name))
         origin.last_posted = message
@@ -410,6 +462,14 @@ class DiscordAdapter:
 
     async def history(self, req: Request) -> Sequence[Turn]:
         return await conversation_history(_origin(req), self.me_id)
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]:
+        """The thread or reply chain the request (or the message it targets) is in."""
+        return await conversation_of(_origin(req), self.me_id, limit)
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]:
+        """The channel's latest messages before the request."""
+        return await recent_in(_origin(req), self.me_id, limit)
 
 
 def _content(text: str) -> str:

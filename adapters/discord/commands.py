@@ -8,7 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import discord
 from discord import app_commands
@@ -19,16 +19,29 @@ from bot.events import Place
 
 log = logging.getLogger(__name__)
 
-# (interaction, core command name, argument text, attachments) → the adapter takes it from here.
-OnCommand = Callable[
-    [discord.Interaction[Any], str, str, Sequence[discord.Attachment]], Awaitable[None]
-]
 # The model ids a place may use (its allow-list applied), for autocomplete.
 ModelsSource = Callable[[Place], Awaitable[Sequence[str]]]
+
+
+class OnCommand(Protocol):
+    """(interaction, core command name, argument text, attachments, the message a context
+    menu was used on) → the adapter takes it from here."""
+
+    def __call__(
+        self,
+        interaction: discord.Interaction[Any],
+        name: str,
+        text: str,
+        attachments: Sequence[discord.Attachment],
+        target: discord.Message | None = None,
+    ) -> Awaitable[None]: ...
+
 
 IMAGE_SIZES = ("1024x1024", "1536x1024", "1024x1536", "auto")
 IMAGE_QUALITIES = ("auto", "low", "medium", "high")
 TRANSCRIBE_MENU = "Transcribe"
+# Message context menus that run a core command on the message (name → command).
+MESSAGE_MENUS = {"Summarize": "summarize", "Translate": "translate"}
 _MAX_CHOICES = 25  # Discord's autocomplete limit
 
 
@@ -148,6 +161,44 @@ def _model(
     return app_commands.Command(name=cmd.name, description=_describe(cmd), callback=model)
 
 
+def _summarize(
+    cmd: Command, run: OnCommand, models: ModelsSource | None
+) -> app_commands.Command[Any, ..., None]:
+    @app_commands.describe(
+        count="The channel's latest N messages (default: this thread, or the last 50)",
+        share="Post it for everyone in the channel (default: only you see it)",
+    )
+    async def summarize(
+        interaction: discord.Interaction[Any],
+        count: app_commands.Range[int, 1, 500] | None = None,
+        share: bool = False,
+    ) -> None:
+        await run(interaction, cmd.name, _join(count, "share" if share else ""), [])
+
+    return app_commands.Command(name=cmd.name, description=_describe(cmd), callback=summarize)
+
+
+def _translate(
+    cmd: Command, run: OnCommand, models: ModelsSource | None
+) -> app_commands.Command[Any, ..., None]:
+    @app_commands.describe(
+        text="What to translate (default: the message before)",
+        language="Into which language, e.g. French or ja (default: yours)",
+        share="Post it for everyone in the channel (default: only you see it)",
+    )
+    async def translate(
+        interaction: discord.Interaction[Any],
+        text: str | None = None,
+        language: str | None = None,
+        share: bool = False,
+    ) -> None:
+        # "to" keeps a language code such as "it" from reading as a word of the text.
+        target = f"to {language}" if language else ""
+        await run(interaction, cmd.name, _join("share" if share else "", target, text), [])
+
+    return app_commands.Command(name=cmd.name, description=_describe(cmd), callback=translate)
+
+
 def _plain(
     cmd: Command, run: OnCommand, models: ModelsSource | None
 ) -> app_commands.Command[Any, ..., None]:
@@ -175,6 +226,8 @@ _SHAPES = {
     "transcribe": _transcribe,
     "models": _models,
     "model": _model,
+    "summarize": _summarize,
+    "translate": _translate,
     "help": _bare,
     "quota": _bare,
 }
@@ -189,7 +242,7 @@ def build_tree(
     """A slash command per core command (aliases skipped) plus the "Transcribe" message menu."""
     tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
     for name, cmd in table.items():
-        if name != cmd.name:
+        if name != cmd.name or cmd.hidden:
             continue  # an alias (e.g. chat → ask): one slash command is enough
         shape = _SHAPES.get(name, _plain)
         tree.add_command(shape(cmd, run, models))
@@ -203,7 +256,21 @@ def build_tree(
         tree.add_command(
             app_commands.ContextMenu(name=TRANSCRIBE_MENU, callback=transcribe_message)
         )
+    for menu, command in MESSAGE_MENUS.items():
+        if command in table:
+            tree.add_command(
+                app_commands.ContextMenu(name=menu, callback=_on_message(run, command))
+            )
     return tree
+
+
+def _on_message(
+    run: OnCommand, command: str
+) -> Callable[[discord.Interaction[Any], discord.Message], Coroutine[Any, Any, None]]:
+    async def on_message(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        await run(interaction, command, "", [], message)
+
+    return on_message
 
 
 def command_hash(tree: app_commands.CommandTree[Any], guilds: Sequence[int] = ()) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import discord
 
 from adapters.discord.origin import Origin
-from bot.events import Attachment, AttachmentKind, Place, Request, User
+from bot.events import Attachment, AttachmentKind, Place, Request, Said, User
 
 PLATFORM = "discord"
 # MessageFlags.IS_VOICE_MESSAGE (1 << 13): one audio/ogg attachment with duration and waveform.
@@ -33,8 +33,14 @@ def place_of(channel: Any, guild: discord.Guild | None) -> Place:
     return Place(PLATFORM, str(getattr(channel, "id", "0")), None, workspace, name, direct)
 
 
-def user_of(author: discord.abc.User, *, permissions: discord.Permissions | None = None) -> User:
-    """Administrator or Manage Server in the guild makes a Discord admin."""
+def user_of(
+    author: discord.abc.User,
+    *,
+    permissions: discord.Permissions | None = None,
+    locale: object = None,
+) -> User:
+    """Administrator or Manage Server in the guild makes a Discord admin. `locale`: the
+    interaction's (the user's client language), else the server's preferred one."""
     is_admin = False
     if permissions is None and isinstance(author, discord.Member):
         try:
@@ -43,7 +49,12 @@ def user_of(author: discord.abc.User, *, permissions: discord.Permissions | None
             permissions = None
     if permissions is not None:
         is_admin = permissions.administrator or permissions.manage_guild
-    return User(id=str(author.id), name=author.display_name, is_admin=is_admin)
+    return User(
+        id=str(author.id),
+        name=author.display_name,
+        is_admin=is_admin,
+        locale=str(locale) if locale else "",
+    )
 
 
 def _kind(mime: str, *, voice: bool) -> AttachmentKind:
@@ -125,9 +136,10 @@ def is_addressed(
 
 def message_request(message: discord.Message, me_id: int) -> Request:
     origin = Origin(channel=message.channel, author=message.author, message=message)
+    guild = message.guild
     return Request(
-        place=place_of(message.channel, message.guild),
-        user=user_of(message.author),
+        place=place_of(message.channel, guild),
+        user=user_of(message.author, locale=guild.preferred_locale if guild else None),
         text=readable_text(message, me_id),
         command=None,
         attachments=attachments_of(message),
@@ -149,6 +161,8 @@ def interaction_request(
     *,
     deferred_ephemeral: bool = False,
     interaction_ttl: float | None = None,
+    target: discord.Message | None = None,
+    me_id: int = 0,
 ) -> Request:
     channel = interaction.channel
     if channel is None:
@@ -158,17 +172,35 @@ def interaction_request(
         author=interaction.user,
         interaction=interaction,
         deferred_ephemeral=deferred_ephemeral,
+        target=target,
     )
     if interaction_ttl is not None:
         origin.interaction_ttl = interaction_ttl
     return Request(
         place=place_of(channel, interaction.guild),
-        user=user_of(interaction.user, permissions=_member_permissions(interaction)),
+        user=user_of(
+            interaction.user,
+            permissions=_member_permissions(interaction),
+            locale=interaction.locale or interaction.guild_locale,
+        ),
         text=text,
         command=command,
         attachments=attachments,
         event_id=f"discord:i{interaction.id}",
+        target=said_of(target, me_id) if target is not None else None,
         native=origin,
+    )
+
+
+def said_of(message: discord.Message, me_id: int) -> Said:
+    """A message as a Said line: its author's display name and its readable text."""
+    text = readable_text(message, me_id)
+    files = " ".join(f"[file: {a.filename}]" for a in message.attachments)
+    return Said(
+        author=message.author.display_name,
+        text=f"{text} {files}".strip(),
+        id=str(message.id),
+        bot=message.author.id == me_id,
     )
 
 

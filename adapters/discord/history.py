@@ -6,9 +6,11 @@ import logging
 
 import discord
 
-from adapters.discord.events import attachments_of, readable_text
+from adapters.discord.events import attachments_of, readable_text, said_of
 from adapters.discord.origin import Origin
-from bot.events import Turn
+from bot.errors import UserFacingError
+from bot.events import Said, Turn
+from bot.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -126,3 +128,52 @@ async def history(origin: Origin, me_id: int, max_chars: int = MAX_CHARS) -> lis
         return []
     turns = [t for t in (_turn(m, me_id) for m in messages) if t is not None]
     return _trim(_merge(turns), max_chars)
+
+
+async def conversation_of(origin: Origin, me_id: int, limit: int) -> list[Said]:
+    """The thread or reply chain of the request's message (or the one a menu targets), oldest
+    first, without the request's own message; empty when it is in neither."""
+    about = origin.target or origin.message
+    try:
+        if isinstance(origin.channel, discord.Thread):
+            # The target itself and what followed it are part of the thread too.
+            messages = [m async for m in origin.channel.history(limit=limit)]
+            messages.reverse()
+        elif about is not None:
+            messages = await reply_chain(about, limit)
+            if origin.target is not None:
+                messages.append(origin.target)
+        else:
+            return []
+    except discord.HTTPException as exc:
+        raise _unreadable(exc) from exc
+    mine = origin.message.id if origin.message is not None else None
+    lines = [said_of(m, me_id) for m in messages if m.id != mine]
+    return [s for s in lines if s.text][-limit:]
+
+
+async def recent_in(origin: Origin, me_id: int, limit: int) -> list[Said]:
+    """The channel's latest `limit` messages before the request, oldest first."""
+    channel = origin.channel
+    history = getattr(channel, "history", None)
+    if history is None:
+        return []
+    try:
+        # A few more: "thinking…" placeholders of slash commands (this one's, others') may be
+        # the newest messages, and they hold no text yet.
+        messages = [m async for m in history(limit=limit + 5, before=origin.message)]
+    except discord.HTTPException as exc:
+        raise _unreadable(exc) from exc
+    messages.reverse()
+    lines = [said_of(m, me_id) for m in messages]
+    return [s for s in lines if s.text][-limit:]
+
+
+def _unreadable(exc: discord.HTTPException) -> UserFacingError:
+    log.warning("could not read channel messages: %s %s", exc.status, exc.code)
+    return UserFacingError(
+        t(
+            "I can't read this channel's messages. A server admin can give me View Channel and "
+            "Read Message History here."
+        )
+    )

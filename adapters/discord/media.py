@@ -8,6 +8,7 @@ import logging
 import aiohttp
 
 from bot.errors import TooLarge, UserFacingError
+from bot.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -18,25 +19,32 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
 
+def _too_large(size: int, limit: int) -> str:
+    return t("That file is {size}; the limit is {limit}.", size=_mib(size), limit=_mib(limit))
+
+
 async def download(session: aiohttp.ClientSession, url: str, size: int, max_bytes: int) -> bytes:
     """Fetch an attachment from the CDN; refuse before (declared size) and during (bytes seen)."""
     if size > max_bytes:
-        raise TooLarge(f"That file is {_mib(size)}; the limit is {_mib(max_bytes)}.")
+        raise TooLarge(_too_large(size, max_bytes))
     received = bytearray()
     async with session.get(url) as resp:
         if resp.status != 200:
             raise UserFacingError(
-                f"Discord's file server answered {resp.status} for that attachment; "
-                "it may have been deleted. Upload it again and retry."
+                t(
+                    "Discord's file server answered {status} for that attachment; it may have "
+                    "been deleted. Upload it again and retry.",
+                    status=resp.status,
+                )
             )
         declared = resp.content_length
         if declared is not None and declared > max_bytes:
-            raise TooLarge(f"That file is {_mib(declared)}; the limit is {_mib(max_bytes)}.")
+            raise TooLarge(_too_large(declared, max_bytes))
         async for chunk in resp.content.iter_chunked(_CHUNK):
             received += chunk
             # The CDN's word and the message's word are both claims; count what arrives.
             if len(received) > max_bytes:
-                raise TooLarge(f"That file is over the {_mib(max_bytes)} limit.")
+                raise TooLarge(t("That file is over the {limit} limit.", limit=_mib(max_bytes)))
     return bytes(received)
 
 
@@ -92,6 +100,10 @@ async def fit_upload(data: bytes, filename: str, limit: int) -> tuple[bytes, str
                 )
                 return smaller, f"{stem}.jpg"
     raise UserFacingError(
-        f"The file is {_mib(len(data))}, over this server's {_mib(limit)} upload limit, "
-        "and I could not make it smaller."
+        t(
+            "The file is {size}, over this server's {limit} upload limit, and I could not make "
+            "it smaller.",
+            size=_mib(len(data)),
+            limit=_mib(limit),
+        )
     )

@@ -21,6 +21,8 @@ class Origin:
     author: discord.User | discord.Member
     message: discord.Message | None = None
     interaction: discord.Interaction[Any] | None = None
+    # The message a context menu was used on (summarize, translate).
+    target: discord.Message | None = None
     # How the interaction was deferred: its first follow-up replaces the "thinking" message
     # and Discord gives that follow-up the defer's visibility, whatever flags it carries.
     deferred_ephemeral: bool = False

@@ -10,6 +10,7 @@ import discord
 
 from adapters.discord.origin import Origin
 from bot.errors import PlatformRateLimited, UserFacingError
+from bot.i18n import N_, t
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,11 @@ def _retry_after(exc: discord.HTTPException) -> float:
 
 
 def _permission_problem(action: str) -> str:
-    return (
-        f"I don't have permission to {action} here. A server admin can give me View Channel, "
-        "Send Messages, Send Messages in Threads, Attach Files and Read Message History "
-        "in this channel."
+    return t(
+        "I don't have permission to {action} here. A server admin can give me View Channel, "
+        "Send Messages, Send Messages in Threads, Attach Files and Read Message History in this "
+        "channel.",
+        action=t(action),
     )
 
 
@@ -77,14 +79,22 @@ class Poster:
             # Only past max_ratelimit_timeout: discord.py sleeps through shorter waits itself.
             raise PlatformRateLimited(exc.retry_after) from exc
         except discord.HTTPException as exc:
-            raise await self._translate(origin, exc, "send messages") from exc
+            raise await self._translate(origin, exc, N_("send messages")) from exc
 
-    async def edit(self, origin: Origin, message: discord.Message, text: str) -> None:
+    async def edit(
+        self,
+        origin: Origin,
+        message: discord.Message,
+        text: str,
+        view: discord.ui.View | None = None,
+    ) -> None:
+        """Edit one of our messages to `text` (and give it `view`'s components, if any)."""
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         try:
             if isinstance(message, discord.WebhookMessage | discord.InteractionMessage):
                 if origin.interaction_alive():
                     try:
-                        await message.edit(content=text, allowed_mentions=NO_PINGS)
+                        await message.edit(content=text, allowed_mentions=NO_PINGS, **extra)
                         return
                     except discord.HTTPException as exc:
                         if exc.code not in _EXPIRED:
@@ -97,19 +107,19 @@ class Poster:
                     return
                 # A follow-up is an ordinary message of our bot user once the token is gone.
                 partial = origin.channel_partial(message.id)
-                await partial.edit(content=text, allowed_mentions=NO_PINGS)
+                await partial.edit(content=text, allowed_mentions=NO_PINGS, **extra)
                 return
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+            await message.edit(content=text, allowed_mentions=NO_PINGS, **extra)
         except discord.NotFound as exc:
             if exc.code == UNKNOWN_MESSAGE:
                 # Someone deleted our answer; nothing left to update and nobody to tell.
                 log.info("message %s was deleted; edit dropped", message.id)
                 return
-            raise await self._translate(origin, exc, "edit my messages") from exc
+            raise await self._translate(origin, exc, N_("edit my messages")) from exc
         except discord.RateLimited as exc:
             raise PlatformRateLimited(exc.retry_after) from exc
         except discord.HTTPException as exc:
-            raise await self._translate(origin, exc, "edit my messages") from exc
+            raise await self._translate(origin, exc, N_("edit my messages")) from exc
 
     async def delete(self, origin: Origin, message: discord.Message) -> None:
         """Delete one of our messages (an interaction's while its token lives, else by id)."""
@@ -128,11 +138,11 @@ class Poster:
             if exc.code == UNKNOWN_MESSAGE:
                 log.info("message %s was already deleted", message.id)
                 return
-            raise await self._translate(origin, exc, "delete my messages") from exc
+            raise await self._translate(origin, exc, N_("delete my messages")) from exc
         except discord.RateLimited as exc:
             raise PlatformRateLimited(exc.retry_after) from exc
         except discord.HTTPException as exc:
-            raise await self._translate(origin, exc, "delete my messages") from exc
+            raise await self._translate(origin, exc, N_("delete my messages")) from exc
 
     async def _send_interaction(
         self, origin: Origin, text: str, *, ephemeral: bool, file: tuple[bytes, str] | None
@@ -194,15 +204,21 @@ class Poster:
             return UserFacingError(message)
         if status == 404 and code == UNKNOWN_CHANNEL:
             log.warning("channel %s is gone (10003); answer dropped", _cid(origin))
-            return UserFacingError("That channel no longer exists.")
+            return UserFacingError(t("That channel no longer exists."))
         if status >= 500:
             log.error("Discord server error %s while trying to %s: %s", status, action, exc.text)
             return UserFacingError(
-                f"Discord had a server error ({status}) while I tried to {action}; "
-                "try again in a minute."
+                t(
+                    "Discord had a server error ({status}) while I tried to {action}; try again "
+                    "in a minute.",
+                    status=status,
+                    action=t(action),
+                )
             )
         log.error("Discord refused to %s: HTTP %s code %s: %s", action, status, code, exc.text)
-        return UserFacingError(f"Discord refused to {action} (error {code or status}).")
+        return UserFacingError(
+            t("Discord refused to {action} (error {code}).", action=t(action), code=code or status)
+        )
 
     async def _explain_privately(self, origin: Origin, message: str) -> None:
         """A user cannot see an answer we may not post: say why in a DM, once."""

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncAssistant
+from slack_bolt.context.save_thread_context.async_save_thread_context import (
+    AsyncSaveThreadContext,
+)
+from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import (
+    AsyncSetSuggestedPrompts,
+)
+from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
@@ -20,10 +27,20 @@ from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import files as slack_files
+from adapters.slack.assistant import (
+    GREETING,
+    PROMPTS_TITLE,
+    ThreadContexts,
+    default_prompts,
+    is_first_question,
+    metadata,
+    title_of,
+)
 from adapters.slack.channels import ChannelNames
 from adapters.slack.errors import SlackProblem, code_of, is_server_error, translate
 from adapters.slack.events import (
     PLATFORM,
+    SHORTCUTS,
     SLASH_COMMANDS,
     TRANSCRIBE_SHORTCUT,
     UMBRELLA_COMMAND,
@@ -43,8 +60,10 @@ from adapters.slack.events import (
     team_of,
     user_from_info,
 )
+from adapters.slack.feedback import FEEDBACK_ACTION, feedback_block, text_blocks, vote_request
 from adapters.slack.history import ThreadHistory
 from adapters.slack.mrkdwn import to_mrkdwn
+from adapters.slack.reading import channel_messages, said_lines
 from adapters.slack.settings import SlackSettings
 from adapters.slack.status import ThreadStatus
 from adapters.slack.stream import NativeStream, NativeStreams
@@ -58,12 +77,14 @@ from bot.events import (
     Place,
     Posted,
     Request,
+    Said,
     Task,
     Turn,
     User,
 )
+from bot.i18n import LanguageDefaults, resolve, speaking, t
 from bot.streaming.budgets import Budgets, EditBudget
-from bot.streaming.writes import send
+from bot.streaming.writes import FINAL_DEADLINE, required, send
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -103,6 +124,15 @@ _SERVER_ERROR_PAUSE = 1.0
 HISTORY_MAX_WAIT = 10.0
 # Longer than the dispatcher's default drain (20 s grace + 10 s to finalize).
 SHUTDOWN_WAIT = 45.0
+# Assistant-thread niceties (a title, the context on the greeting) wait this long for their
+# budget at most: they must never hold up an answer.
+NICETY_WAIT = 5.0
+
+
+def _read_limited() -> str:
+    return t(
+        "Slack is limiting how fast I can read messages right now; please try again in a minute."
+    )
 
 
 class _QuietTokenNotice(logging.Filter):
@@ -140,8 +170,12 @@ class SlackAdapter:
         *,
         trace: aiohttp.TraceConfig | None = None,
         observer: Observer | None = None,
+        languages: LanguageDefaults | None = None,
     ) -> None:
         self.settings = settings
+        # CHATOPS_LANGUAGE, for what the adapter says on its own (greetings, its status line);
+        # the core picks each request's language itself.
+        self._languages = languages or LanguageDefaults()
         self._dedupe = dedupe
         # The core's shared budgets: the adapter's own notices are paced with everything else.
         self._budgets = budgets or Budgets()
@@ -166,6 +200,9 @@ class SlackAdapter:
         self.history_cache = ThreadHistory(self._client, self._download_for_history)
         # The service's budgets: replicas on PostgreSQL share the streams allowance too.
         self.streams = NativeStreams(self._client, enabled=settings.native_stream, budgets=budgets)
+        self.contexts = ThreadContexts(
+            self.history_cache.messages, self._update_greeting, self._bot_user_id
+        )
         self.channel_names = ChannelNames(self._client)
         # Set once events can arrive; `http_port` is the bound port in HTTP mode.
         self.ready = asyncio.Event()
@@ -282,6 +319,10 @@ class SlackAdapter:
             logger=_bolt_log,
         )
 
+        # Before the listeners below: it takes the AI-app thread events and the user messages
+        # in DM threads (plain DMs, mentions and channel threads still reach the listeners).
+        app.assistant(self._assistant(handle))
+
         @app.event("app_mention")
         async def on_mention(body: JSON, event: JSON) -> None:
             self._spawn(self._mention(body, event, handle))
@@ -298,12 +339,39 @@ class SlackAdapter:
             await ack()
             self._spawn(self._slash(body, handle))
 
-        @app.shortcut(TRANSCRIBE_SHORTCUT)
+        @app.action(FEEDBACK_ACTION)
+        async def on_feedback(ack: AsyncAck, body: JSON) -> None:
+            await ack()
+            self._spawn(self._vote(body, handle))
+
+        @app.shortcut(re.compile(rf"^({'|'.join(SHORTCUTS)})$"))
         async def on_shortcut(ack: AsyncAck, body: JSON) -> None:
             await ack()
             self._spawn(self._shortcut(body, handle))
 
         return app
+
+    def _assistant(self, handle: Handler) -> AsyncAssistant:
+        assistant = AsyncAssistant(thread_context_store=self.contexts, logger=_bolt_log)
+
+        @assistant.thread_started
+        async def started(
+            body: JSON, event: JSON, set_suggested_prompts: AsyncSetSuggestedPrompts
+        ) -> None:
+            self._spawn(self._thread_started(body, event, set_suggested_prompts))
+
+        @assistant.thread_context_changed
+        async def context_changed(event: JSON, save_thread_context: AsyncSaveThreadContext) -> None:
+            context = (event.get("assistant_thread") or {}).get("context") or {}
+            self._spawn(self._context_changed(save_thread_context, context))
+
+        @assistant.user_message
+        async def user_message(body: JSON, event: JSON, set_title: AsyncSetTitle) -> None:
+            # Also every thread reply in a DM of a workspace without AI-app threads: the same
+            # path as any DM, plus a title where the thread turns out to be an assistant's.
+            self._spawn(self._message(body, event, handle, set_title=set_title))
+
+        return assistant
 
     async def drained(self) -> None:
         """Wait until every event received so far has been fully handled."""
@@ -339,7 +407,9 @@ class SlackAdapter:
         req = event_request(event, user, me, event_id=str(body["event_id"]), conversational=True)
         await self._handle(req, handle)
 
-    async def _message(self, body: JSON, event: JSON, handle: Handler) -> None:
+    async def _message(
+        self, body: JSON, event: JSON, handle: Handler, *, set_title: AsyncSetTitle | None = None
+    ) -> None:
         me = await self.identity()
         self._remember_inbound(event)
         await self._observe(event, me)
@@ -367,6 +437,8 @@ class SlackAdapter:
             event_id=str(body["event_id"]),
             conversational=kind == "dm" or in_our_thread,
         )
+        if set_title is not None and req.place.thread:
+            req = await self._in_assistant_thread(req, str(event.get("ts", "")), set_title)
         await self._handle(req, handle)
 
     async def _observe(self, event: JSON, me: Identity) -> None:
@@ -412,17 +484,189 @@ class SlackAdapter:
 
     async def _shortcut(self, body: JSON, handle: Handler) -> None:
         user: JSON = body.get("user") or {}
-        req = shortcut_request(body, await self.user(str(user.get("id", ""))), team_of(body))
+        author_id = str((body.get("message") or {}).get("user") or "")
+        author = (await self.user(author_id)).name if author_id else ""
+        asker = await self.user(str(user.get("id", "")))
+        req = shortcut_request(body, asker, team_of(body), author=author)
         if not await self._first(req.event_id):
             return
-        if not req.attachments:
-            note = "That message has no audio clip to transcribe."
+        if req.command == TRANSCRIBE_SHORTCUT and not req.attachments:
+            with speaking(self._language(req.place.workspace, req.user)):
+                note = t("That message has no audio clip to transcribe.")
             try:
                 await send(self, self._budgets, req, note, ephemeral=True)
             except (UserFacingError, PlatformRateLimited) as exc:
                 log.warning("slack: could not answer a shortcut without audio: %s", exc)
             return
         await self._handle(req, handle)
+
+    # --- AI-app (assistant) threads ------------------------------------------------------
+
+    async def _thread_started(
+        self, body: JSON, event: JSON, set_prompts: AsyncSetSuggestedPrompts
+    ) -> None:
+        """Greet (the greeting keeps the thread's context) and suggest prompts."""
+        if not await self._first(str(body.get("event_id", ""))):
+            return
+        thread: JSON = event.get("assistant_thread") or {}
+        channel, ts = str(thread.get("channel_id", "")), str(thread.get("thread_ts", ""))
+        context: JSON = thread.get("context") or {}
+        team = team_of(body)
+        starter = await self.user(str(thread.get("user_id", "")))
+        with speaking(self._language(team, starter)):
+            await self._greet(set_prompts, channel, ts, team, context)
+
+    def _language(self, workspace: str, user: User) -> str:
+        """The language for what the adapter says by itself: the workspace's, else the person's."""
+        return resolve(None, self._languages, workspace, user.locale)
+
+    async def _greet(
+        self,
+        set_prompts: AsyncSetSuggestedPrompts,
+        channel: str,
+        ts: str,
+        team: str,
+        context: JSON,
+    ) -> None:
+        self.contexts.remember(channel, ts, context)
+        place = Place("slack", channel, ts, team)
+        posts = self._budgets.for_posts(LIMITS, place)
+        deadline = asyncio.get_running_loop().time() + FINAL_DEADLINE
+        try:
+            await required(
+                lambda: self._call(
+                    "chat.postMessage",
+                    channel=channel,
+                    thread_ts=ts,
+                    text=t(GREETING),
+                    metadata=metadata(context),
+                ),
+                posts,
+                deadline,
+            )
+        except Exception as exc:
+            # The prompts below still help; the context stays in this process only.
+            log.warning("slack: could not greet in assistant thread %s: %s", ts, exc)
+        prompts = self.settings.prompts_for(team) or default_prompts()
+        try:
+            async with asyncio.timeout(NICETY_WAIT):
+                await set_prompts(
+                    [{"title": p.title, "message": p.message} for p in prompts],
+                    title=t(PROMPTS_TITLE),
+                )
+        except (SlackApiError, TimeoutError) as exc:
+            log.warning("slack: could not suggest prompts in %s: %s", ts, exc)
+
+    async def _context_changed(self, save: AsyncSaveThreadContext, context: JSON) -> None:
+        try:
+            await save(context)
+        except Exception as exc:
+            # Remembered in this process already; only the copy on the greeting is missing.
+            log.warning("slack: could not keep an assistant thread's context: %s", exc)
+
+    async def _update_greeting(self, channel: str, greeting: JSON, meta: JSON) -> None:
+        """The greeting with new metadata: an edit, through the workspace's edit budget."""
+        place = Place("slack", channel, str(greeting.get("thread_ts") or ""), self._team())
+        edits = self._budgets.for_place(LIMITS, place)
+        deadline = asyncio.get_running_loop().time() + NICETY_WAIT
+        await required(
+            lambda: self._call(
+                "chat.update",
+                channel=channel,
+                ts=str(greeting.get("ts", "")),
+                text=str(greeting.get("text") or t(GREETING)),
+                metadata=meta,
+            ),
+            edits,
+            deadline,
+        )
+        greeting["metadata"] = meta
+
+    def _team(self) -> str:
+        return self._me.team_id if self._me is not None else ""
+
+    async def _bot_user_id(self) -> str:
+        return (await self.identity()).user_id
+
+    async def _in_assistant_thread(
+        self, req: Request, ts: str, set_title: AsyncSetTitle
+    ) -> Request:
+        """A DM thread message: the channel the user looks at, and a title for a first question."""
+        channel, thread = req.place.channel, req.place.thread or ""
+        try:
+            context = await self.contexts.find(channel_id=channel, thread_ts=thread)
+            messages = await self.history_cache.messages(channel, thread)
+        except (UserFacingError, PlatformRateLimited) as exc:
+            log.info("slack: assistant thread %s without its context: %s", thread, exc)
+            return req
+        if context is not None:
+            viewing = Place(
+                "slack", context.channel_id, None, context.team_id or req.place.workspace
+            )
+            req = replace(req, viewing=viewing)
+        me = await self.identity()
+        # An assistant thread starts with Slack's placeholder (or the bot); a plain DM thread
+        # starts with a person.
+        root: JSON = messages[0] if messages else {}
+        assistant = root.get("subtype") == "assistant_app_thread" or root.get("user") == me.user_id
+        if assistant and req.text.strip() and is_first_question(messages, me.user_id, ts):
+            try:
+                async with asyncio.timeout(NICETY_WAIT):
+                    await set_title(title_of(req.text))
+            except (SlackApiError, TimeoutError) as exc:
+                log.info("slack: could not title assistant thread %s: %s", thread, exc)
+        return req
+
+    # --- reading channels (summaries, "this channel") -------------------------------------
+
+    async def conversation(self, req: Request, limit: int) -> Sequence[Said]:
+        """The thread the request (or the message it targets) is in, without the request."""
+        place = req.place
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        if not place.thread:
+            return []
+        messages = await self._read(
+            lambda: self.history_cache.messages(place.channel, place.thread or "")
+        )
+        own = origin.ts if req.target is None else None
+        messages = [m for m in messages if m.get("ts") != own]
+        if len(messages) == 1 and req.target is None and not req.place.direct:
+            return []  # a mention that starts its own thread: no conversation yet
+        return (await said_lines(messages, await self.identity(), self._name))[-limit:]
+
+    async def recent(self, req: Request, limit: int) -> Sequence[Said]:
+        """The newest messages of the channel the request is about (the viewed one, if any)."""
+        place = req.viewing or req.place
+        origin = req.native if isinstance(req.native, Origin) else Origin()
+        client = await self._client()
+        messages = await self._read(lambda: channel_messages(client, place.channel, limit + 1))
+        messages = [m for m in messages if m.get("ts") != origin.ts][-limit:]
+        return await said_lines(messages, await self.identity(), self._name)
+
+    async def _read(self, fetch: Callable[[], Awaitable[list[JSON]]]) -> list[JSON]:
+        """A read that waits out one short 429 (reads are Tier 3 per workspace)."""
+        try:
+            return await fetch()
+        except PlatformRateLimited as limited:
+            if limited.retry_after > HISTORY_MAX_WAIT:
+                raise UserFacingError(_read_limited()) from limited
+            await asyncio.sleep(limited.retry_after)
+        try:
+            return await fetch()
+        except PlatformRateLimited as limited:
+            raise UserFacingError(_read_limited()) from limited
+
+    async def _name(self, user_id: str) -> str:
+        return (await self.user(user_id)).name
+
+    async def _vote(self, body: JSON, handle: Handler) -> None:
+        user: JSON = body.get("user") or {}
+        req = vote_request(body, await self.user(str(user.get("id", ""))), team_of(body))
+        if req is None:
+            log.warning("slack: a feedback click without a vote we know; ignored")
+            return
+        if await self._first(req.event_id):
+            await handle(req)
 
     async def _handle(self, req: Request, handle: Handler) -> None:
         if not req.place.name and not req.place.direct:
@@ -434,7 +678,8 @@ class SlackAdapter:
         channel, thread = req.place.channel, req.place.thread
         # Set before the core starts, so it cannot land after (and outlive) the first reply.
         if thread:
-            await self.status.working(channel, thread)
+            with speaking(self._language(req.place.workspace, req.user)):
+                await self.status.working(channel, thread)
         try:
             await handle(req)
         finally:
@@ -472,7 +717,8 @@ class SlackAdapter:
             return cached
         client = await self._client()
         try:
-            info = (await client.users_info(user=user_id)).get("user") or {}
+            # The locale: the language answers and translations default to for this person.
+            info = (await client.users_info(user=user_id, include_locale=True)).get("user") or {}
         except SlackApiError as err:
             log.warning("slack users.info %s failed: %s", user_id, code_of(err) or err)
             return User(id=user_id, name=user_id)
@@ -576,7 +822,7 @@ class SlackAdapter:
         async with self._session.post(url, json=payload) as resp:
             if resp.status >= 400:
                 log.warning("slack response_url answered HTTP %s", resp.status)
-                raise UserFacingError("Slack did not accept the reply; please try again.")
+                raise UserFacingError(t("Slack did not accept the reply; please try again."))
 
     async def edit(self, posted: Posted, text: str) -> None:
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
@@ -655,6 +901,37 @@ class SlackAdapter:
         if sent.stream is not None:
             await self.streams.stop(sent.stream)
 
+    def feedback_needs_edit(self, posted: Posted) -> bool:
+        """A live native stream takes the buttons with its chat.stopStream; others need an
+        edit (chat.update)."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        return sent.stream is None or not sent.stream.live
+
+    async def ask_feedback(self, posted: Posted, text: str, key: str) -> None:
+        """Feedback buttons under a finished reply: given to chat.stopStream when its native
+        stream is still open, else a chat.update that adds them."""
+        sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
+        if sent.ephemeral or not posted.id:
+            return
+        buttons = feedback_block(key)
+        stream = sent.stream
+        if stream is not None and stream.live:
+            if not await self.streams.stop(stream, [buttons]):
+                log.info("slack: stream %s ended without its feedback buttons", posted.id)
+            return
+        if stream is not None:
+            # A stream's text is standard Markdown, shown as such.
+            stream.text = text
+            blocks = [{"type": "markdown", "text": text}, buttons]
+            fallback = text
+        else:
+            shown = sent.header + to_mrkdwn(text)
+            blocks = [*text_blocks(shown, text), buttons]
+            fallback = shown
+        await self._call(
+            "chat.update", channel=posted.place.channel, ts=posted.id, text=fallback, blocks=blocks
+        )
+
     async def delete(self, posted: Posted) -> None:
         """Delete a message the core posted anew (chat.delete; the bot may delete its own)."""
         sent = posted.native if isinstance(posted.native, _Sent) else _Sent()
@@ -692,7 +969,7 @@ class SlackAdapter:
         except SlackRequestError as err:
             log.warning("slack upload to the upload URL failed: %s", err)
             raise UserFacingError(
-                "Slack did not accept the file upload; please try again."
+                t("Slack did not accept the file upload; please try again.")
             ) from err
         return Posted(place=replace(req.place, thread=thread), id=file_id)
 

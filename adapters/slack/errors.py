@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PlatformRateLimited, UserFacingError
+from bot.i18n import t
 
 log = logging.getLogger("adapters.slack.app")
 
@@ -68,40 +69,54 @@ def translate(err: SlackApiError, method: str) -> Exception:
         log.warning("slack %s failed with HTTP %s", method, status)
         return SlackProblem(
             "server_error",
-            f"Slack is having trouble right now (HTTP {status}); please try again in a minute.",
+            t(
+                "Slack is having trouble right now (HTTP {status}); please try again in a minute.",
+                status=status,
+            ),
             status=status,
         )
     if code in NOT_MEMBER_CODES:
         log.warning("slack %s: %s (the bot is not a member of the channel)", method, code)
         return SlackProblem(
             code,
-            "I'm not a member of this channel. Invite me with `/invite @chatops` and try again.",
+            t("I'm not a member of this channel. Invite me with `/invite @chatops` and try again."),
             status=status,
         )
     if code == "is_archived":
         log.warning("slack %s: channel is archived", method)
-        return SlackProblem(code, "This channel is archived, so I can't post in it.", status=status)
+        return SlackProblem(
+            code, t("This channel is archived, so I can't post in it."), status=status
+        )
     if code == "missing_scope":
         data = getattr(err.response, "data", None)
         needed = str(data.get("needed", "")) if isinstance(data, Mapping) else ""
         log.error("slack %s: missing scope %s", method, needed or "(unknown)")
-        what = f"the `{needed}` permission" if needed else "a permission it needs"
-        return SlackProblem(
-            code,
-            f"The Slack app is missing {what}. A workspace admin needs to add it under "
-            "OAuth & Permissions and reinstall the app.",
-            status=status,
-        )
+        if needed:
+            text = t(
+                "The Slack app is missing the `{scope}` permission. A workspace admin needs to "
+                "add it under OAuth & Permissions and reinstall the app.",
+                scope=needed,
+            )
+        else:
+            text = t(
+                "The Slack app is missing a permission it needs. A workspace admin needs to add "
+                "it under OAuth & Permissions and reinstall the app."
+            )
+        return SlackProblem(code, text, status=status)
     if code in AUTH_CODES:
         log.error("slack %s: the bot token was rejected (%s); reinstall or rotate it", method, code)
         return SlackProblem(
             code,
-            "Slack rejected the bot's token. An admin needs to reinstall the app "
-            "or update SLACK_BOT_TOKEN.",
+            t(
+                "Slack rejected the bot's token. An admin needs to reinstall the app or update "
+                "SLACK_BOT_TOKEN."
+            ),
             status=status,
         )
     if code == "msg_too_long":
         log.warning("slack %s: message too long", method)
-        return SlackProblem(code, "That reply was too long for Slack.", status=status)
+        return SlackProblem(code, t("That reply was too long for Slack."), status=status)
     log.warning("slack %s failed: HTTP %s %s", method, status, code or "(no error code)")
-    return SlackProblem(code or "unknown", f"Slack refused the request ({code or status}).")
+    return SlackProblem(
+        code or "unknown", t("Slack refused the request ({code}).", code=code or status)
+    )

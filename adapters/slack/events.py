@@ -7,13 +7,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bot.events import Attachment, AttachmentKind, Change, Place, Request, User
+from bot.events import Attachment, AttachmentKind, Change, Place, Request, Said, User
 
 PLATFORM = "slack"
 # Core commands with a slash command each; "/chatops <command> …" reaches all of them too.
-SLASH_COMMANDS = ("ask", "image", "transcribe", "models", "model", "quota", "help", "settings")
+SLASH_COMMANDS = (
+    "ask",
+    "image",
+    "transcribe",
+    "summarize",
+    "translate",
+    "models",
+    "model",
+    "quota",
+    "help",
+    "settings",
+)
 UMBRELLA_COMMAND = "chatops"
 TRANSCRIBE_SHORTCUT = "transcribe"
+# Message shortcuts by callback id, each the core command it runs on that message.
+SHORTCUTS = ("transcribe", "summarize", "translate")
 
 # Message subtypes that are a person saying something; edits, joins, deletions are not.
 _SPOKEN_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "bot_message"})
@@ -235,11 +248,18 @@ def slash_request(payload: Mapping[str, Any], user: User, team_id: str) -> Reque
     )
 
 
-def shortcut_request(payload: Mapping[str, Any], user: User, team_id: str) -> Request:
-    """A Request for the "Transcribe" message shortcut; the transcript goes in its thread."""
+def shortcut_request(
+    payload: Mapping[str, Any], user: User, team_id: str, *, author: str = ""
+) -> Request:
+    """A Request for a message shortcut (its callback id is the command): the message is the
+    target, its thread the conversation, and private answers go to the response URL."""
     message: Mapping[str, Any] = payload.get("message") or {}
     channel: Mapping[str, Any] = payload.get("channel") or {}
+    command = str(payload.get("callback_id") or TRANSCRIBE_SHORTCUT)
     ts = str(message.get("ts") or payload.get("message_ts") or "")
+    found = attachments(message.get("files"))
+    if command == TRANSCRIBE_SHORTCUT:
+        found = tuple(a for a in found if a.kind == "audio")
     channel_id, name = str(channel.get("id", "")), channel.get("name")
     return Request(
         place=Place(
@@ -252,9 +272,10 @@ def shortcut_request(payload: Mapping[str, Any], user: User, team_id: str) -> Re
         ),
         user=user,
         text="",
-        command="transcribe",
-        attachments=tuple(a for a in attachments(message.get("files")) if a.kind == "audio"),
+        command=command,
+        attachments=found,
         event_id=f"shortcut:{payload.get('trigger_id', '')}",
+        target=Said(author, str(message.get("text") or ""), ts),
         native=Origin(ts=ts, response_url=str(payload.get("response_url") or "") or None),
     )
 
@@ -278,4 +299,4 @@ def user_from_info(user_id: str, info: Mapping[str, Any]) -> User:
         or user_id
     )
     admin = any(bool(info.get(k)) for k in ("is_admin", "is_owner", "is_primary_owner"))
-    return User(id=user_id, name=str(name), is_admin=admin)
+    return User(id=user_id, name=str(name), is_admin=admin, locale=str(info.get("locale") or ""))

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.errors import translate
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment
+from bot.i18n import t
 from bot.secret import Secret
 
 log = logging.getLogger("adapters.slack.app")
@@ -29,21 +30,27 @@ def check_host(url: str, allowed_hosts: Collection[str]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or (parts.hostname or "") not in allowed_hosts:
         log.warning("refusing to download a Slack file from host %r", parts.hostname)
-        raise ForeignHost("That file is not hosted by Slack, so I won't fetch it.")
+        raise ForeignHost(t("That file is not hosted by Slack, so I won't fetch it."))
 
 
 def _too_large(attachment: Attachment, max_bytes: int) -> TooLarge:
     return TooLarge(
-        f"{attachment.filename} is larger than the {max_bytes // (1024 * 1024) or 1} MB I can "
-        "accept; please send a shorter or smaller file."
+        t(
+            "{name} is larger than the {megabytes} MB I can accept; please send a shorter or "
+            "smaller file.",
+            name=attachment.filename,
+            megabytes=max_bytes // (1024 * 1024) or 1,
+        )
     )
 
 
 def _login_page() -> UserFacingError:
     log.error("slack file download returned the sign-in page: the app lacks files:read")
     return UserFacingError(
-        "I can't read files in this workspace: the Slack app is missing the `files:read` "
-        "scope. A workspace admin needs to add it under OAuth & Permissions and reinstall."
+        t(
+            "I can't read files in this workspace: the Slack app is missing the `files:read` "
+            "scope. A workspace admin needs to add it under OAuth & Permissions and reinstall."
+        )
     )
 
 
@@ -67,7 +74,9 @@ async def download(
             raise _login_page()
         if resp.status != 200:
             log.warning("slack file download failed: HTTP %s", resp.status)
-            raise UserFacingError(f"Slack would not give me that file (HTTP {resp.status}).")
+            raise UserFacingError(
+                t("Slack would not give me that file (HTTP {status}).", status=resp.status)
+            )
         declared = resp.content_length
         if declared is not None and declared > max_bytes:
             raise _too_large(attachment, max_bytes)

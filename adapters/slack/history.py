@@ -133,8 +133,13 @@ class ThreadHistory:
         cursor: str | None = None
         try:
             for _ in range(10):  # 10 pages of 200 is more context than any model budget
+                # With metadata: an assistant thread keeps its context on the greeting's.
                 resp = await client.conversations_replies(
-                    channel=channel, ts=thread, limit=200, cursor=cursor
+                    channel=channel,
+                    ts=thread,
+                    limit=200,
+                    cursor=cursor,
+                    include_all_metadata=True,
                 )
                 out.extend(resp.get("messages") or [])
                 cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot import envvars
@@ -17,6 +18,17 @@ DEFAULT_API_URL = "https://slack.com/api/"
 SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
 
 Mode = Literal["socket", "http"]
+PROMPTS_VARIABLE = "CHATOPS_SLACK_SUGGESTED_PROMPTS"
+# Slack shows at most four suggested prompts in an assistant thread.
+MAX_PROMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A suggested prompt of an assistant thread: the button's title, and what it sends."""
+
+    title: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,13 @@ class SlackSettings:
     assistant_status: bool = True
     # Stream thread replies with chat.startStream/appendStream/stopStream where available.
     native_stream: bool = True
+    # Suggested prompts for new assistant threads by workspace id ("*": every other one);
+    # none configured: the bot's defaults, drawn from its commands.
+    suggested_prompts: Mapping[str, tuple[Prompt, ...]] = field(default_factory=dict)
+
+    def prompts_for(self, team: str) -> tuple[Prompt, ...] | None:
+        """The configured prompts for a workspace; None: use the defaults."""
+        return self.suggested_prompts.get(team, self.suggested_prompts.get("*"))
 
     @property
     def mode(self) -> Mode:
@@ -84,7 +103,43 @@ class SlackSettings:
             allow_bots=flag(environ, "CHATOPS_SLACK_ALLOW_BOTS", default=False),
             assistant_status=flag(environ, "CHATOPS_SLACK_ASSISTANT_STATUS", default=True),
             native_stream=flag(environ, "CHATOPS_SLACK_NATIVE_STREAM", default=True),
+            suggested_prompts=parse_prompts(environ.get(PROMPTS_VARIABLE, "").strip()),
         )
+
+
+def parse_prompts(raw: str) -> dict[str, tuple[Prompt, ...]]:
+    """A JSON list of prompts (every workspace) or an object of lists by workspace id ("*":
+    the rest). A prompt is a string (title and message alike) or {"title", "message"}."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ConfigError(PROMPTS_VARIABLE, f"is not valid JSON ({e.msg})") from None
+    if isinstance(value, list):
+        return {"*": _prompts(value, "the list")}
+    if isinstance(value, dict):
+        return {str(team): _prompts(items, f"workspace {team}") for team, items in value.items()}
+    raise ConfigError(PROMPTS_VARIABLE, "must be a JSON list, or an object of lists by workspace")
+
+
+def _prompts(items: Any, where: str) -> tuple[Prompt, ...]:
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_PROMPTS:
+        raise ConfigError(PROMPTS_VARIABLE, f"{where}: give 1 to {MAX_PROMPTS} prompts in a list")
+    out = []
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            out.append(Prompt(item.strip(), item.strip()))
+        elif isinstance(item, dict) and all(
+            isinstance(item.get(k), str) and item[k].strip() for k in ("title", "message")
+        ):
+            out.append(Prompt(item["title"].strip(), item["message"].strip()))
+        else:
+            raise ConfigError(
+                PROMPTS_VARIABLE,
+                f"{where}: each prompt is a text or an object with a title and a message",
+            )
+    return tuple(out)
 
 
 def _api_url(raw: str) -> str:

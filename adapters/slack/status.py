@@ -10,10 +10,17 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.errors import AUTH_CODES, code_of
+from bot.i18n import N_, t
 
 log = logging.getLogger("adapters.slack.app")
 
-STATUS_TEXT = "is thinking…"
+STATUS_TEXT = N_("is thinking…")
+# Shown in turn under the status while the bot works (assistant threads rotate them).
+LOADING_MESSAGES = (
+    N_("Reading the conversation…"),
+    N_("Thinking it over…"),
+    N_("Writing the answer…"),
+)
 # A status is a nicety: never hold a request up for long waiting on it.
 STATUS_TIMEOUT = 2.0
 # Errors after which the status is not tried again in this process.
@@ -36,7 +43,9 @@ class ThreadStatus:
         self._shown: set[tuple[str, str]] = set()
 
     async def working(self, channel: str, thread: str) -> None:
-        if await self._set(channel, thread, STATUS_TEXT):
+        # In the language of the caller's context (the adapter sets it for the request).
+        loading = tuple(t(text) for text in LOADING_MESSAGES)
+        if await self._set(channel, thread, t(STATUS_TEXT), loading):
             self._shown.add((channel, thread))
 
     def posted(self, channel: str, thread: str) -> None:
@@ -48,14 +57,19 @@ class ThreadStatus:
             self._shown.discard((channel, thread))
             await self._set(channel, thread, "")
 
-    async def _set(self, channel: str, thread: str, status: str) -> bool:
+    async def _set(
+        self, channel: str, thread: str, status: str, loading: tuple[str, ...] = ()
+    ) -> bool:
         if not self.available:
             return False
         client = await self._client()
         try:
             async with asyncio.timeout(STATUS_TIMEOUT):
                 await client.assistant_threads_setStatus(
-                    channel_id=channel, thread_ts=thread, status=status
+                    channel_id=channel,
+                    thread_ts=thread,
+                    status=status,
+                    loading_messages=list(loading) or None,
                 )
             return True
         except SlackApiError as err:

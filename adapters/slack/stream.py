@@ -191,15 +191,17 @@ class NativeStreams:
             return False
         return True
 
-    async def stop(self, stream: NativeStream) -> None:
-        """End the stream (once); Slack's own timeout ends it if this cannot."""
+    async def stop(self, stream: NativeStream, blocks: list[JSON] | None = None) -> bool:
+        """End the stream (once), with `blocks` under its text; Slack's own timeout ends it if
+        this cannot. True when this call stopped it (the blocks are shown)."""
         if not stream.live:
-            return
+            return False
         stream.live = False
+        extra: JSON = {"blocks": blocks} if blocks else {}
         for attempt in range(1, STOP_ATTEMPTS + 1):
             try:
-                await self._api("chat.stopStream", channel=stream.channel, ts=stream.ts)
-                return
+                await self._api("chat.stopStream", channel=stream.channel, ts=stream.ts, **extra)
+                return True
             except PlatformRateLimited as limited:
                 self._allowance(stream.team).penalize(limited.retry_after)
                 if attempt == STOP_ATTEMPTS or limited.retry_after > STOP_MAX_WAIT:
@@ -208,8 +210,9 @@ class NativeStreams:
             except SlackProblem as problem:
                 if problem.code not in ENDED:
                     log.warning("slack: could not stop stream %s: %s", stream.ts, problem.code)
-                return
+                return False
         log.warning("slack: stream %s not stopped (rate limited); Slack will end it", stream.ts)
+        return False
 
     async def _api(self, method: str, *, retry: bool = True, **kwargs: Any) -> JSON:
         client = await self._client()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import N_, t
+
 # How many leading bytes `sniff` looks at.
 HEAD_BYTES = 64
 
@@ -32,15 +34,15 @@ _MP4_BRANDS_AUDIO = frozenset({b"M4A ", b"M4B "})
 _MP4_BRANDS = frozenset({b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"dash"})
 
 _DESCRIPTIONS = {
-    "png": "a PNG image",
-    "jpeg": "a JPEG image",
-    "gif": "a GIF image",
-    "webp": "a WebP image",
-    "pdf": "a PDF document",
-    "zip": "a ZIP archive or Office document",
-    "gzip": "a gzip archive",
-    "text": "a text file",
-    "html": "a web page",
+    "png": N_("a PNG image"),
+    "jpeg": N_("a JPEG image"),
+    "gif": N_("a GIF image"),
+    "webp": N_("a WebP image"),
+    "pdf": N_("a PDF document"),
+    "zip": N_("a ZIP archive or Office document"),
+    "gzip": N_("a gzip archive"),
+    "text": N_("a text file"),
+    "html": N_("a web page"),
 }
 
 
@@ -113,7 +115,8 @@ def _text_kind(head: bytes) -> str | None:
 
 def describe(label: str | None) -> str | None:
     """What a non-audio file is, in words ("a PNG image"), when the magic bytes tell."""
-    return _DESCRIPTIONS.get(label or "")
+    found = _DESCRIPTIONS.get(label or "")
+    return t(found) if found else None
 
 
 def is_audio_container(label: str | None) -> bool:

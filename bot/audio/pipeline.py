@@ -29,6 +29,7 @@ from bot.audio.split import Span, plan_pieces
 from bot.audio.standby import Standby
 from bot.audio.tools import FFMPEG, ToolFailed, ToolMissing, ToolTimeout, run_tool, tools_on_path
 from bot.errors import UserFacingError
+from bot.i18n import t
 
 __all__ = [
     "AudioError",
@@ -101,16 +102,25 @@ async def prepare_audio(
     """
     name = display_name(filename)
     if not data:
-        raise AudioError(f"“{name}” is empty (0 bytes), so there is nothing to transcribe.")
+        raise AudioError(
+            t("“{name}” is empty (0 bytes), so there is nothing to transcribe.", name=name)
+        )
     if len(data) > limits.max_download_bytes:
         raise AudioError(
-            f"“{name}” is {_mb(len(data))}; the most I take is {_mb(limits.max_download_bytes)}."
+            t(
+                "“{name}” is {size}; the most I take is {limit}.",
+                name=name,
+                size=_mb(len(data)),
+                limit=_mb(limits.max_download_bytes),
+            )
         )
     head = data[:HEAD_BYTES]
     label = sniff(head)
     kind = describe(label)
     if kind is not None:
-        raise AudioError(f"“{name}” is {kind}, not a recording; attach an audio file.")
+        raise AudioError(
+            t("“{name}” is {kind}, not a recording; attach an audio file.", name=name, kind=kind)
+        )
     probe: Probe | None = None
     try:
         if standby is not None:
@@ -132,14 +142,21 @@ async def prepare_audio(
             pieces = await _convert(src, scratch, probe, seconds, filename, limits)
             return PreparedAudio(pieces, seconds, False, _source_format(probe))
     except ToolTimeout as exc:
+        took = f"{exc.seconds:g}"
         raise AudioError(
-            f"Reading “{name}” took longer than {exc.seconds:g} s, so I gave up. "
-            "Try a shorter recording."
+            t(
+                "Reading “{name}” took longer than {seconds} s, so I gave up. Try a shorter "
+                "recording.",
+                name=name,
+                seconds=took,
+            )
         ) from None
     except ToolMissing:
         raise AudioError(
-            "Voice notes can't be transcribed right now: ffmpeg is not installed on the bot's "
-            "server. Please tell the bot's operator."
+            t(
+                "Voice notes can't be transcribed right now: ffmpeg is not installed on the "
+                "bot's server. Please tell the bot's operator."
+            )
         ) from None
     except ToolFailed as exc:
         log.warning("ffmpeg failed on %s (%s): %s", name, probe and probe.format_name, exc)
@@ -235,7 +252,7 @@ def format_duration(seconds: float) -> str:
 
 def display_name(filename: str) -> str:
     """The file name as safe to quote in a reply: one line, bounded length."""
-    name = " ".join(filename.split()) or "the file"
+    name = " ".join(filename.split()) or t("the file")
     return name if len(name) <= 80 else name[:77] + "…"
 
 
@@ -251,8 +268,12 @@ def _check_audio(probe: Probe, name: str) -> None:
     if probe.has_audio:
         return
     if probe.has_video:
-        raise AudioError(f"“{name}” is a video without a sound track; nothing to transcribe.")
-    raise AudioError(f"“{name}” has no sound in it that I can find; attach an audio recording.")
+        raise AudioError(
+            t("“{name}” is a video without a sound track; nothing to transcribe.", name=name)
+        )
+    raise AudioError(
+        t("“{name}” has no sound in it that I can find; attach an audio recording.", name=name)
+    )
 
 
 def _check_duration(probe: Probe, name: str, limits: AudioLimits) -> float:
@@ -261,14 +282,22 @@ def _check_duration(probe: Probe, name: str, limits: AudioLimits) -> float:
         raise AudioError(_damaged(name, probe.label))
     if seconds < limits.min_duration_seconds:
         raise AudioError(
-            f"“{name}” is only {seconds:.1f} s long; send a recording of at least "
-            f"{limits.min_duration_seconds:g} s."
+            t(
+                "“{name}” is only {seconds} s long; send a recording of at least {least} s.",
+                name=name,
+                seconds=f"{seconds:.1f}",
+                least=f"{limits.min_duration_seconds:g}",
+            )
         )
     if seconds > limits.max_duration_seconds:
         raise AudioError(
-            f"“{name}” is {format_duration(seconds)} long; the limit is "
-            f"{format_duration(limits.max_duration_seconds)}. Trim it or split it and send "
-            "the parts."
+            t(
+                "“{name}” is {length} long; the limit is {limit}. Trim it or split it and send "
+                "the parts.",
+                name=name,
+                length=format_duration(seconds),
+                limit=format_duration(limits.max_duration_seconds),
+            )
         )
     return seconds
 
@@ -351,8 +380,12 @@ def _check_pieces(
         if len(piece.data) > limits.upload_limit_bytes:
             # Cannot happen with a sane bitrate; refuse rather than send a request that fails.
             raise AudioError(
-                f"“{display_name(filename)}” did not shrink below the gateway's upload limit "
-                f"as {encoding.extension}; try a shorter recording."
+                t(
+                    "“{name}” did not shrink below the gateway's upload limit as {format}; try "
+                    "a shorter recording.",
+                    name=display_name(filename),
+                    format=encoding.extension,
+                )
             )
 
 
@@ -378,11 +411,13 @@ def _source_format(probe: Probe) -> str:
 
 def _damaged(name: str, label: str | None) -> str:
     if is_audio_container(label):
-        return (
-            f"“{name}” looks like {label.upper() if label else 'audio'} but is damaged or "
-            "incomplete, so I can't read it. Try recording or exporting it again."
+        return t(
+            "“{name}” looks like {format} but is damaged or incomplete, so I can't read it. Try "
+            "recording or exporting it again.",
+            name=name,
+            format=label.upper() if label else "audio",
         )
-    return f"“{name}” is not an audio recording I can read; attach an audio file."
+    return t("“{name}” is not an audio recording I can read; attach an audio file.", name=name)
 
 
 def _stem(filename: str) -> str:

@@ -11,6 +11,7 @@ from bot.commands.models import explain_gateway_error
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.gateway.client import GatewayError
+from bot.i18n import N_, nt, number, t
 from bot.streaming.reply import StreamingReply
 from storage.base import Amounts
 
@@ -36,7 +37,9 @@ def parse_image_args(args: str, default_model: str) -> tuple[str, str, str | Non
         key, value = match.group(1).lower(), match.group(2)
         if value is None:
             if i + 1 >= len(words):
-                raise UserFacingError(f"`--{key}` needs a value. Usage: `{USAGE}`")
+                raise UserFacingError(
+                    t("`--{option}` needs a value. Usage: `{usage}`", option=key, usage=USAGE)
+                )
             value = words[i + 1]
             i += 1
         i += 1
@@ -46,23 +49,28 @@ def parse_image_args(args: str, default_model: str) -> tuple[str, str, str | Non
                 dims is None or not all(256 <= int(d) <= 4096 for d in dims.groups())
             ):
                 raise UserFacingError(
-                    f"`{value}` is not an image size; use WIDTHxHEIGHT such as 1024x1024, "
-                    "1536x1024 or 1024x1536."
+                    t(
+                        "`{value}` is not an image size; use WIDTHxHEIGHT such as 1024x1024, "
+                        "1536x1024 or 1024x1536.",
+                        value=value,
+                    )
                 )
             size = value
         elif key == "quality":
             if value.lower() not in QUALITIES:
-                raise UserFacingError(f"Quality must be one of {', '.join(QUALITIES)}.")
+                raise UserFacingError(
+                    t("Quality must be one of {values}.", values=", ".join(QUALITIES))
+                )
             quality = value.lower()
         elif key in ("n", "count"):
             if not value.isdigit() or not 1 <= int(value) <= MAX_IMAGES:
-                raise UserFacingError(f"The image count must be 1 to {MAX_IMAGES}.")
+                raise UserFacingError(t("The image count must be 1 to {n}.", n=MAX_IMAGES))
             count = int(value)
         else:
             model = value
     prompt = " ".join(prompt_words).strip()
     if not prompt:
-        raise UserFacingError(f"Describe the image you want. Usage: `{USAGE}`")
+        raise UserFacingError(t("Describe the image you want. Usage: `{usage}`", usage=USAGE))
     return prompt, size, quality, count, model
 
 
@@ -77,20 +85,26 @@ def image_extension(data: bytes) -> str:
 async def _show_elapsed(reply: StreamingReply, what: str, started: float) -> None:
     while True:
         await asyncio.sleep(2)
-        reply.progress(f"🎨 {what}… {time.monotonic() - started:.0f} s")
+        seconds = number(time.monotonic() - started)
+        reply.progress(t("🎨 {what}… {seconds} s", what=what, seconds=seconds))
 
 
 async def run_image(ctx: Context) -> None:
     prompt, size, quality, count, model = parse_image_args(
         ctx.args, ctx.services.config.image_model
     )
-    what = f"Generating {count} image{'s' if count > 1 else ''} with {model}"
+    what = nt(
+        "Generating {n} image with {model}",
+        "Generating {n} images with {model}",
+        count,
+        model=model,
+    )
     async with (
         ctx.metered(model, Amounts(requests=1, images=count), size=size, quality=quality) as meter,
         ctx.stream() as reply,
     ):
         started = time.monotonic()
-        reply.progress(f"🎨 {what}…")
+        reply.progress(t("🎨 {what}…", what=what))
         ticker = asyncio.create_task(_show_elapsed(reply, what, started))
         try:
             images = await ctx.services.gateway.image(
@@ -105,17 +119,24 @@ async def run_image(ctx: Context) -> None:
         meter.actual = Amounts(requests=1, images=len(images))
         for index, data in enumerate(images, start=1):
             await ctx.upload(data, f"image-{index}.{image_extension(data)}", text=f"“{prompt}”")
-        elapsed = time.monotonic() - started
+        elapsed = number(time.monotonic() - started)
         reply.write(
-            f"🎨 {len(images)} image{'s' if len(images) > 1 else ''} for “{prompt}” "
-            f"({model}, {size}, {elapsed:.0f} s)"
+            nt(
+                "🎨 {n} image for “{prompt}” ({model}, {size}, {seconds} s)",
+                "🎨 {n} images for “{prompt}” ({model}, {size}, {seconds} s)",
+                len(images),
+                prompt=prompt,
+                model=model,
+                size=size,
+                seconds=elapsed,
+            )
         )
         await reply.finish()
 
 
 IMAGE = Command(
     name="image",
-    summary="Generate images (gpt-image-1, flux-kontext-pro, …) and post them here.",
+    summary=N_("Generate images (gpt-image-1, flux-kontext-pro, …) and post them here."),
     usage=USAGE,
     run=run_image,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.commands import Command
 from bot.context import Context
 from bot.errors import UserFacingError
+from bot.i18n import N_, nt, t
 from bot.knowledge.memory import ChannelMemory
 from storage.base import Charge, MemoryHit
 
@@ -16,7 +17,7 @@ _SNIPPET = 280
 def _memory(ctx: Context) -> ChannelMemory:
     memory = ctx.services.memory
     if memory is None:
-        raise UserFacingError("Channel memory is not available in this service.")
+        raise UserFacingError(t("Channel memory is not available in this service."))
     return memory
 
 
@@ -32,36 +33,66 @@ async def run_memory(ctx: Context) -> None:
     days = memory.config.retention_days
     if sub in ("status", "show"):
         status = await ctx.services.store.memory_status(key)
-        state = "on" if memory.watching(key) else "off"
-        since = f" since {status.oldest:%Y-%m-%d}" if status.oldest else ""
+        state = t("on") if memory.watching(key) else t("off")
+        since = f"{status.oldest:%Y-%m-%d}" if status.oldest else ""
+        indexed = (
+            nt("{n} message indexed", "{n} messages indexed", status.messages)
+            + " "
+            + nt("({n} passage)", "({n} passages)", status.passages)
+        )
+        if since:
+            indexed += " " + t("since {date}", date=since)
         await ctx.reply(
-            f"Channel memory is **{state}** here: {status.messages:,} messages indexed "
-            f"({status.passages:,} passages){since}, each kept {days} days. "
-            f"Search it with `{SEARCH_USAGE}`. Admins: `memory on`, `memory off`, `memory forget`."
+            t(
+                "Channel memory is **{state}** here: {indexed}, each kept {days} days. Search it "
+                "with `{usage}`. Admins: `memory on`, `memory off`, `memory forget`.",
+                state=state,
+                indexed=indexed,
+                days=days,
+                usage=SEARCH_USAGE,
+            )
         )
         return
     if sub not in ("on", "off", "forget", "enable", "disable"):
-        raise UserFacingError(f"`memory {words[0]}` is not something I know. Usage: `{USAGE}`")
+        raise UserFacingError(
+            t(
+                "`{command}` is not something I know. Usage: `{usage}`",
+                command=f"memory {words[0]}",
+                usage=USAGE,
+            )
+        )
     if not ctx.is_admin:
         raise UserFacingError(
-            "Only admins can change this channel's memory; anyone can see it with `memory`."
+            t("Only admins can change this channel's memory; anyone can see it with `memory`.")
         )
     if sub == "forget":
         removed = await memory.forget(key)
-        await ctx.reply(f"Forgot this channel's memory: {removed:,} passages removed.")
+        await ctx.reply(
+            nt(
+                "Forgot this channel's memory: {n} passage removed.",
+                "Forgot this channel's memory: {n} passages removed.",
+                removed,
+            )
+        )
         return
     on = sub in ("on", "enable")
     await memory.switch(key, on)
     if on:
         await ctx.reply(
-            "Channel memory is now **on**: from now on I index the messages and text files "
-            f"posted here, and my answers (kept {days} days). `{SEARCH_USAGE}` finds them; "
-            "`memory off` stops indexing, `memory forget` erases the index."
+            t(
+                "Channel memory is now **on**: from now on I index the messages and text files "
+                "posted here, and my answers (kept {days} days). `{usage}` finds them; "
+                "`memory off` stops indexing, `memory forget` erases the index.",
+                days=days,
+                usage=SEARCH_USAGE,
+            )
         )
     else:
         await ctx.reply(
-            "Channel memory is now **off**: nothing new is indexed. What was indexed stays "
-            "until `memory forget`."
+            t(
+                "Channel memory is now **off**: nothing new is indexed. What was indexed stays "
+                "until `memory forget`."
+            )
         )
 
 
@@ -74,7 +105,7 @@ def format_hits(hits: list[MemoryHit]) -> str:
         if len(text) > _SNIPPET:
             text = text[: _SNIPPET - 1] + "…"
         where = f" ({p.source})" if p.source else ""
-        said = f"{p.author or 'someone'}, {_when(hit)}"
+        said = f"{p.author or t('someone')}, {_when(hit)}"
         head = f"[{said}]({p.link})" if p.link else said
         lines.append(f"{number}. {head}{where}: {text}")
     return "\n".join(lines)
@@ -91,8 +122,10 @@ async def search_channel(ctx: Context, question: str) -> list[MemoryHit]:
     key = ctx.req.place.channel_key
     if not memory.watching(key):
         raise UserFacingError(
-            "Channel memory is off in this channel, so there is nothing to search; "
-            "an admin can turn it on with `memory on`."
+            t(
+                "Channel memory is off in this channel, so there is nothing to search; an "
+                "admin can turn it on with `memory on`."
+            )
         )
     return await memory.search(key, question, memory_charge(ctx))
 
@@ -100,13 +133,14 @@ async def search_channel(ctx: Context, question: str) -> list[MemoryHit]:
 async def run_search(ctx: Context) -> None:
     question = ctx.args.strip()
     if not question:
-        await ctx.reply(f"Search this channel's memory: `{SEARCH_USAGE}`.")
+        await ctx.reply(t("Search this channel's memory: `{usage}`.", usage=SEARCH_USAGE))
         return
     hits = await search_channel(ctx, question)
     if hits:
-        text = f"**From this channel's memory** (“{question}”):\n{format_hits(hits)}"
+        heading = t("**From this channel's memory** (“{question}”):", question=question)
+        text = f"{heading}\n{format_hits(hits)}"
     else:
-        text = f"Nothing in this channel's memory matches “{question}”."
+        text = t("Nothing in this channel's memory matches “{question}”.", question=question)
     # Through a streamed reply: paced by the platform's budgets, split past its length.
     async with ctx.stream() as reply:
         reply.write(text)
@@ -115,13 +149,13 @@ async def run_search(ctx: Context) -> None:
 
 MEMORY = Command(
     name="memory",
-    summary="Channel memory: status, or (admins) on, off, forget. Off until switched on.",
+    summary=N_("Channel memory: status, or (admins) on, off, forget. Off until switched on."),
     usage=USAGE,
     run=run_memory,
 )
 SEARCH = Command(
     name="search",
-    summary="Search what was said in this channel (when its memory is on), with links.",
+    summary=N_("Search what was said in this channel (when its memory is on), with links."),
     usage=SEARCH_USAGE,
     run=run_search,
 )

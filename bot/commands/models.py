@@ -12,6 +12,7 @@ from bot.context import Context
 from bot.errors import UserFacingError
 from bot.events import Place
 from bot.gateway.client import Gateway, GatewayError, ModelInfo
+from bot.i18n import N_, nt, t
 from bot.services import Services
 from storage.base import ChannelSettings
 
@@ -50,26 +51,56 @@ def render_models(
     if not matches:
         if barred and not show_barred:
             raise UserFacingError(
-                f"No model this channel may use matches `{query}`. Try `models` for the list."
+                t(
+                    "No model this channel may use matches `{query}`. Try `models` for the list.",
+                    query=query,
+                )
             )
-        raise UserFacingError(f"No model matches `{query}`. Try `models` for the full list.")
+        raise UserFacingError(
+            t("No model matches `{query}`. Try `models` for the full list.", query=query)
+        )
     pages = (len(matches) + PAGE_SIZE - 1) // PAGE_SIZE
     if not 1 <= page <= pages:
-        raise UserFacingError(f"There {'is' if pages == 1 else 'are'} {pages} page(s).")
+        raise UserFacingError(nt("There is {n} page.", "There are {n} pages.", pages))
     shown = matches[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    noun = "models this channel may use" if barred and not show_barred else "models"
-    heading = f"{len(matches)} {noun}" + (f" matching `{query}`" if query else "")
-    lines = [f"**{heading}**, page {page}/{pages}. This channel uses `{current}`."]
+    heading = _heading(len(matches), query, usable_only=bool(barred) and not show_barred)
+    lines = [
+        t(
+            "**{heading}**, page {page}/{pages}. This channel uses `{model}`.",
+            heading=heading,
+            page=page,
+            pages=pages,
+            model=current,
+        )
+    ]
     if show_barred and barred:
-        lines.append("⛔ marks models this channel may not use (only admins see them).")
+        lines.append(t("⛔ marks models this channel may not use (only admins see them)."))
     for vendor, group in groupby(shown, key=lambda m: m.vendor):
         lines.append(
             f"**{vendor}**: "
             + ", ".join(f"⛔`{m.id}`" if m.id in barred else f"`{m.id}`" for m in group)
         )
     if page < pages:
-        lines.append(f"Next page: `models {query + ' ' if query else ''}{page + 1}`")
+        command = f"models {query + ' ' if query else ''}{page + 1}"
+        lines.append(t("Next page: `{command}`", command=command))
     return "\n".join(lines)
+
+
+def _heading(count: int, query: str, *, usable_only: bool) -> str:
+    if usable_only and query:
+        return nt(
+            "{n} model this channel may use matching `{query}`",
+            "{n} models this channel may use matching `{query}`",
+            count,
+            query=query,
+        )
+    if usable_only:
+        return nt("{n} model this channel may use", "{n} models this channel may use", count)
+    if query:
+        return nt(
+            "{n} model matching `{query}`", "{n} models matching `{query}`", count, query=query
+        )
+    return nt("{n} model", "{n} models", count)
 
 
 async def explain_gateway_error(gateway: Gateway, error: GatewayError) -> str:
@@ -85,8 +116,13 @@ async def explain_gateway_error(gateway: Gateway, error: GatewayError) -> str:
 async def unknown_model_message(gateway: Gateway, name: str) -> str:
     ids = [m.id for m in await gateway.models()]
     close = difflib.get_close_matches(name, ids, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(f'`{c}`' for c in close)}?" if close else ""
-    return f"The gateway has no model `{name}`.{hint} See `models` for the list."
+    if close:
+        return t(
+            "The gateway has no model `{name}`. Did you mean {names}? See `models` for the list.",
+            name=name,
+            names=", ".join(f"`{c}`" for c in close),
+        )
+    return t("The gateway has no model `{name}`. See `models` for the list.", name=name)
 
 
 def usable_model_ids(services: Services) -> Callable[[Place], Awaitable[list[str]]]:
@@ -125,20 +161,24 @@ async def run_model(ctx: Context) -> None:
     default = ctx.services.config.default_model
     name = ctx.args.strip()
     if not name:
-        source = "set for this channel" if settings.model else "the service default"
         current = settings.model or default
-        text = f"This channel uses `{current}` ({source})."
+        if settings.model:
+            text = t("This channel uses `{model}` (set for this channel).", model=current)
+        else:
+            text = t("This channel uses `{model}` (the service default).", model=current)
         policy = ctx.services.config.governance
         if policy.model_problem(current, await ctx.access()):
-            text += " It may not be used here any more: an admin can pick another with `model`."
+            text += " " + t(
+                "It may not be used here any more: an admin can pick another with `model`."
+            )
         await ctx.reply(text)
         return
     if not ctx.is_admin:
-        raise UserFacingError("Only admins can change this channel's model.")
+        raise UserFacingError(t("Only admins can change this channel's model."))
     if name.lower() in _RESET_WORDS:
         await ctx.check_model(default)
         await _set_model(ctx, None)
-        await ctx.reply(f"This channel now uses the default model `{default}`.")
+        await ctx.reply(t("This channel now uses the default model `{model}`.", model=default))
         return
     known = {m.id.lower(): m.id for m in await ctx.services.gateway.models()}
     if name.lower() not in known:
@@ -146,19 +186,19 @@ async def run_model(ctx: Context) -> None:
     chosen = known[name.lower()]
     await ctx.check_model(chosen)
     await _set_model(ctx, chosen)
-    await ctx.reply(f"This channel now uses `{chosen}`.")
+    await ctx.reply(t("This channel now uses `{model}`.", model=chosen))
 
 
 MODELS = Command(
     name="models",
-    summary="List the gateway's models by vendor, optionally filtered.",
+    summary=N_("List the gateway's models by vendor, optionally filtered."),
     usage="models [filter] [page]",
     run=run_models,
     private=True,
 )
 MODEL = Command(
     name="model",
-    summary="Show this channel's model, or set it (admins; `model default` to reset).",
+    summary=N_("Show this channel's model, or set it (admins; `model default` to reset)."),
     usage="model [name|default]",
     run=run_model,
 )

@@ -9,6 +9,7 @@ from bot.commands import Command
 from bot.commands.models import MODEL
 from bot.context import Context
 from bot.errors import UserFacingError
+from bot.i18n import N_, language_name, number, speaking, supported, t
 from storage.base import ChannelSettings
 
 MAX_PERSONA_CHARS = 4000
@@ -22,7 +23,10 @@ _OFF = ("off", "no", "false", "0", "disable", "disabled")
 def _require_admin(ctx: Context, what: str) -> None:
     if not ctx.is_admin:
         raise UserFacingError(
-            f"Only admins can change this channel's {what}; anyone can see it with `settings`."
+            t(
+                "Only admins can change this channel's {what}; anyone can see it with `settings`.",
+                what=what,
+            )
         )
 
 
@@ -37,27 +41,38 @@ async def _change(ctx: Context, **fields: object) -> ChannelSettings:
 
 def describe(settings: ChannelSettings, ctx: Context) -> str:
     config = ctx.services.config
-    model = f"`{settings.model}`" if settings.model else f"`{config.default_model}` (default)"
-    persona = _quote(settings.system_prompt) if settings.system_prompt else "none"
-    temperature = "model default" if settings.temperature is None else f"{settings.temperature:g}"
+    default = t("(default)")
+    model = f"`{settings.model}`" if settings.model else f"`{config.default_model}` {default}"
+    persona = _quote(settings.system_prompt) if settings.system_prompt else t("none")
+    temperature = (
+        t("model default") if settings.temperature is None else f"{settings.temperature:g}"
+    )
     tokens = _cap_text(settings.max_tokens or config.max_reply_tokens)
-    tokens_note = "" if settings.max_tokens else " (default)"
+    tokens_note = "" if settings.max_tokens else " " + default
+    language = language_name(settings.language) if settings.language else t("not set")
     return "\n".join(
         [
-            "**Settings for this channel**",
-            f"• model: {model}",
-            f"• persona: {persona}",
-            f"• temperature: {temperature}",
-            f"• max reply tokens: {tokens}{tokens_note}",
-            f"• auto-transcribe voice notes: {'on' if settings.auto_transcribe else 'off'}",
-            "Admins change them with `model`, `persona`, `temperature`, `maxtokens` and "
-            "`autotranscribe`.",
+            t("**Settings for this channel**"),
+            t("• model: {value}", value=model),
+            t("• persona: {value}", value=persona),
+            t("• temperature: {value}", value=temperature),
+            t("• max reply tokens: {value}", value=tokens + tokens_note),
+            t("• auto-transcribe voice notes: {value}", value=_on_off(settings.auto_transcribe)),
+            t("• language: {value}", value=language),
+            t(
+                "Admins change them with `model`, `persona`, `temperature`, `maxtokens`, "
+                "`autotranscribe` and `language`."
+            ),
         ]
     )
 
 
+def _on_off(on: bool) -> str:
+    return t("on") if on else t("off")
+
+
 def _cap_text(cap: int | None) -> str:
-    return f"{cap:,}" if cap else "no cap"
+    return number(cap) if cap else t("no cap")
 
 
 def _quote(text: str, limit: int = 300) -> str:
@@ -75,7 +90,11 @@ async def run_settings(ctx: Context) -> None:
     setter = _SETTERS.get(name.lower())
     if setter is None:
         raise UserFacingError(
-            f"There is no setting `{name}`; use one of {', '.join(f'`{n}`' for n in _SETTERS)}."
+            t(
+                "There is no setting `{name}`; use one of {names}.",
+                name=name,
+                names=", ".join(f"`{n}`" for n in _SETTERS),
+            )
         )
     await setter(replace(ctx, command=name.lower(), args=rest.strip()))
 
@@ -84,34 +103,38 @@ async def run_persona(ctx: Context) -> None:
     text = ctx.args.strip()
     if not text:
         current = (await ctx.settings()).system_prompt
-        shown = _quote(current, 1500) if current else "none (the model's own default)"
-        await ctx.reply(f"This channel's persona: {shown}")
+        shown = _quote(current, 1500) if current else t("none (the model's own default)")
+        await ctx.reply(t("This channel's persona: {persona}", persona=shown))
         return
-    _require_admin(ctx, "persona")
+    _require_admin(ctx, t("persona"))
     if text.lower() in _DEFAULT_WORDS:
         await _change(ctx, system_prompt=None)
-        await ctx.reply("This channel's persona is cleared.")
+        await ctx.reply(t("This channel's persona is cleared."))
         return
     if len(text) > MAX_PERSONA_CHARS:
         raise UserFacingError(
-            f"That persona is {len(text):,} characters; keep it under {MAX_PERSONA_CHARS:,} "
-            "(it is sent with every request)."
+            t(
+                "That persona is {length} characters; keep it under {limit} (it is sent with "
+                "every request).",
+                length=number(len(text)),
+                limit=number(MAX_PERSONA_CHARS),
+            )
         )
     await _change(ctx, system_prompt=text)
-    await ctx.reply(f"This channel's persona is now {_quote(text)}.")
+    await ctx.reply(t("This channel's persona is now {persona}.", persona=_quote(text)))
 
 
 async def run_temperature(ctx: Context) -> None:
     raw = ctx.args.strip()
     if not raw:
         current = (await ctx.settings()).temperature
-        shown = "the model's default" if current is None else f"{current:g}"
-        await ctx.reply(f"This channel's temperature is {shown}.")
+        shown = t("the model's default") if current is None else f"{current:g}"
+        await ctx.reply(t("This channel's temperature is {value}.", value=shown))
         return
-    _require_admin(ctx, "temperature")
+    _require_admin(ctx, t("temperature"))
     if raw.lower() in _DEFAULT_WORDS:
         await _change(ctx, temperature=None)
-        await ctx.reply("This channel's temperature is back to the model's default.")
+        await ctx.reply(t("This channel's temperature is back to the model's default."))
         return
     try:
         value = float(raw)
@@ -119,11 +142,15 @@ async def run_temperature(ctx: Context) -> None:
         value = math.nan
     if not 0 <= value <= 2:
         raise UserFacingError(
-            f"Temperature must be a number from 0 to 2 (got `{raw}`): 0 is focused, "
-            "1 is the usual, 2 is wild. `temperature default` clears it."
+            t(
+                "Temperature must be a number from 0 to 2 (got `{value}`): 0 is focused, 1 is "
+                "the usual, 2 is wild. `temperature default` clears it.",
+                value=raw,
+            )
         )
     await _change(ctx, temperature=value)
-    await ctx.reply(f"This channel's temperature is now {value:g}.")
+    shown = f"{value:g}"
+    await ctx.reply(t("This channel's temperature is now {value}.", value=shown))
 
 
 async def run_maxtokens(ctx: Context) -> None:
@@ -132,80 +159,154 @@ async def run_maxtokens(ctx: Context) -> None:
     if not raw:
         current = (await ctx.settings()).max_tokens
         if current:
-            await ctx.reply(f"Replies in this channel are capped at {current:,} tokens.")
+            await ctx.reply(
+                t("Replies in this channel are capped at {n} tokens.", n=number(current))
+            )
         elif default:
             await ctx.reply(
-                f"Replies in this channel are capped at {default:,} tokens (the default)."
+                t(
+                    "Replies in this channel are capped at {n} tokens (the default).",
+                    n=number(default),
+                )
             )
         else:
             await ctx.reply(
-                "Replies in this channel are not capped: they run to the model's own output limit."
+                t(
+                    "Replies in this channel are not capped: they run to the model's own "
+                    "output limit."
+                )
             )
         return
-    _require_admin(ctx, "reply cap")
+    _require_admin(ctx, t("reply cap"))
     if raw.lower() in _DEFAULT_WORDS:
         await _change(ctx, max_tokens=None)
-        shown = f"cap ({default:,} tokens)" if default else "of no cap"
-        await ctx.reply(f"Replies in this channel are back to the default {shown}.")
+        if default:
+            await ctx.reply(
+                t(
+                    "Replies in this channel are back to the default cap ({n} tokens).",
+                    n=number(default),
+                )
+            )
+        else:
+            await ctx.reply(t("Replies in this channel are back to the default of no cap."))
         return
     if not raw.isdigit() or not MIN_REPLY_TOKENS <= int(raw) <= MAX_REPLY_TOKENS:
         raise UserFacingError(
-            f"The reply cap must be a whole number of tokens from {MIN_REPLY_TOKENS} to "
-            f"{MAX_REPLY_TOKENS:,} (got `{ctx.args.strip()}`). `maxtokens default` clears it."
+            t(
+                "The reply cap must be a whole number of tokens from {low} to {high} (got "
+                "`{value}`). `maxtokens default` clears it.",
+                low=MIN_REPLY_TOKENS,
+                high=number(MAX_REPLY_TOKENS),
+                value=ctx.args.strip(),
+            )
         )
     await _change(ctx, max_tokens=int(raw))
     await ctx.reply(
-        f"Replies in this channel are now capped at {int(raw):,} tokens "
-        "(the quota reserves this much per request)."
+        t(
+            "Replies in this channel are now capped at {n} tokens (the quota reserves this "
+            "much per request).",
+            n=number(int(raw)),
+        )
     )
+
+
+async def run_language(ctx: Context) -> None:
+    raw = ctx.args.strip()
+    if not raw:
+        chosen = (await ctx.settings()).language
+        where = t("set for this channel") if chosen else t("from the workspace or your own")
+        await ctx.reply(
+            t("I speak {language} here ({where}).", language=language_name(), where=where)
+        )
+        return
+    _require_admin(ctx, t("language"))
+    if raw.lower() in _DEFAULT_WORDS:
+        await _change(ctx, language=None)
+        await ctx.reply(
+            t(
+                "This channel has no language of its own any more: I follow the workspace's "
+                "default or each person's language."
+            )
+        )
+        return
+    code = supported(raw)
+    if code is None:
+        raise UserFacingError(
+            t(
+                "I can speak English (`en`) or Simplified Chinese (`zh-CN`) here, not `{value}`. "
+                "`language default` clears the choice.",
+                value=raw,
+            )
+        )
+    await _change(ctx, language=code)
+    with speaking(code):
+        await ctx.reply(
+            t("From now on I speak {language} in this channel.", language=language_name())
+        )
 
 
 async def run_autotranscribe(ctx: Context) -> None:
     raw = ctx.args.strip().lower()
     if not raw:
-        state = "on" if (await ctx.settings()).auto_transcribe else "off"
-        await ctx.reply(f"Automatic transcription of voice notes is {state} in this channel.")
+        on = (await ctx.settings()).auto_transcribe
+        await ctx.reply(
+            t("Automatic transcription of voice notes is on in this channel.")
+            if on
+            else t("Automatic transcription of voice notes is off in this channel.")
+        )
         return
-    _require_admin(ctx, "auto-transcribe setting")
+    _require_admin(ctx, t("auto-transcribe setting"))
     if raw not in _ON + _OFF:
-        raise UserFacingError(f"Use `autotranscribe on` or `autotranscribe off` (got `{raw}`).")
+        raise UserFacingError(
+            t("Use `autotranscribe on` or `autotranscribe off` (got `{value}`).", value=raw)
+        )
     on = raw in _ON
     await _change(ctx, auto_transcribe=on)
     await ctx.reply(
-        f"Automatic transcription of voice notes is now {'on' if on else 'off'} in this channel."
+        t("Automatic transcription of voice notes is now on in this channel.")
+        if on
+        else t("Automatic transcription of voice notes is now off in this channel.")
     )
 
 
 SETTINGS = Command(
     name="settings",
-    summary="Show this channel's model, persona, temperature, reply cap and auto-transcribe.",
+    summary=N_("Show this channel's model, persona, temperature, reply cap and auto-transcribe."),
     usage="settings [name value]",
     run=run_settings,
     private=True,
 )
 PERSONA = Command(
     name="persona",
-    summary="Show or set (admins) the channel's system prompt; `persona clear` removes it.",
+    summary=N_("Show or set (admins) the channel's system prompt; `persona clear` removes it."),
     usage="persona [text|clear]",
     run=run_persona,
 )
 TEMPERATURE = Command(
     name="temperature",
-    summary="Show or set (admins) the sampling temperature, 0 to 2.",
+    summary=N_("Show or set (admins) the sampling temperature, 0 to 2."),
     usage="temperature [0-2|default]",
     run=run_temperature,
 )
 MAXTOKENS = Command(
     name="maxtokens",
-    summary="Show or set (admins) the cap on reply tokens.",
+    summary=N_("Show or set (admins) the cap on reply tokens."),
     usage="maxtokens [n|default]",
     run=run_maxtokens,
 )
+LANGUAGE = Command(
+    name="language",
+    summary=N_("Show or set (admins) the language the bot speaks in this channel: en or zh-CN."),
+    usage="language [en|zh-CN|default]",
+    run=run_language,
+)
 AUTOTRANSCRIBE = Command(
     name="autotranscribe",
-    summary="Show or switch (admins) automatic transcription of voice notes.",
+    summary=N_("Show or switch (admins) automatic transcription of voice notes."),
     usage="autotranscribe [on|off]",
     run=run_autotranscribe,
 )
-SETTINGS_COMMANDS = (SETTINGS, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE)
-_SETTERS = {c.name: c.run for c in (MODEL, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE)}
+SETTINGS_COMMANDS = (SETTINGS, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE, LANGUAGE)
+_SETTERS = {
+    c.name: c.run for c in (MODEL, PERSONA, TEMPERATURE, MAXTOKENS, AUTOTRANSCRIBE, LANGUAGE)
+}

@@ -21,9 +21,10 @@ from bot.context import Context
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment
 from bot.gateway.client import GatewayError
+from bot.i18n import N_, t
 from storage.base import Amounts
 
-USAGE = "transcribe [language, e.g. de] (with an audio file or voice note attached)"
+USAGE = "transcribe [language]"
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 
 
@@ -36,7 +37,7 @@ def transcribe_command(limits: AudioLimits, standby: Standby | None = None) -> C
 
     return Command(
         name="transcribe",
-        summary="Transcribe an attached voice note or audio file into this thread.",
+        summary=N_("Transcribe an attached voice note or audio file into this thread."),
         usage=USAGE,
         run=run,
     )
@@ -61,7 +62,9 @@ async def run_transcribe(ctx: Context, limits: AudioLimits, standby: Standby | N
     # Asked explicitly, any attachment is worth a look: platforms mislabel audio as files.
     chosen = audio or ([] if automatic else list(req.attachments))
     if not chosen:
-        raise UserFacingError(f"Attach a voice note or audio file to transcribe. Usage: `{USAGE}`")
+        raise UserFacingError(
+            t("Attach a voice note or audio file to transcribe. Usage: `{usage}`", usage=USAGE)
+        )
     first = ctx.args.split()[0].lower() if ctx.args.split() else ""
     language = first if _LANGUAGE.match(first) else None
     if len(chosen) == 1:
@@ -98,12 +101,20 @@ async def _transcribe_one(
         ctx.metered(model, Amounts(requests=1, audio_seconds=seconds)) as meter,
         ctx.stream() as reply,
     ):
-        reply.progress(f"🎙️ Transcribing {name} ({length})…")
+        reply.progress(t("🎙️ Transcribing {name} ({length})…", name=name, length=length))
 
         def on_progress(done: int, total: int) -> None:
             if total > 1:
                 piece = min(done + 1, total)
-                reply.progress(f"🎙️ Transcribing {name} ({length}), piece {piece} of {total}…")
+                reply.progress(
+                    t(
+                        "🎙️ Transcribing {name} ({length}), piece {piece} of {total}…",
+                        name=name,
+                        length=length,
+                        piece=piece,
+                        total=total,
+                    )
+                )
 
         try:
             text = await transcribe_prepared(
@@ -120,7 +131,7 @@ async def _transcribe_one(
             return ""
         source = f" · {name}" if named else ""
         heading = f"🎙️ **{ctx.req.user.name}** · {length}{source}"
-        reply.write(f"{heading}\n{text or '_(no speech found)_'}")
+        reply.write(f"{heading}\n{text or t('_(no speech found)_')}")
     return text
 
 
@@ -129,9 +140,14 @@ async def _download_and_prepare(
 ) -> PreparedAudio:
     name = display_name(attachment.filename)
     cap = limits.max_download_bytes
+    megabytes = f"{cap / 1e6:g}"
     too_large = AudioError(
-        f"“{name}” is larger than {cap / 1e6:g} MB, the most I transcribe; "
-        "send a shorter or more compressed recording."
+        t(
+            "“{name}” is larger than {megabytes} MB, the most I transcribe; send a shorter or "
+            "more compressed recording.",
+            name=name,
+            megabytes=megabytes,
+        )
     )
     # The platform's declared size first, so an oversized file is never fetched at all.
     if attachment.size > cap:

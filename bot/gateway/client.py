@@ -36,6 +36,7 @@ from bot.gateway.stream import (
     whole_completion,
 )
 from bot.gateway.transport import TransportName, make_transport
+from bot.i18n import t
 from bot.ops.telemetry import Silent, Telemetry
 from bot.secret import Secret
 
@@ -390,8 +391,12 @@ class Gateway:
         """Transcribe one audio file (at most MAX_AUDIO_BYTES; larger raises TooLarge unsent)."""
         if len(data) > MAX_AUDIO_BYTES:
             raise TooLarge(
-                f"The audio file is {len(data) / 1048576:.1f} MB but the gateway accepts at most "
-                f"{MAX_AUDIO_BYTES // 1048576} MB; send a shorter or more compressed recording."
+                t(
+                    "The audio file is {size} MB but the gateway accepts at most {limit} MB; send "
+                    "a shorter or more compressed recording.",
+                    size=f"{len(data) / 1048576:.1f}",
+                    limit=MAX_AUDIO_BYTES // 1048576,
+                )
             )
         if mime is None:
             mime = _AUDIO_TYPES.get(filename.rpartition(".")[2].lower(), "application/octet-stream")

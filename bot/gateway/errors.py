@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bot.i18n import nt, t
+
 # Codes worth another attempt: the same request may well succeed a moment later.
 RETRYABLE_CODES = frozenset({"rate_limited", "server_error", "unreachable"})
 
@@ -55,40 +57,53 @@ class GatewayError(Exception):
         """One plain sentence that says what happened and what to do."""
         code = self.code
         if code == "invalid_api_key":
-            return "The gateway rejected the API key; an operator must set WEELINKING_API_KEY."
+            return t("The gateway rejected the API key; an operator must set WEELINKING_API_KEY.")
         if code == "insufficient_quota":
-            return (
-                "The gateway account is out of credit; an operator must top it up "
-                "before this works again."
+            return t(
+                "The gateway account is out of credit; an operator must top it up before this "
+                "works again."
+            )
+        if code == "model_not_found" and self.model:
+            return t(
+                "The gateway has no model named `{model}`; use `models` to see the available ones.",
+                model=self.model,
             )
         if code == "model_not_found":
-            name = f"`{self.model}`" if self.model else "that name"
-            return f"The gateway has no model named {name}; use `models` to see the available ones."
-        if code == "rate_limited":
-            wait = (
-                f"{math.ceil(self.retry_after)} seconds"
-                if self.retry_after is not None and self.retry_after > 0
-                else "a minute"
+            return t(
+                "The gateway has no model by that name; use `models` to see the available ones."
             )
-            return f"The gateway is rate limiting requests right now; try again in {wait}."
+        if code == "rate_limited":
+            if self.retry_after is not None and self.retry_after > 0:
+                return nt(
+                    "The gateway is rate limiting requests right now; try again in {n} second.",
+                    "The gateway is rate limiting requests right now; try again in {n} seconds.",
+                    math.ceil(self.retry_after),
+                )
+            return t("The gateway is rate limiting requests right now; try again in a minute.")
         if code == "server_error":
-            return "The gateway had an internal error; try again in a moment."
+            return t("The gateway had an internal error; try again in a moment.")
         if code == "unreachable":
-            return (
-                "The gateway could not be reached; try again later, and if it keeps failing "
-                "an operator should check WEELINKING_BASE_URL."
+            return t(
+                "The gateway could not be reached; try again later, and if it keeps failing an "
+                "operator should check WEELINKING_BASE_URL."
             )
         if code == "timeout":
-            return "The gateway did not answer in time; try again, perhaps with a shorter request."
+            return t(
+                "The gateway did not answer in time; try again, perhaps with a shorter request."
+            )
         if code == "stream_error":
-            return f"The gateway broke off the reply ({_detail(self.message)}); try again."
-        return (
-            f"The gateway refused the request ({_detail(self.message)}); change it and try again."
+            return t(
+                "The gateway broke off the reply ({detail}); try again.",
+                detail=_detail(self.message),
+            )
+        return t(
+            "The gateway refused the request ({detail}); change it and try again.",
+            detail=_detail(self.message),
         )
 
 
 def _detail(message: str) -> str:
-    text = " ".join(message.split()).rstrip(".") or "no details given"
+    text = " ".join(message.split()).rstrip(".") or t("no details given")
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 

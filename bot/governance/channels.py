@@ -7,6 +7,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from bot.events import Place
+from bot.i18n import t
 from storage.base import AccessRules
 
 BlockedReply = Literal["notice", "silent"]
@@ -81,11 +82,11 @@ def verdict(defaults: ChannelDefaults, place: Place, rules: AccessRules) -> Refu
 def refusal_text(reason: Refused) -> str:
     """The one short, polite line a refused request gets."""
     if reason == "dms_off":
-        return (
+        return t(
             "Sorry, I don't take direct messages here. Please mention me in a channel where "
             "I'm enabled."
         )
-    return (
+    return t(
         "Sorry, I'm not enabled in this channel, so I won't answer here. Please ask in a "
         "channel where I am (admins can change this with `channels`)."
     )

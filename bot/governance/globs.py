@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 
+from bot.i18n import t
+
 
 def glob_matches(glob: str, model: str) -> bool:
     """Shell-style glob over the whole id, case-insensitive (gateways differ in case)."""
@@ -19,9 +21,9 @@ def any_matches(globs: Iterable[str], model: str) -> bool:
 def check_glob(glob: str) -> str | None:
     """Why a text is not a usable model glob, or None."""
     if not glob or any(ch.isspace() for ch in glob):
-        return "a model glob is one word without spaces, like gpt-4o* or deepseek-*"
+        return t("a model glob is one word without spaces, like gpt-4o* or deepseek-*")
     if len(glob) > 200:
-        return "a model glob is at most 200 characters"
+        return t("a model glob is at most 200 characters")
     return None
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.governance.globs import any_matches, nearest
+from bot.i18n import t
 from storage.base import AccessRules
 
 ListSource = Literal["channel", "workspace", "default", "none"]
@@ -39,11 +40,11 @@ def model_list(default: tuple[str, ...], rules: AccessRules) -> ModelList:
 def describe(models: ModelList) -> str:
     """ "set for this channel: `gpt-4o*`, `deepseek-*`" and the like."""
     if models.source == "none":
-        return "every model the gateway offers (no allow-list)"
+        return t("every model the gateway offers (no allow-list)")
     where = {
-        "channel": "set for this channel",
-        "workspace": "set for this workspace",
-        "default": "the service default, CHATOPS_MODELS_ALLOW",
+        "channel": t("set for this channel"),
+        "workspace": t("set for this workspace"),
+        "default": t("the service default, CHATOPS_MODELS_ALLOW"),
     }[models.source]
     return f"{', '.join(f'`{g}`' for g in models.globs)} ({where})"
 
@@ -52,14 +53,27 @@ def model_refusal(
     model: str, problem: str, models: ModelList, usable: Sequence[str], currency: str = ""
 ) -> str:
     """Why `model` cannot be used here, with the nearest models that can."""
-    if problem == "unpriced":
-        head = (
-            f"`{model}` has no price in the price table{f' ({currency})' if currency else ''}, "
-            "so it cannot be used: spend here is metered."
+    if problem == "unpriced" and currency:
+        head = t(
+            "`{model}` has no price in the price table ({currency}), so it cannot be used: "
+            "spend here is metered.",
+            model=model,
+            currency=currency,
+        )
+    elif problem == "unpriced":
+        head = t(
+            "`{model}` has no price in the price table, so it cannot be used: spend here is "
+            "metered.",
+            model=model,
         )
     else:
-        head = f"`{model}` is not allowed in this channel; allowed: {describe(models)}."
+        head = t(
+            "`{model}` is not allowed in this channel; allowed: {models}.",
+            model=model,
+            models=describe(models),
+        )
     close = nearest(model, usable)
     if not close:
-        return f"{head} No model can be used here right now; please ask an admin."
-    return f"{head} Nearest allowed: {', '.join(f'`{c}`' for c in close)}."
+        return head + " " + t("No model can be used here right now; please ask an admin.")
+    names = ", ".join(f"`{c}`" for c in close)
+    return head + " " + t("Nearest allowed: {names}.", names=names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from bot.i18n import t
 from storage.base import MICRO
 
 # Above this a money limit is a typo, not a budget.
@@ -25,21 +26,26 @@ def to_micro(value: Decimal) -> int:
 def parse_money(text: str) -> int:
     """ "5", "$5", "12.50 USD" or "0.25" as micro-units; ValueError says what is wrong."""
     raw = text.strip()
+    shown = repr(raw)
     if raw.startswith("-"):
-        raise ValueError(f"an amount of money cannot be negative (got {raw!r})")
+        raise ValueError(t("an amount of money cannot be negative (got {value})", value=shown))
     match = _MONEY.match(raw)
     if match is None:
-        raise ValueError(f"{raw!r} is not an amount of money; write it like 5, 12.50 or 0.25")
+        raise ValueError(
+            t("{value} is not an amount of money; write it like 5, 12.50 or 0.25", value=shown)
+        )
     try:
         value = Decimal(match.group(1).replace("_", "").replace(",", ""))
     except InvalidOperation:
-        raise ValueError(f"{raw!r} is not an amount of money") from None
+        raise ValueError(t("{value} is not an amount of money", value=shown)) from None
     if value > MAX_MONEY:
-        raise ValueError(f"{raw!r} is absurdly large (at most {MAX_MONEY:,})")
+        raise ValueError(
+            t("{value} is absurdly large (at most {limit})", value=shown, limit=f"{MAX_MONEY:,}")
+        )
     try:
         return to_micro(value)
     except ValueError:
-        raise ValueError(f"{raw!r} has more than six decimals") from None
+        raise ValueError(t("{value} has more than six decimals", value=shown)) from None
 
 
 def format_money(micro: float, currency: str = "") -> str:

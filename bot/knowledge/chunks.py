@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bot.i18n import number as grouped
+from bot.i18n import t
 from bot.knowledge.extract import Document
 
 # About 400 tokens of English: small enough that a relevant line decides its chunk's vector,
@@ -26,12 +28,15 @@ class Chunk:
 
     @property
     def position(self) -> str:
-        lines = (
-            f"line {self.first_line:,}"
-            if self.first_line == self.last_line
-            else f"lines {self.first_line:,}-{self.last_line:,}"
-        )
-        return f"page {self.page}, {lines}" if self.page is not None else lines
+        if self.first_line == self.last_line:
+            lines = t("line {line}", line=grouped(self.first_line))
+        else:
+            lines = t(
+                "lines {first}-{last}", first=grouped(self.first_line), last=grouped(self.last_line)
+            )
+        if self.page is None:
+            return lines
+        return t("page {page}, {lines}", page=self.page, lines=lines)
 
 
 def _pieces(line: str) -> Iterator[str]:

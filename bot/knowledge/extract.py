@@ -14,33 +14,34 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
 from bot.errors import UserFacingError
+from bot.i18n import N_, t
 
 log = logging.getLogger(__name__)
 
-WHAT_I_READ = (
+WHAT_I_READ = N_(
     "I read text files (plain text, Markdown, source code, logs, CSV, JSON, YAML, HTML) and PDFs."
 )
 
 # Leading bytes of formats that are never text, and how to name them to a person.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"BM", "a BMP image"),
-    (b"PK\x03\x04", "a ZIP archive (Word, Excel and PowerPoint files are ZIP archives too)"),
-    (b"\x1f\x8b", "gzip-compressed data"),
-    (b"BZh", "bzip2-compressed data"),
-    (b"\xfd7zXZ\x00", "xz-compressed data"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"Rar!\x1a\x07", "a RAR archive"),
-    (b"\x7fELF", "a compiled program"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Office document"),
-    (b"SQLite format 3\x00", "an SQLite database"),
-    (b"OggS", "Ogg audio"),
-    (b"ID3", "MP3 audio"),
-    (b"fLaC", "FLAC audio"),
-    (b"\x1aE\xdf\xa3", "a WebM/Matroska video"),
+    (b"\x89PNG\r\n\x1a\n", N_("a PNG image")),
+    (b"\xff\xd8\xff", N_("a JPEG image")),
+    (b"GIF87a", N_("a GIF image")),
+    (b"GIF89a", N_("a GIF image")),
+    (b"BM", N_("a BMP image")),
+    (b"PK\x03\x04", N_("a ZIP archive (Word, Excel and PowerPoint files are ZIP archives too)")),
+    (b"\x1f\x8b", N_("gzip-compressed data")),
+    (b"BZh", N_("bzip2-compressed data")),
+    (b"\xfd7zXZ\x00", N_("xz-compressed data")),
+    (b"7z\xbc\xaf\x27\x1c", N_("a 7-Zip archive")),
+    (b"Rar!\x1a\x07", N_("a RAR archive")),
+    (b"\x7fELF", N_("a compiled program")),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", N_("an old-style Office document")),
+    (b"SQLite format 3\x00", N_("an SQLite database")),
+    (b"OggS", N_("Ogg audio")),
+    (b"ID3", N_("MP3 audio")),
+    (b"fLaC", N_("FLAC audio")),
+    (b"\x1aE\xdf\xa3", N_("a WebM/Matroska video")),
 )
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -84,11 +85,16 @@ def _extension(name: str) -> str:
 def _binary_kind(head: bytes) -> str | None:
     for magic, what in _MAGIC:
         if head.startswith(magic):
-            return what
+            return t(what)
     if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
-        return {b"WEBP": "a WebP image", b"WAVE": "WAV audio", b"AVI ": "an AVI video"}[head[8:12]]
+        riff = {
+            b"WEBP": N_("a WebP image"),
+            b"WAVE": N_("WAV audio"),
+            b"AVI ": N_("an AVI video"),
+        }
+        return t(riff[head[8:12]])
     if head[4:8] == b"ftyp":
-        return "an MP4/QuickTime video or audio file"
+        return t("an MP4/QuickTime video or audio file")
     return None
 
 
@@ -102,8 +108,15 @@ def extract(data: bytes, name: str, mime: str = "") -> Document:
         return _pdf(data, name)
     what = _binary_kind(head)
     if what is not None:
-        named = "it is named like text, but it is" if _looks_named_text(name) else "it is"
-        raise Unreadable(f"I can't read `{name}`: {named} {what}, not text. {WHAT_I_READ}")
+        if _looks_named_text(name):
+            problem = t(
+                "I can't read `{name}`: it is named like text, but it is {what}, not text.",
+                name=name,
+                what=what,
+            )
+        else:
+            problem = t("I can't read `{name}`: it is {what}, not text.", name=name, what=what)
+        raise Unreadable(f"{problem} {t(WHAT_I_READ)}")
     text = decode(data, name)
     if _extension(name) in _HTML_EXTENSIONS or "html" in mime or _starts_html(text):
         return Document(name, "HTML", (Section(html_text(text)),))
@@ -127,7 +140,8 @@ def decode(data: bytes, name: str) -> str:
     head = data[:_SNIFF_BYTES]
     if b"\x00" in head:
         # NUL bytes without a UTF-16/32 BOM: binary data, not text in any common encoding.
-        raise Unreadable(f"I can't read `{name}`: it holds binary data, not text. {WHAT_I_READ}")
+        problem = t("I can't read `{name}`: it holds binary data, not text.", name=name)
+        raise Unreadable(f"{problem} {t(WHAT_I_READ)}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as bad:
@@ -135,9 +149,10 @@ def decode(data: bytes, name: str) -> str:
             return data.decode("utf-8", errors="replace")  # a cut-off last character
     best = _likeliest(charset_normalizer.from_bytes(head))
     if best is None or best.encoding is None:
-        raise Unreadable(
-            f"I can't read `{name}`: it is not text in any encoding I can recognise. {WHAT_I_READ}"
+        problem = t(
+            "I can't read `{name}`: it is not text in any encoding I can recognise.", name=name
         )
+        raise Unreadable(f"{problem} {t(WHAT_I_READ)}")
     log.debug("%s decoded as %s", name, best.encoding)
     return data.decode(best.encoding, errors="replace")
 
@@ -175,7 +190,7 @@ def _pdf(data: bytes, name: str) -> Document:
         encrypted = reader.is_encrypted
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         log.info("%s: not a readable PDF: %s", name, exc)
-        raise Unreadable(f"I can't read `{name}`: it is a damaged PDF.") from None
+        raise Unreadable(t("I can't read `{name}`: it is a damaged PDF.", name=name)) from None
     if encrypted:
         try:
             opened = bool(reader.decrypt(""))  # some PDFs are encrypted with an empty password
@@ -183,15 +198,18 @@ def _pdf(data: bytes, name: str) -> Document:
             opened = False
         if not opened:
             raise Unreadable(
-                f"I can't read `{name}`: the PDF is encrypted (password-protected). "
-                "Send a copy without a password, or paste the text."
+                t(
+                    "I can't read `{name}`: the PDF is encrypted (password-protected). Send a "
+                    "copy without a password, or paste the text.",
+                    name=name,
+                )
             )
     sections = []
     try:
         pages = list(reader.pages)
     except (PdfReadError, ValueError, KeyError) as exc:
         log.info("%s: its pages cannot be read: %s", name, exc)
-        raise Unreadable(f"I can't read `{name}`: it is a damaged PDF.") from None
+        raise Unreadable(t("I can't read `{name}`: it is a damaged PDF.", name=name)) from None
     for number, page in enumerate(pages, start=1):
         try:
             text = page.extract_text() or ""
@@ -202,7 +220,10 @@ def _pdf(data: bytes, name: str) -> Document:
             sections.append(Section(text.strip(), page=number))
     if not sections:
         raise Unreadable(
-            f"I can't read `{name}`: its pages are images (a scan?) with no text layer. "
-            "Send a PDF with selectable text, or paste the text."
+            t(
+                "I can't read `{name}`: its pages are images (a scan?) with no text layer. Send "
+                "a PDF with selectable text, or paste the text.",
+                name=name,
+            )
         )
     return Document(name, "PDF", tuple(sections))

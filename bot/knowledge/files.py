@@ -14,6 +14,7 @@ from bot.conversation import estimate_tokens
 from bot.errors import TooLarge, UserFacingError
 from bot.events import Attachment, Turn
 from bot.gateway.client import GatewayError
+from bot.i18n import nt, t
 from bot.knowledge.chunks import Chunk, chunk
 from bot.knowledge.embed import content_key, embed
 from bot.knowledge.extract import Document, Unreadable, extract
@@ -53,8 +54,13 @@ async def read_document(ctx: Context, attachment: Attachment) -> Document:
     """Download and extract one attachment; Unreadable says why it cannot be used."""
     cap = ctx.services.config.knowledge.file_max_bytes
     too_large = Unreadable(
-        f"`{attachment.filename}` is {_megabytes(attachment.size)}; I read files of up to "
-        f"{_megabytes(cap)} (CHATOPS_FILE_MAX_MB). Send the part that matters."
+        t(
+            "`{name}` is {size}; I read files of up to {limit} (CHATOPS_FILE_MAX_MB). Send the "
+            "part that matters.",
+            name=attachment.filename,
+            size=_megabytes(attachment.size),
+            limit=_megabytes(cap),
+        )
     )
     # The platform's declared size first, so an oversized file is never fetched at all.
     if attachment.size > cap:
@@ -69,8 +75,12 @@ async def read_document(ctx: Context, attachment: Attachment) -> Document:
     except TimeoutError:
         # The worker thread cannot be stopped, but the question need not wait for it.
         raise Unreadable(
-            f"I can't read `{attachment.filename}`: getting its text took longer than "
-            f"{EXTRACT_SECONDS} seconds. Send the part that matters as text."
+            t(
+                "I can't read `{name}`: getting its text took longer than {seconds} seconds. "
+                "Send the part that matters as text.",
+                name=attachment.filename,
+                seconds=EXTRACT_SECONDS,
+            )
         ) from None
 
 
@@ -99,12 +109,14 @@ async def files_context(
         try:
             documents.insert(0, await read_document(ctx, attachment))
         except UserFacingError as skipped:
-            notes.append(f"📎 Not used from earlier in the thread: {skipped.message}")
+            notes.append(t("📎 Not used from earlier in the thread: {why}", why=skipped.message))
         except Exception as failed:  # context is best effort: a file gone since is skipped
             log.info("earlier file %s not fetched: %r", attachment.filename, failed)
             notes.append(
-                f"📎 Not used from earlier in the thread: `{attachment.filename}` "
-                "could not be fetched again."
+                t(
+                    "📎 Not used from earlier in the thread: `{name}` could not be fetched again.",
+                    name=attachment.filename,
+                )
             )
     unique: dict[str, Document] = {}
     for document in documents:
@@ -132,8 +144,9 @@ def _parts(document: Document, chunks: Sequence[Chunk], why: str) -> str:
 def _used(chunks: Sequence[Chunk]) -> str:
     ordered = sorted(chunks, key=lambda c: c.index)
     shown = ", ".join(c.position for c in ordered[:4])
-    more = f" and {len(ordered) - 4} more parts" if len(ordered) > 4 else ""
-    return shown + more
+    if len(ordered) <= 4:
+        return shown
+    return shown + nt(" and {n} more part", " and {n} more parts", len(ordered) - 4)
 
 
 async def _fit(ctx: Context, documents: list[Document], question: str, budget: int) -> FileContext:
@@ -157,16 +170,28 @@ async def _fit(ctx: Context, documents: list[Document], question: str, budget: i
         reason = "too large to read whole, here is its beginning"
         for i in large:
             notes.append(
-                f"📎 `{documents[i].name}` is too large to read whole, so only its beginning "
-                f"({_used(chosen[i])}) was used: searching it failed. {failed.user_message()}"
+                t(
+                    "📎 `{name}` is too large to read whole, so only its beginning ({parts}) was "
+                    "used: searching it failed. {why}",
+                    name=documents[i].name,
+                    parts=_used(chosen[i]),
+                    why=failed.user_message(),
+                )
             )
     else:
         reason = "too large to read whole; the parts nearest the question follow"
         for i in large:
             lines = documents[i].text.count("\n") + 1
             notes.append(
-                f"📎 `{documents[i].name}` ({lines:,} lines) is too large to read whole; "
-                f"used the parts nearest your question: {_used(chosen[i]) or 'none fitted'}"
+                nt(
+                    "📎 `{name}` ({n} line) is too large to read whole; used the parts nearest "
+                    "your question: {parts}",
+                    "📎 `{name}` ({n} lines) is too large to read whole; used the parts nearest "
+                    "your question: {parts}",
+                    lines,
+                    name=documents[i].name,
+                    parts=_used(chosen[i]) or t("none fitted"),
+                )
             )
     blocks += [_parts(documents[i], chosen[i], reason) for i in large]
     return FileContext("\n\n" + "\n\n".join(blocks), tuple(notes))
@@ -206,7 +231,10 @@ async def _nearest(
     them, charged to the channel)."""
     place, user = ctx.req.place, ctx.req.user
     model = ctx.services.config.knowledge.embedding_model
-    charge = Charge(place.platform, place.channel_key, user.id, "embed", model, user.name)
+    # Part of the question it serves: its tokens are charged, not another request.
+    charge = Charge(
+        place.platform, place.channel_key, user.id, "embed", model, user.name, follow_up=True
+    )
     owners = [(i, piece) for i, chunks in pieces.items() for piece in chunks]
     vectors = await embed(
         ctx.services.store,

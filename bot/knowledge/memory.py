@@ -252,7 +252,16 @@ class ChannelMemory:
             return
         model = self.config.embedding_model
         place = wanted[0][0].place
-        charge = Charge(place.platform, channel_key, MEMORY_USER, "memory", model, "channel memory")
+        # Indexing is nobody's request: its tokens count, the channel's requests do not.
+        charge = Charge(
+            place.platform,
+            channel_key,
+            MEMORY_USER,
+            "memory",
+            model,
+            "channel memory",
+            follow_up=True,
+        )
         texts = [p.text for _, passages in wanted for p in passages]
         vectors = iter(await embed(store, self._gateway, model, texts, charge))
         for message, passages in wanted:

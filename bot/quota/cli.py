@@ -18,7 +18,7 @@ from bot.errors import ConfigError
 from bot.governance.money import decimal_text, format_money
 from bot.governance.policy import policy_from_env
 from bot.quota.config import parse_limit, parse_metric, parse_window, quota_config_from_env
-from bot.quota.view import format_amount, format_quota, format_seconds
+from bot.quota.view import format_amount, format_quota, format_seconds, month_key
 from storage.base import Bill, DatabaseUnavailable, DatabaseUnusable, LedgerRow, Store
 from storage.opener import open_store
 
@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--channel", help="only this channel")
     export.add_argument("--since", help="only requests from this UTC date/time (ISO 8601) on")
     export.add_argument("--output", "-o", help="write to this file instead of stdout")
+    export.add_argument(
+        "--feedback",
+        action="store_true",
+        help="instead: 👍/👎 on answers by model (satisfaction), one row per model",
+    )
     report = sub.add_parser("report", help="a month's bill per channel and model")
     report.add_argument("--month", help="YYYY-MM in the quota time zone (default: this month)")
     return parser
@@ -185,6 +190,8 @@ async def _act(
         await _reset(store, args.channel, args.what)
     elif args.action == "report":
         await _write(sys.stdout, render_bill(await store.bill(month), tz))
+    elif args.feedback:
+        await _export_votes(store, args.channel, since, args.output)
     else:
         await _export(store, args.channel, since, args.output)
     return 0
@@ -224,7 +231,9 @@ async def _write(stream: IO[str], text: str) -> None:
 async def _show(store: Store, channel: str | None, now: datetime, currency: str) -> None:
     if channel:
         status = await store.quota_status(channel, now=now)
-        await _write(sys.stdout, format_quota(status, now, currency).replace("**", "") + "\n")
+        votes = await store.votes_by_model(channel, month=month_key(status))
+        view = format_quota(status, now, currency, votes)
+        await _write(sys.stdout, view.replace("**", "") + "\n")
         return
     channels = await store.channels()
     if not channels:
@@ -315,6 +324,27 @@ def _csv_row(row: LedgerRow) -> list[object]:
         decimal_text(c.rates.image),
         decimal_text(c.rates.audio_minute),
     ]
+
+
+VOTE_FIELDS = ("model", "up", "down", "satisfaction")
+
+
+async def _export_votes(
+    store: Store, channel: str | None, since: datetime | None, output: str | None
+) -> None:
+    """Satisfaction by model: votes on answers of requests made since `since`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(VOTE_FIELDS)
+    for votes in await store.votes_by_model(channel, since=since):
+        share = votes.satisfaction
+        writer.writerow(
+            [_cell(votes.model), votes.up, votes.down, "" if share is None else f"{share:.4f}"]
+        )
+    if output:
+        await asyncio.to_thread(Path(output).write_text, buffer.getvalue(), encoding="utf-8")
+    else:
+        await _write(sys.stdout, buffer.getvalue())
 
 
 async def _export(

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
 from bot.governance.money import parse_money
+from bot.i18n import number, t
 from storage.base import DEFAULT_TTL, METRICS, WINDOWS, Metric, QuotaConfig, Window
 
 # Above this a limit is a typo, not a budget (a trillion tokens is ~ millions of dollars).
@@ -50,7 +51,10 @@ def parse_metric(text: str) -> Metric:
     metric = _METRIC_NAMES.get(text.strip().lower())
     if metric is None:
         raise ValueError(
-            f"unknown metric {text!r}; use one of: requests, tokens, images, audio, cost"
+            t(
+                "unknown metric {value}; use one of: requests, tokens, images, audio, cost",
+                value=repr(text),
+            )
         )
     return metric
 
@@ -58,7 +62,7 @@ def parse_metric(text: str) -> Metric:
 def parse_window(text: str) -> Window:
     window = _WINDOW_NAMES.get(text.strip().lower())
     if window is None:
-        raise ValueError(f"unknown window {text!r}; use day or month")
+        raise ValueError(t("unknown window {value}; use day or month", value=repr(text)))
     return window
 
 
@@ -71,18 +75,39 @@ def parse_limit(metric: Metric, text: str) -> float | None:
     if metric == "cost":
         return float(parse_money(text))
     if raw.startswith("-"):
-        raise ValueError(f"a limit cannot be negative (got {text.strip()!r})")
+        raise ValueError(t("a limit cannot be negative (got {value})", value=repr(text.strip())))
     match = _NUMBER.match(raw)
     suffixes = _SECONDS_SUFFIX if metric == "audio_seconds" else _COUNT_SUFFIX
     if match is None or match.group(2) not in suffixes:
-        hint = "seconds, or with min/h" if metric == "audio_seconds" else "a whole number"
-        raise ValueError(f"{text.strip()!r} is not a limit; use {hint}, or 'unlimited'")
+        if metric == "audio_seconds":
+            problem = t(
+                "{value} is not a limit; use seconds, or with min/h, or 'unlimited'",
+                value=repr(text.strip()),
+            )
+        else:
+            problem = t(
+                "{value} is not a limit; use a whole number, or 'unlimited'",
+                value=repr(text.strip()),
+            )
+        raise ValueError(problem)
     value = float(match.group(1).replace("_", "").replace(",", "")) * suffixes[match.group(2)]
     if not math.isfinite(value) or value > MAX_LIMIT:
-        raise ValueError(f"{text.strip()!r} is absurdly large (at most {MAX_LIMIT:,.0f})")
+        raise ValueError(
+            t(
+                "{value} is absurdly large (at most {limit})",
+                value=repr(text.strip()),
+                limit=number(MAX_LIMIT),
+            )
+        )
     if metric != "audio_seconds":
         if value != int(value):
-            raise ValueError(f"{metric} limits are whole numbers (got {text.strip()!r})")
+            raise ValueError(
+                t(
+                    "limits on {metric} are whole numbers (got {value})",
+                    metric=metric,
+                    value=repr(text.strip()),
+                )
+            )
         return float(int(value))
     return value
 

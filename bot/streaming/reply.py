@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TypeVar
 
-from bot.adapter import Adapter, AppendsApart
+from bot.adapter import Adapter, AppendsApart, ShowsFeedback
 from bot.errors import PlatformRateLimited, UserFacingError
 from bot.events import Posted, Request
+from bot.i18n import N_, current, t
 from bot.ops.scope import mark_visible
 from bot.streaming.budgets import Budgets, EditBudget
 from bot.streaming.pacing import HORIZON, gap
@@ -22,8 +23,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EMPTY_REPLY = "(empty reply)"
-CUT_SHORT = "the bot stopped before this reply was finished"
+# Sentences kept as catalog ids; each is translated when it is written (t()).
+EMPTY_REPLY = N_("(empty reply)")
+CUT_SHORT = N_("the bot stopped before this reply was finished")
 # A reply waiting for spare budget looks again this often (pledges change as replies end).
 RECHECK = 1.0
 # A final text that waited this long for rate limits is logged (it is still delivered).
@@ -32,7 +34,9 @@ SLOW_FINAL = 30.0
 # when one can be posted sooner: finished answers show within about 2 s.
 REPOST_AFTER = 1.5
 # What a superseded message is edited to when the platform refused to delete it.
-MOVED = "_(moved to the message below)_"
+MOVED = N_("_(moved to the message below)_")
+# Feedback buttons are a nicety: they wait this long at most for the edit budget.
+FEEDBACK_WAIT = 15.0
 
 
 class StreamingReply:
@@ -118,6 +122,10 @@ class StreamingReply:
         self._open: list[Posted] = []
         # Deletes (or pointer edits) of messages whose text went out anew, under way.
         self._retiring: set[asyncio.Task[None]] = set()
+        # The reply's key when its last message should carry feedback buttons, and whether
+        # they went out already (with the final edit).
+        self._feedback: str | None = None
+        self._feedback_asked = False
 
     # --- what callers use ----------------------------------------------------------------
 
@@ -149,20 +157,30 @@ class StreamingReply:
         self._status = status
         self._poke()
 
-    async def finish(self, footer: str | None = None) -> list[Posted]:
-        """Deliver the full text (plus `footer`) of every part; returns every message posted."""
+    async def finish(
+        self, footer: str | None = None, *, feedback: str | None = None
+    ) -> list[Posted]:
+        """Deliver the full text (plus `footer`) of every part; returns every message posted.
+
+        With `feedback` (the reply's key), the last message asks for 👍/👎 where the adapter
+        can show that (ShowsFeedback).
+        """
         body = self._closed_text()
         if footer:
             body = _join(body, footer)
+        if self._final is None:
+            self._feedback = feedback
         return await self._end(body)
 
     async def interrupt(self, reason: str) -> list[Posted]:
         """End with the partial text kept and a plain note saying it was interrupted and why."""
-        return await self._end(_join(self._closed_text(), f"⚠️ Interrupted: {_sentence(reason)}"))
+        note = t("⚠️ Interrupted: {reason}", reason=_sentence(reason))
+        return await self._end(_join(self._closed_text(), note))
 
     async def cut_short(self, reason: str = CUT_SHORT) -> list[Posted]:
         """End a reply whose work was cancelled (shutdown, timeout): keeps its text, says so."""
-        return await self._end(_join(self._closed_text(), f"⚠️ Cut short: {_sentence(reason)}"))
+        note = t("⚠️ Cut short: {reason}", reason=_sentence(t(reason)))
+        return await self._end(_join(self._closed_text(), note))
 
     async def __aenter__(self) -> StreamingReply:
         return self
@@ -195,7 +213,7 @@ class StreamingReply:
 
     async def _end(self, final: str) -> list[Posted]:
         if self._final is None:
-            self._final = final if final.strip() else EMPTY_REPLY
+            self._final = final if final.strip() else t(EMPTY_REPLY)
             self._ended.set()
             self._poke()
         assert self._task is not None
@@ -204,6 +222,7 @@ class StreamingReply:
         return list(self.posted)
 
     async def _run(self) -> None:
+        delivered = False
         try:
             try:
                 await self._stream()
@@ -211,10 +230,15 @@ class StreamingReply:
                 self._join(None)
             assert self._final is not None
             await self._deliver(self._final)
+            delivered = True
         finally:
             self._pledge(post=False, final=False)
-            await self._finalize()
-            await self._tidy()
+            try:
+                if delivered:
+                    await self._ask_feedback()
+            finally:
+                await self._finalize()
+                await self._tidy()
 
     async def _stream(self) -> None:
         """Until the reply ends: post the first text at once, then the latest snapshot."""
@@ -305,9 +329,9 @@ class StreamingReply:
         shown = self._opener + final[self._offset :]
         if self._current is None:
             if shown.strip() or not self.posted:
-                await self._post(shown or EMPTY_REPLY, len(final))
+                await self._post(shown or t(EMPTY_REPLY), len(final))
         elif shown != self._shown:
-            await self._settle(shown, len(final))
+            await self._settle(shown, len(final), last=True)
         waited = loop.time() - started
         if waited > SLOW_FINAL:
             log.warning(
@@ -409,9 +433,13 @@ class StreamingReply:
         # A native stream the edit had to stop now takes its final text as an ordinary edit.
         self._pledge(post=self._pledged_post, final=True)
 
-    async def _settle(self, text: str, end: int) -> None:
+    async def _settle(self, text: str, end: int, *, last: bool = False) -> None:
         """Give the current message its final `text`: an edit, or a new message in its place
-        when that shows sooner (see the class doc). 429s are waited out, never given up."""
+        when that shows sooner (see the class doc). 429s are waited out, never given up.
+
+        The reply's `last` message, when it should ask for feedback and that takes an edit,
+        gets its buttons with this very edit: no extra write for them.
+        """
         loop = asyncio.get_running_loop()
         current = self._current
         assert current is not None
@@ -431,14 +459,20 @@ class StreamingReply:
                     await budget.acquire()
             except TimeoutError:
                 continue
+            with_buttons = last and self._buttons_by_edit(current)
             try:
-                await self.adapter.edit(current, text)
+                if with_buttons:
+                    assert isinstance(self.adapter, ShowsFeedback) and self._feedback is not None
+                    await self.adapter.ask_feedback(current, text, self._feedback)
+                else:
+                    await self.adapter.edit(current, text)
             except PlatformRateLimited as e:
                 budget.penalize(e.retry_after)
                 log.info("platform 429 in %s; retrying in %.2f s", self.req.place, e.retry_after)
                 continue
             self._shown, self._shown_end = text, end
             self._last_write = loop.time()
+            self._feedback_asked = self._feedback_asked or with_buttons
             return
         await self._repost(current, text, end)
 
@@ -513,7 +547,7 @@ class StreamingReply:
                 )
             return
         try:
-            await required(lambda: self.adapter.edit(old, MOVED), self._edits)
+            await required(lambda: self.adapter.edit(old, t(MOVED)), self._edits)
         except Exception:
             log.warning("could not tidy a superseded message in %s", self.req.place, exc_info=True)
         if streamed:
@@ -524,7 +558,7 @@ class StreamingReply:
         """Wait for every superseded message to be retired (each handles its own failures)."""
         while self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
-            self._retiring = {t for t in self._retiring if not t.done()}
+            self._retiring = {task for task in self._retiring if not task.done()}
 
     async def _required(self, call: Callable[[], Awaitable[T]], budget: EditBudget) -> T:
         """A write that must happen: wait for the budget, retry 429s after their Retry-After."""
@@ -532,6 +566,50 @@ class StreamingReply:
         if have_token:
             self._token = None
         return await required(call, budget, have_token=have_token)
+
+    async def _ask_feedback(self) -> None:
+        """Buttons on the last message, when asked for and the adapter shows them. A nicety:
+        an edit for them takes only spare budget (never a token pledged to another reply's
+        post or final text), and they are left out when none comes within FEEDBACK_WAIT."""
+        adapter, key = self.adapter, self._feedback
+        if key is None or self._feedback_asked or not self.posted:
+            return
+        if not isinstance(adapter, ShowsFeedback):
+            return
+        last, text = self.posted[-1], self._shown
+        try:
+            if adapter.feedback_needs_edit(last) and not await self._spare_edit(FEEDBACK_WAIT):
+                log.info("no feedback buttons in %s: no spare edit budget", self.req.place)
+                return
+            await adapter.ask_feedback(last, text, key)
+        except PlatformRateLimited as e:
+            self._edits.penalize(e.retry_after)
+            log.info("no feedback buttons in %s: platform rate limit", self.req.place)
+        except Exception:
+            # The answer is delivered; only the buttons are missing.
+            log.warning("no feedback buttons on a reply in %s", self.req.place, exc_info=True)
+
+    def _buttons_by_edit(self, message: Posted) -> bool:
+        """Whether `message` should take the feedback buttons with its final edit."""
+        adapter = self.adapter
+        return (
+            self._feedback is not None
+            and isinstance(adapter, ShowsFeedback)
+            and adapter.feedback_needs_edit(message)
+        )
+
+    async def _spare_edit(self, within: float) -> bool:
+        """Take an edit token beyond every pledge (and what finals pledged on the delete
+        budget may still need), waiting at most `within` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not self._edits.try_acquire(reserve=self._edits.pledged + self._held(self._edits)):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            wait = self._edits.delay(self._edits.pledged + self._held(self._edits) + 1)
+            await asyncio.sleep(max(0.01, min(wait, RECHECK, left)))
+        return True
 
     async def _finalize(self) -> None:
         """Tell the adapter that every streamed message posted so far is final (each once)."""
@@ -582,9 +660,15 @@ def _join(body: str, line: str) -> str:
     return body + ("\n" if body.endswith("\n") else "\n\n") + line
 
 
+# How Chinese sentences end (full-width).
+_FULL_STOPS = "\u3002\uff01\uff1f"
+
+
 def _sentence(reason: str) -> str:
-    reason = reason.strip() or "unknown reason"
-    return reason if reason[-1] in ".!?…" else reason + "."
+    reason = reason.strip() or t("unknown reason")
+    if reason[-1] in ".!?…" or reason[-1] in _FULL_STOPS:
+        return reason
+    return reason + ("。" if current() == "zh_CN" else ".")
 
 
 def _reason(exc: BaseException) -> str:
@@ -596,4 +680,4 @@ def _reason(exc: BaseException) -> str:
         text = user_message()
         if isinstance(text, str) and text:
             return text
-    return "something went wrong on our side"
+    return t("something went wrong on our side")

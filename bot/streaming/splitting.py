@@ -12,7 +12,7 @@ Length = Callable[[str], int]
 # A fence line: up to three spaces, then ``` or ~~~ (three or more), then an info string.
 _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
 # CJK text has no spaces; a sentence or clause end is the next best place to break it.
-_CJK_BREAKS = frozenset("。！？；：，、」』）】")  # noqa: RUF001
+_CJK_BREAKS = frozenset("。！？；：，、」』）】")
 _ZWJ = "\u200d"
 
 

@@ -13,6 +13,7 @@ from bot.commands.settings import describe
 from bot.context import Context
 from bot.errors import TooLarge
 from bot.events import Attachment
+from bot.i18n import N_, t
 from bot.quota.view import format_quota
 from bot.tools.tool import Tool, ToolError
 from storage.base import Amounts
@@ -25,7 +26,7 @@ SIZE_PATTERN = r"^(auto|\d{3,4}x\d{3,4})$"
 async def generate_image(ctx: Context, args: dict[str, Any]) -> str:
     prompt = str(args["prompt"]).strip()
     if not prompt:
-        raise ToolError("the prompt is empty", "invalid")
+        raise ToolError(t("the prompt is empty"), "invalid")
     size = str(args.get("size") or "1024x1024")
     count = int(args.get("n") or 1)
     model = ctx.services.config.image_model
@@ -83,7 +84,7 @@ async def channel_settings(ctx: Context, args: dict[str, Any]) -> str:
 async def search_channel_memory(ctx: Context, args: dict[str, Any]) -> str:
     question = str(args["query"]).strip()
     if not question:
-        raise ToolError("the query is empty", "invalid")
+        raise ToolError(t("the query is empty"), "invalid")
     hits = await search_channel(ctx, question)
     if not hits:
         return f"Nothing in this channel's memory matches {question!r}."
@@ -103,16 +104,22 @@ async def transcribe_attachment(ctx: Context, args: dict[str, Any]) -> str:
     found = next((a for a in audio if wanted in (a.id, a.filename)), None)
     if found is None:
         known = ", ".join(f"{a.id} ({a.filename})" for a in audio) or "none"
-        raise ToolError(f"there is no audio attachment {wanted!r}; the ones here: {known}")
+        raise ToolError(
+            t(
+                "there is no audio attachment {wanted}; the ones here: {known}",
+                wanted=repr(wanted),
+                known=known,
+            )
+        )
     limits = ctx.services.config.audio
     cap = limits.max_download_bytes
     name = display_name(found.filename)
     if found.size > cap:
-        raise ToolError(f"{name} is larger than {cap / 1e6:g} MB, the most I transcribe")
+        raise ToolError(_too_large(name, cap))
     try:
         data = await ctx.download(found, cap)
     except TooLarge:
-        raise ToolError(f"{name} is larger than {cap / 1e6:g} MB, the most I transcribe") from None
+        raise ToolError(_too_large(name, cap)) from None
     prepared = await prepare_audio(data, found.filename, limits=limits)
     model = ctx.services.config.transcribe_model
     seconds = prepared.duration_seconds
@@ -148,7 +155,7 @@ def builtin_tools(ctx: Context) -> list[Tool]:
                 "additionalProperties": False,
             },
             generate_image,
-            doing="generating an image",
+            doing=N_("generating an image"),
             timeout=config.tools.image_timeout,
         ),
         Tool.make(
@@ -160,21 +167,21 @@ def builtin_tools(ctx: Context) -> list[Tool]:
                 "additionalProperties": False,
             },
             list_models,
-            doing="listing models",
+            doing=N_("listing models"),
         ),
         Tool.make(
             "channel_quota",
             "This channel's usage against its quota limits, with resets and top users.",
             {"type": "object", "properties": {}, "additionalProperties": False},
             channel_quota,
-            doing="reading the channel's quota",
+            doing=N_("reading the channel's quota"),
         ),
         Tool.make(
             "channel_settings",
             "This channel's settings: model, persona, temperature, reply cap, auto-transcribe.",
             {"type": "object", "properties": {}, "additionalProperties": False},
             channel_settings,
-            doing="reading the channel's settings",
+            doing=N_("reading the channel's settings"),
         ),
     ]
     memory = ctx.services.memory
@@ -191,7 +198,7 @@ def builtin_tools(ctx: Context) -> list[Tool]:
                     "additionalProperties": False,
                 },
                 search_channel_memory,
-                doing="searching the channel's memory",
+                doing=N_("searching the channel's memory"),
             )
         )
     audio = _audio(ctx)
@@ -208,11 +215,20 @@ def builtin_tools(ctx: Context) -> list[Tool]:
                     "additionalProperties": False,
                 },
                 transcribe_attachment,
-                doing="transcribing an attachment",
+                doing=N_("transcribing an attachment"),
                 timeout=max(config.tools.timeout, config.audio.tool_timeout_seconds * 2),
             )
         )
     return tools
+
+
+def _too_large(name: str, cap: int) -> str:
+    megabytes = f"{cap / 1e6:g}"
+    return t(
+        "{name} is larger than {megabytes} MB, the most I transcribe",
+        name=name,
+        megabytes=megabytes,
+    )
 
 
 BUILTIN_NAMES = (

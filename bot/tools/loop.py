@@ -16,6 +16,7 @@ from bot.context import Context
 from bot.conversation import estimate_tokens
 from bot.errors import UserFacingError
 from bot.gateway.client import ChatStream, GatewayError, TokenUsage, ToolCall
+from bot.i18n import nt, number, t
 from bot.knowledge.memory import note_answer
 from bot.quota.meter import Meter
 from bot.quota.view import refusal_text
@@ -58,8 +59,9 @@ class Result:
 async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
     """Answer in one streamed reply, running tools for the model between rounds.
 
-    Every round is one gateway request, reserved and settled on its own (the first before
-    the reply appears, so a quota refusal is a plain refusal). After CHATOPS_TOOL_ROUNDS
+    Every round is one gateway call, reserved and settled on its own (the first before the
+    reply appears, so a quota refusal is a plain refusal); later rounds are follow-ups, so
+    the question counts as one request. After CHATOPS_TOOL_ROUNDS
     rounds the model is asked to answer without calling more tools.
     """
     rounds = ctx.services.config.tools.rounds
@@ -75,8 +77,9 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
             for number in range(rounds + 1):
                 if number:
                     try:
+                        # Later rounds answer the same question: tokens, not another request.
                         meter = await first.enter_async_context(
-                            ctx.metered(chat.model, Amounts(1, prompt_tokens, cap))
+                            ctx.metered(chat.model, Amounts(1, prompt_tokens, cap), follow_up=True)
                         )
                     except QuotaExceeded as refused:
                         await reply.interrupt(
@@ -95,12 +98,18 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                 stream, said = done
                 calls = stream.tool_calls
                 if not calls or not tools:
-                    posted = await reply.finish(_footer(ctx, chat, stream, progress, tools))
+                    # People rate the answer; its key is the ledger row of this last round.
+                    footer = _footer(ctx, chat, stream, progress, tools)
+                    posted = await reply.finish(footer, feedback=str(meter.ledger_id))
                     services = ctx.services
                     note_answer(services.memory, ctx.adapter, posted, reply.text, services.clock())
                     return
                 if number == rounds:
-                    note = f"_(stopped after {rounds} rounds of tool calls)_"
+                    note = nt(
+                        "_(stopped after {n} round of tool calls)_",
+                        "_(stopped after {n} rounds of tool calls)_",
+                        rounds,
+                    )
                     await reply.finish(_join(note, progress.footer()))
                     return
                 messages.append(_assistant(said, calls))
@@ -201,15 +210,14 @@ def _footer(
     ctx: Context, chat: Chat, stream: ChatStream, progress: ToolProgress, tools: ToolSet
 ) -> str | None:
     lines = [f"_{note}_" for note in chat.notes]
-    if stream.finish_reason == "length":
-        limit = (
-            f"the {chat.max_tokens:,}-token limit"
-            if chat.max_tokens
-            else "the model's output limit"
-        )
-        lines.append(f"_(reply stopped at {limit})_")
+    if stream.finish_reason == "length" and chat.max_tokens:
+        lines.append(t("_(reply stopped at the {n}-token limit)_", n=number(chat.max_tokens)))
+    elif stream.finish_reason == "length":
+        lines.append(t("_(reply stopped at the model's output limit)_"))
     if stream.tools_dropped and progress.used == [] and tools:
-        lines.append(f"_(`{chat.model}` does not take tools; answered without them)_")
+        lines.append(
+            t("_(`{model}` does not take tools; answered without them)_", model=chat.model)
+        )
     used = progress.footer()
     if used:
         lines.append(used)
@@ -252,7 +260,7 @@ async def _run_one(
         result = Result(
             f"Error: there is no tool named {call.name!r}. Available tools: {known}.",
             "unknown",
-            "no such tool",
+            t("no such tool"),
         )
     else:
         arguments, problem = _arguments(tool, call.arguments)
@@ -309,7 +317,7 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
         return Result(
             f"Error: {tool.title} did not finish within {limit:g} seconds and was stopped.",
             "timeout",
-            f"no answer within {limit:g} s",
+            t("no answer within {seconds} s", seconds=f"{limit:g}"),
         )
     except ToolError as e:
         return Result(f"Error: {e.message}", e.outcome, e.message)
@@ -324,8 +332,8 @@ async def _invoke(ctx: Context, tool: Tool, arguments: dict[str, Any]) -> Result
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("tool %s failed (ref %s)", tool.title, ref)
-        text = f"{tool.title} failed unexpectedly (ref {ref})"
-        return Result(f"Error: {text}.", "error", text)
+        text = t("{tool} failed unexpectedly (ref {ref})", tool=tool.title, ref=ref)
+        return Result(f"Error: {tool.title} failed unexpectedly (ref {ref}).", "error", text)
     if len(text) > MAX_RESULT_CHARS:
         text = text[:MAX_RESULT_CHARS] + "… (cut)"
     return Result(text or "(no output)", "ok")

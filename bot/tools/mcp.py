@@ -17,6 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from bot.context import Context
+from bot.i18n import t
 from bot.tools.config import ServerSpec
 from bot.tools.tool import Tool, ToolError
 
@@ -164,23 +165,42 @@ class McpServer:
     async def call(self, tool: str, args: dict[str, Any]) -> str:
         session = self._session
         if session is None:
-            raise ToolError(f"the {self.name} tool server is unavailable ({self.problem})")
+            raise ToolError(
+                t(
+                    "the {server} tool server is unavailable ({problem})",
+                    server=self.name,
+                    problem=self.problem,
+                )
+            )
         try:
             result = await session.call_tool(tool, args)
         except MCPError as e:
             if e.code == mcp_types.CONNECTION_CLOSED:
                 await self._lost("the connection closed mid-call")
                 raise ToolError(
-                    f"the {self.name} tool server stopped during the call; "
-                    "it is restarted on the next use"
+                    t(
+                        "the {server} tool server stopped during the call; it is restarted on "
+                        "the next use",
+                        server=self.name,
+                    )
                 ) from None
-            raise ToolError(f"{self.name} answered with an error: {e.message}") from None
+            raise ToolError(
+                t("{server} answered with an error: {error}", server=self.name, error=e.message)
+            ) from None
         except (OSError, RuntimeError) as e:
             await self._lost(_describe(e))
-            raise ToolError(f"the {self.name} tool server failed: {_describe(e)}") from None
+            raise ToolError(
+                t("the {server} tool server failed: {error}", server=self.name, error=_describe(e))
+            ) from None
         text = _result_text(result)
         if getattr(result, "is_error", False):
-            raise ToolError(f"{self.name}.{tool} failed: {text[:500] or 'no details'}")
+            raise ToolError(
+                t(
+                    "{tool} failed: {details}",
+                    tool=f"{self.name}.{tool}",
+                    details=text[:500] or t("no details"),
+                )
+            )
         return text
 
     async def _lost(self, why: str) -> None:
@@ -229,7 +249,13 @@ class McpServers:
             if server.up:
                 tools += server.tools()
             else:
-                down.append(f"the {server.name} tools are unavailable ({server.problem})")
+                down.append(
+                    t(
+                        "the {server} tools are unavailable ({problem})",
+                        server=server.name,
+                        problem=server.problem,
+                    )
+                )
         return tools, down
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from bot.adapter import ShowsTasks
 from bot.context import Context
 from bot.errors import PlatformRateLimited
 from bot.events import Task
+from bot.i18n import t
 from bot.streaming.reply import StreamingReply
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ class ToolProgress:
         self.used: list[tuple[str, bool]] = []
 
     async def started(self, call_id: str, title: str, doing: str) -> None:
-        self._running[call_id] = f"🔧 {doing.rstrip()} …" if doing.endswith(" ") else f"🔧 {doing}…"
+        # Built-ins say what they do in the catalog's words; MCP tools go by their title.
+        said = t(doing)
+        self._running[call_id] = f"🔧 {said.rstrip()} …" if said.endswith(" ") else f"🔧 {said}…"
         await self._show(Task(call_id, title, "in_progress"))
 
     async def finished(self, call_id: str, title: str, *, ok: bool, details: str = "") -> None:
@@ -53,8 +56,10 @@ class ToolProgress:
         names: dict[str, bool] = {}
         for title, ok in self.used:
             names[title] = names.get(title, True) and ok
-        shown = ", ".join(t if ok else f"{t} (failed)" for t, ok in names.items())
-        return f"_🔧 used: {shown}_"
+        shown = t(", ").join(
+            title if ok else t("{tool} (failed)", tool=title) for title, ok in names.items()
+        )
+        return t("_🔧 used: {tools}_", tools=shown)
 
     async def _show(self, task: Task) -> None:
         if self._native and await self._native_task(task):

@@ -211,8 +211,21 @@ CREATE TABLE embedding_cache (
 CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
 """
 
+# Version 6: 👍/👎 on replies and a channel's language (storage/sqlite/schema.py's version 6):
+# one vote per person and reply, a reply named by the ledger row of its final model request.
+V6 = """
+ALTER TABLE channel_settings ADD COLUMN language text;
+CREATE TABLE feedback (
+    ledger_id bigint NOT NULL,
+    user_id text NOT NULL,
+    vote smallint NOT NULL CHECK (vote IN (-1, 1)),
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (ledger_id, user_id)
+);
+"""
+
 # MIGRATIONS[n] takes a database from version n to n + 1 (each runs in one transaction).
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6)
 LATEST = len(MIGRATIONS)
 
 # Any constant both replicas agree on; 0x63686174 is "chat".

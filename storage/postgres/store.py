@@ -33,11 +33,11 @@ from storage.base import (
     MemoryHit,
     MemoryStatus,
     Metric,
+    ModelVotes,
     Passage,
     QuotaConfig,
     QuotaExceeded,
     QuotaStatus,
-    Rates,
     Reservation,
     RuleKind,
     RuleScope,
@@ -48,7 +48,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, amounts_of, exceeded, metered, settings_of
+from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
 from storage.postgres import memory
 from storage.postgres.budgets import SharedWindows
 from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
@@ -280,7 +280,7 @@ class PostgresStore:
             charge = replace(charge, user="unknown")
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
-        want = metered(estimate)
+        want = metered(estimate, charge)
         params: dict[str, Any] = {
             "now": moment,
             "expires_at": moment + self.quota.reservation_ttl,
@@ -340,7 +340,7 @@ class PostgresStore:
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
     ) -> None:
-        new = metered(actual)
+        new = metered(actual, reservation.charge)
         params = {
             **_metric_params("n", new),
             "tokens_in": actual.tokens_in,
@@ -753,6 +753,48 @@ class PostgresStore:
             )
         )
 
+    # --- feedback --------------------------------------------------------------------
+
+    async def record_vote(self, ledger_id: int, user: str, vote: int, *, channel: str) -> bool:
+        if vote not in (-1, 1):
+            raise ValueError("a vote is 1 or -1")
+        now = self._clock()
+        # One statement, safe to repeat: only a reply of this channel takes the vote, and a
+        # second vote of the same person replaces the first.
+        status = await self._retried(
+            lambda conn: conn.execute(
+                "INSERT INTO feedback (ledger_id, user_id, vote, updated_at) "
+                "SELECT id, $1, $2, $3 FROM ledger WHERE id = $4 AND channel = $5 "
+                "ON CONFLICT (ledger_id, user_id) DO UPDATE SET "
+                "vote = excluded.vote, updated_at = excluded.updated_at",
+                user,
+                vote,
+                now,
+                ledger_id,
+                channel,
+            )
+        )
+        return str(status).rsplit(" ", 1)[-1] != "0"
+
+    async def votes_by_model(
+        self, channel: str | None = None, *, month: str | None = None, since: datetime | None = None
+    ) -> list[ModelVotes]:
+        rows = await self._retried(
+            lambda conn: conn.fetch(
+                "SELECT l.model, count(*) FILTER (WHERE f.vote > 0), "
+                "count(*) FILTER (WHERE f.vote < 0) "
+                "FROM feedback f JOIN ledger l ON l.id = f.ledger_id "
+                "WHERE ($1::text IS NULL OR l.channel = $1) "
+                "AND ($2::text IS NULL OR l.month_key = $2) "
+                "AND ($3::timestamptz IS NULL OR l.created_at >= $3) "
+                "GROUP BY l.model ORDER BY count(*) DESC, l.model",
+                channel,
+                month,
+                since,
+            )
+        )
+        return [ModelVotes(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
     async def tool_calls(
         self, channel: str | None = None, *, after_id: int = 0, limit: int | None = None
     ) -> list[ToolCallRecord]:
@@ -795,7 +837,7 @@ class PostgresStore:
                 limit,
             )
         )
-        return [_ledger_row(r) for r in rows]
+        return [ledger_row(r, _utc) for r in rows]
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -828,7 +870,7 @@ def _metric_params(prefix: str, values: dict[Metric, float]) -> dict[str, Any]:
 
 async def _read_settings(conn: Conn, channel: str, *, lock: bool = False) -> ChannelSettings:
     row = await conn.fetchrow(
-        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe "
+        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe, language "
         "FROM channel_settings WHERE channel = $1" + (" FOR UPDATE" if lock else ""),
         channel,
     )
@@ -840,22 +882,26 @@ async def _read_settings(conn: Conn, channel: str, *, lock: bool = False) -> Cha
         temperature=row[2],
         max_tokens=row[3],
         auto_transcribe=bool(row[4]),
+        language=row[5],
     )
 
 
 async def _write_settings(conn: Conn, channel: str, s: ChannelSettings, now: datetime) -> None:
     await conn.execute(
         "INSERT INTO channel_settings (channel, model, system_prompt, temperature, max_tokens, "
-        "auto_transcribe, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel) "
+        "auto_transcribe, language, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (channel) "
         "DO UPDATE SET model = excluded.model, system_prompt = excluded.system_prompt, "
         "temperature = excluded.temperature, max_tokens = excluded.max_tokens, "
-        "auto_transcribe = excluded.auto_transcribe, updated_at = excluded.updated_at",
+        "auto_transcribe = excluded.auto_transcribe, language = excluded.language, "
+        "updated_at = excluded.updated_at",
         channel,
         s.model,
         s.system_prompt,
         s.temperature,
         s.max_tokens,
         s.auto_transcribe,
+        s.language,
         now,
     )
 
@@ -888,23 +934,5 @@ def _bill_line(r: asyncpg.Record) -> BillLine:
     )
 
 
-def _ledger_row(r: asyncpg.Record) -> LedgerRow:
-    return LedgerRow(
-        id=int(r[0]),
-        created_at=r[1].astimezone(UTC),
-        charge=Charge(
-            platform=r[2],
-            channel=r[3],
-            user=r[4],
-            command=r[5],
-            model=r[6],
-            user_name=r[21],
-            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
-        ),
-        amounts=amounts_of(r[7:12], r[22]),
-        status=str(r[12]),
-        estimate=amounts_of(r[13:18], r[23]),
-        finished_at=r[18].astimezone(UTC) if r[18] is not None else None,
-        day=str(r[19]),
-        month=str(r[20]),
-    )
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None

@@ -15,15 +15,11 @@ from storage.base import (
     METRICS,
     WINDOWS,
     BillLine,
-    Charge,
-    LedgerRow,
     Metric,
-    Rates,
     Spender,
     Window,
     WindowKeys,
 )
-from storage.limits import amounts_of
 
 _TS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -247,28 +243,4 @@ def bill_line(r: Any) -> BillLine:
         images=int(r[6]),
         audio_seconds=float(r[7]),
         cost=int(r[8]),
-    )
-
-
-def ledger_row(r: Any) -> LedgerRow:
-    created = parse_ts(r[1])
-    assert created is not None
-    return LedgerRow(
-        id=int(r[0]),
-        created_at=created,
-        charge=Charge(
-            platform=r[2],
-            channel=r[3],
-            user=r[4],
-            command=r[5],
-            model=r[6],
-            user_name=r[21],
-            rates=Rates(str(r[24]), int(r[25]), int(r[26]), int(r[27]), int(r[28])),
-        ),
-        amounts=amounts_of(r[7:12], r[22]),
-        status=str(r[12]),
-        estimate=amounts_of(r[13:18], r[23]),
-        finished_at=parse_ts(r[18]),
-        day=str(r[19]),
-        month=str(r[20]),
     )

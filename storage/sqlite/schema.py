@@ -218,6 +218,20 @@ CREATE INDEX embedding_cache_used ON embedding_cache (used_at);
 """
 
 
+# Version 6: 👍/👎 on replies, one row per person and reply. A reply is named by the ledger
+# row of its final model request, which says the channel and the model. A channel's language.
+V6 = """
+ALTER TABLE channel_settings ADD COLUMN language TEXT;
+CREATE TABLE feedback (
+    ledger_id INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (ledger_id, user_id)
+);
+"""
+
+
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
     def run(conn: sqlite3.Connection) -> None:
         # Not executescript: it commits first, and each step must stay in our transaction.
@@ -244,6 +258,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _script(V3),
     _script(V4),
     _script(V5),
+    _script(V6),
 )
 LATEST = len(MIGRATIONS)
 

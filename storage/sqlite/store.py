@@ -31,6 +31,7 @@ from storage.base import (
     MemoryHit,
     MemoryStatus,
     Metric,
+    ModelVotes,
     Passage,
     QuotaConfig,
     QuotaExceeded,
@@ -44,7 +45,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, exceeded, metered, settings_of
+from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
 from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
@@ -60,7 +61,7 @@ from storage.sqlite.quota import (
     deltas,
     expire,
     finish,
-    ledger_row,
+    parse_ts,
     top_spenders,
     ts,
 )
@@ -234,7 +235,7 @@ class SqliteStore:
             charge = replace(charge, user="unknown")
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
-        want = metered(estimate)
+        want = metered(estimate, charge)
         params: dict[str, Any] = {
             "now": ts(moment),
             "expires_at": ts(moment + self.quota.reservation_ttl),
@@ -312,7 +313,7 @@ class SqliteStore:
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
     ) -> None:
-        new = metered(actual)
+        new = metered(actual, reservation.charge)
         params: dict[str, Any] = {
             "id": reservation.id,
             "now": ts(self._clock()),
@@ -643,6 +644,41 @@ class SqliteStore:
             for r in rows
         ]
 
+    # --- feedback ----------------------------------------------------------------------
+
+    async def record_vote(self, ledger_id: int, user: str, vote: int, *, channel: str) -> bool:
+        if vote not in (-1, 1):
+            raise ValueError("a vote is 1 or -1")
+        now = ts(self._clock())
+
+        def upsert(conn: sqlite3.Connection) -> bool:
+            # One statement: only a reply of this channel takes the vote; a second vote of
+            # the same person replaces the first.
+            cursor = conn.execute(
+                "INSERT INTO feedback (ledger_id, user_id, vote, updated_at) "
+                "SELECT id, ?, ?, ? FROM ledger WHERE id = ? AND channel = ? "
+                "ON CONFLICT (ledger_id, user_id) DO UPDATE SET "
+                "vote = excluded.vote, updated_at = excluded.updated_at",
+                (user, vote, now, ledger_id, channel),
+            )
+            return cursor.rowcount > 0
+
+        return await self._writes.run(upsert)
+
+    async def votes_by_model(
+        self, channel: str | None = None, *, month: str | None = None, since: datetime | None = None
+    ) -> list[ModelVotes]:
+        rows = await self._db.execute_fetchall(
+            "SELECT l.model, SUM(CASE WHEN f.vote > 0 THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN f.vote < 0 THEN 1 ELSE 0 END) "
+            "FROM feedback f JOIN ledger l ON l.id = f.ledger_id "
+            "WHERE (? IS NULL OR l.channel = ?) AND (? IS NULL OR l.month_key = ?) "
+            "AND (? IS NULL OR l.created_at >= ?) "
+            "GROUP BY l.model ORDER BY COUNT(*) DESC, l.model",
+            (channel, channel, month, month, *(2 * [None if since is None else ts(since)])),
+        )
+        return [ModelVotes(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
     # --- channel memory and embeddings ------------------------------------------------------
 
     async def memory_channels(self) -> set[str]:
@@ -713,7 +749,7 @@ class SqliteStore:
             "ORDER BY id LIMIT ?",
             (after_id, channel, channel, -1 if limit is None else limit),
         )
-        return [ledger_row(r) for r in rows]
+        return [ledger_row(r, parse_ts) for r in rows]
 
 
 # --- helpers that run on the DB thread ---------------------------------------------------
@@ -735,7 +771,7 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 def _read_settings(conn: sqlite3.Connection, channel: str) -> ChannelSettings:
     row = conn.execute(
-        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe "
+        "SELECT model, system_prompt, temperature, max_tokens, auto_transcribe, language "
         "FROM channel_settings WHERE channel = ?",
         (channel,),
     ).fetchone()
@@ -747,16 +783,19 @@ def _read_settings(conn: sqlite3.Connection, channel: str) -> ChannelSettings:
         temperature=row[2],
         max_tokens=row[3],
         auto_transcribe=bool(row[4]),
+        language=row[5],
     )
 
 
 def _write_settings(conn: sqlite3.Connection, channel: str, s: ChannelSettings, now: str) -> None:
     conn.execute(
         "INSERT INTO channel_settings (channel, model, system_prompt, temperature, max_tokens, "
-        "auto_transcribe, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel) DO "
+        "auto_transcribe, language, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (channel) DO "
         "UPDATE SET model = excluded.model, system_prompt = excluded.system_prompt, "
         "temperature = excluded.temperature, max_tokens = excluded.max_tokens, "
-        "auto_transcribe = excluded.auto_transcribe, updated_at = excluded.updated_at",
+        "auto_transcribe = excluded.auto_transcribe, language = excluded.language, "
+        "updated_at = excluded.updated_at",
         (
             channel,
             s.model,
@@ -764,6 +803,7 @@ def _write_settings(conn: sqlite3.Connection, channel: str, s: ChannelSettings, 
             s.temperature,
             s.max_tokens,
             int(s.auto_transcribe),
+            s.language,
             now,
         ),
     )

@@ -79,6 +79,8 @@ class FakeMessage:
     interaction_id: int | None = None
     webhook_id: int | None = None
     deleted: bool = False
+    # Action rows of buttons, as the last create or edit gave them.
+    components: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def edits(self) -> int:
@@ -365,7 +367,7 @@ class FakeDiscord:
             "pinned": False,
             "type": 19 if msg.reference else 0,
             "flags": msg.flags,
-            "components": [],
+            "components": msg.components,
         }
         if channel is not None and "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
@@ -499,6 +501,7 @@ class FakeDiscord:
         resolved: dict[str, Any] | None = None,
         interaction_type: int = 2,
         focused: bool = False,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         """A user runs an application command (type 2) or autocompletes one (type 4)."""
         iid = self.next_id()
@@ -528,7 +531,7 @@ class FakeDiscord:
             "token": token,
             "version": 1,
             "app_permissions": str((1 << 53) - 1),
-            "locale": "en-US",
+            "locale": locale,
             "guild_locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
@@ -536,6 +539,46 @@ class FakeDiscord:
             "attachment_size_limit": self.filesize_limit,
         }
         fi = FakeInteraction(iid, token, name, channel_id, user, time.monotonic(), payload)
+        self.interactions[iid] = fi
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return fi
+
+    async def click(
+        self, message: FakeMessage, custom_id: str, *, user: int = MEMBER_ID
+    ) -> FakeInteraction:
+        """A user presses a button of `message` (a MESSAGE_COMPONENT interaction)."""
+        buttons = [c for row in message.components for c in row.get("components", [])]
+        if not any(b.get("custom_id") == custom_id for b in buttons):
+            raise AssertionError(f"message {message.id} has no button {custom_id!r}")
+        iid = self.next_id()
+        token = f"itok{iid}"
+        payload: dict[str, Any] = {
+            "id": str(iid),
+            "application_id": str(APP_ID),
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "message": self.message_payload(message),
+            "guild_id": str(GUILD_ID),
+            "channel_id": str(message.channel_id),
+            "channel": self.channels[message.channel_id],
+            "member": {
+                **self._member(user),
+                "user": self.users[user],
+                "permissions": str(self._permissions(user)),
+            },
+            "token": token,
+            "version": 1,
+            "app_permissions": str((1 << 53) - 1),
+            "locale": "en-US",
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0,
+            "attachment_size_limit": self.filesize_limit,
+        }
+        fi = FakeInteraction(
+            iid, token, custom_id, message.channel_id, user, time.monotonic(), payload
+        )
         self.interactions[iid] = fi
         await self.dispatch("INTERACTION_CREATE", payload)
         return fi
@@ -835,6 +878,8 @@ class FakeDiscord:
     def _apply_edit(
         self, msg: FakeMessage, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> web.Response:
+        if "components" in body:
+            msg.components = list(body["components"] or [])
         if "content" in body and body["content"] is not None:
             if len(body["content"]) > 2000:
                 return self._error(400, 50035, "Invalid Form Body: content too long")

@@ -43,6 +43,11 @@ DELETE_BURST = 50.0
 # conversations.replies: Tier 3 for internal apps.
 REPLIES_PER_SECOND = 50 / 60
 REPLIES_BURST = 50.0
+# conversations.history: Tier 3 too, its own allowance.
+HISTORY_PER_SECOND = 50 / 60
+HISTORY_BURST = 50.0
+# The one-to-one channel between the bot and user U1 (where assistant threads live).
+DM = "D1"
 
 LOGIN_PAGE = (
     "<!DOCTYPE html><html><head><title>Slack</title></head><body>"
@@ -121,7 +126,12 @@ class FakeSlack:
     `drop_connections()`: Slack unreachable) until `release_connections()`.
     Records: `writes` (a chat.delete is a write with empty text), `calls`, `rate_limited`
     (429s served per method), `acks`, `uploads`,
-    `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs).
+    `statuses`, `responses` (response_url posts), `downloads` (authorized file GETs),
+    `suggested` (assistant.threads.setSuggestedPrompts) and `titles` (…setTitle).
+    `status_supported = False` refuses every assistant.threads.* method (no assistant:write).
+    Assistant threads: `start_assistant_thread()` makes one the way Slack does (a placeholder
+    root in the DM, then `assistant_thread_started`); `assistant_event()` builds that event
+    or `assistant_thread_context_changed`.
     """
 
     def __init__(
@@ -176,12 +186,15 @@ class FakeSlack:
         self.sent_at: dict[str, float] = {}
         self.uploads: dict[str, bytes] = {}
         self.statuses: list[JSON] = []
+        self.suggested: list[JSON] = []
+        self.titles: list[JSON] = []
         self.responses: list[tuple[str, JSON]] = []
         self.downloads: list[str] = []
         self.user_info_calls = 0
         self._update_buckets: dict[str, Bucket] = {}
         self._post_buckets: dict[str, Bucket] = {}
         self._replies_buckets: dict[str, Bucket] = {}
+        self._history_buckets: dict[str, Bucket] = {}
         self._stream_buckets: dict[str, Bucket] = {}
         self._delete_buckets: dict[str, Bucket] = {}
         self._ts = itertools.count(1)
@@ -241,6 +254,7 @@ class FakeSlack:
             self._update_buckets,
             self._post_buckets,
             self._replies_buckets,
+            self._history_buckets,
             self._stream_buckets,
             self._delete_buckets,
         ):
@@ -303,6 +317,44 @@ class FakeSlack:
             msg["subtype"] = "bot_message"
         self.messages[channel][ts] = msg
         return {**msg, "channel": channel, "event_ts": ts, "channel_type": channel_type}
+
+    def start_assistant_thread(
+        self, *, user: str = "U1", viewing: str | None = "C1", channel: str = DM
+    ) -> tuple[str, JSON]:
+        """A new assistant thread (its placeholder root stored): (thread_ts, the started event)."""
+        ts = self.new_ts()
+        self.messages[channel][ts] = {
+            "type": "message",
+            "subtype": "assistant_app_thread",
+            "user": BOT_USER,
+            "text": "New chat",
+            "ts": ts,
+            "thread_ts": ts,
+        }
+        return ts, self.assistant_event(
+            "assistant_thread_started", ts, user=user, viewing=viewing, channel=channel
+        )
+
+    def assistant_event(
+        self,
+        kind: str,
+        thread_ts: str,
+        *,
+        user: str = "U1",
+        viewing: str | None = "C1",
+        channel: str = DM,
+    ) -> JSON:
+        context: JSON = {"channel_id": viewing, "team_id": TEAM, "enterprise_id": None}
+        return {
+            "type": kind,
+            "assistant_thread": {
+                "user_id": user,
+                "context": context if viewing else {},
+                "channel_id": channel,
+                "thread_ts": thread_ts,
+            },
+            "event_ts": self.new_ts(),
+        }
 
     def edit_message(self, channel: str, ts: str, text: str) -> JSON:
         """A person edits their message; returns the `message_changed` event Slack sends."""
@@ -412,6 +464,41 @@ class FakeSlack:
             "response_url": f"{self.root}/respond/{rid}",
         }
 
+    def feedback_payload(
+        self, channel: str, message: JSON, *, positive: bool, user: str = "U1"
+    ) -> JSON:
+        """A click on a message's feedback buttons (its context_actions block), as Slack sends
+        it: the clicked button's value, the message, a response URL."""
+        element = next(
+            e
+            for b in message.get("blocks") or ()
+            if b.get("type") == "context_actions"
+            for e in b["elements"]
+            if e.get("type") == "feedback_buttons"
+        )
+        button = element["positive_button" if positive else "negative_button"]
+        rid = f"R{next(self._ids):06d}"
+        return {
+            "type": "block_actions",
+            "team": {"id": TEAM, "domain": "fake"},
+            "user": {"id": user, "name": self.users.get(user, {}).get("name", user)},
+            "api_app_id": APP_ID,
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel},
+            "trigger_id": f"{next(self._ids)}.trigger",
+            "channel": {"id": channel, "name": channel.lower()},
+            "message": message,
+            "response_url": f"{self.root}/respond/{rid}",
+            "actions": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": element["action_id"],
+                    "block_id": "fb",
+                    "value": button["value"],
+                    "action_ts": self.new_ts(),
+                }
+            ],
+        }
+
     # --- Socket Mode -----------------------------------------------------------------------
 
     async def wait_until(self, check: Callable[[], bool], within: float = 10.0) -> None:
@@ -438,8 +525,14 @@ class FakeSlack:
         for ws in list(self._sockets):
             await ws.close(message=b"refresh_requested")
 
-    async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0) -> str:
-        """Send an envelope over the socket; returns its envelope_id (see `wait_ack`)."""
+    @property
+    def connections(self) -> int:
+        """Socket Mode connections open now (one per replica when several run)."""
+        return len(self._sockets)
+
+    async def send(self, kind: str, payload: JSON, *, retry_attempt: int = 0, to: int = -1) -> str:
+        """Send an envelope over connection `to` (Slack spreads events over an app's
+        connections; the newest by default); returns its envelope_id (see `wait_ack`)."""
         await self.wait_connected()
         eid = f"env-{next(self._ids)}"
         self._acked[eid] = asyncio.Event()
@@ -452,7 +545,7 @@ class FakeSlack:
             "payload": payload,
         }
         self.sent_at[eid] = time.monotonic()
-        await self._sockets[-1].send_str(json.dumps(envelope))
+        await self._sockets[to].send_str(json.dumps(envelope))
         return eid
 
     async def wait_ack(self, envelope_id: str, within: float = 5.0) -> float:
@@ -592,7 +685,9 @@ class FakeSlack:
         if args.get("thread_ts"):
             msg["thread_ts"] = str(args["thread_ts"])
         if args.get("blocks"):
-            msg["blocks"] = args["blocks"]
+            msg["blocks"] = _json_arg(args["blocks"])
+        if args.get("metadata"):
+            msg["metadata"] = _json_arg(args["metadata"])
         self.messages[channel][ts] = msg
         self.writes.append(
             Write(
@@ -616,6 +711,10 @@ class FakeSlack:
             return _fail("cant_update_message")
         # markdown_text (standard Markdown) instead of text (mrkdwn); stored as given.
         msg["text"] = args.get("markdown_text") or args.get("text", "")
+        if args.get("metadata"):
+            msg["metadata"] = _json_arg(args["metadata"])
+        if args.get("blocks"):
+            msg["blocks"] = _json_arg(args["blocks"])
         self.writes.append(
             Write(time.monotonic(), "chat.update", channel, ts, msg["text"], msg.get("thread_ts"))
         )
@@ -735,6 +834,8 @@ class FakeSlack:
         channel, msg = found
         msg["text"] += str(args.get("markdown_text") or "")
         msg["streaming"] = False
+        if args.get("blocks"):
+            msg["blocks"] = _json_arg(args["blocks"])
         self.writes.append(
             Write(
                 time.monotonic(),
@@ -782,6 +883,32 @@ class FakeSlack:
             return _fail("thread_not_found")
         return _ok(messages=msgs, has_more=False)
 
+    def _m_conversations_history(self, args: JSON) -> web.Response:
+        channel = str(args.get("channel", ""))
+        if err := self._channel_error(channel):
+            return err
+        if limited := self._limited(
+            "conversations.history",
+            self._history_buckets,
+            TEAM,
+            self.replies_rate,
+            self.replies_burst,
+        ):
+            return limited
+        # Top-level messages (and thread broadcasts), newest first, paged by a cursor.
+        top = [
+            m
+            for m in self.messages[channel].values()
+            if not m.get("thread_ts") or m["thread_ts"] == m["ts"]
+        ]
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
+        start = int(str(args.get("cursor") or "0"))
+        limit = int(str(args.get("limit") or "100"))
+        page = top[start : start + limit]
+        more = start + limit < len(top)
+        meta = {"next_cursor": str(start + limit) if more else ""}
+        return _ok(messages=page, has_more=more, response_metadata=meta)
+
     def _m_conversations_info(self, args: JSON) -> web.Response:
         self.channel_info_calls += 1
         channel = str(args.get("channel", ""))
@@ -796,9 +923,13 @@ class FakeSlack:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             return _fail("user_not_found")
+        shown = {k: v for k, v in user.items() if k != "locale"}
+        # Slack adds the locale only when asked for it.
+        if str(args.get("include_locale", "")).lower() in ("true", "1"):
+            shown["locale"] = user.get("locale", "en-US")
         return _ok(
             user={
-                **user,
+                **shown,
                 "profile": {
                     "display_name": user.get("name", ""),
                     "real_name": user.get("real_name", ""),
@@ -852,7 +983,28 @@ class FakeSlack:
     def _m_assistant_threads_setStatus(self, args: JSON) -> web.Response:
         if not self.status_supported:
             return _fail("missing_scope", needed="assistant:write")
+        if "loading_messages" in args:
+            args = {**args, "loading_messages": _json_arg(args["loading_messages"])}
         self.statuses.append(args)
+        return _ok()
+
+    def _m_assistant_threads_setSuggestedPrompts(self, args: JSON) -> web.Response:
+        if not self.status_supported:
+            return _fail("missing_scope", needed="assistant:write")
+        prompts = _json_arg(args.get("prompts"))
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return _fail("invalid_arguments")
+        if not all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts):
+            return _fail("invalid_arguments")
+        self.suggested.append({**args, "prompts": prompts})
+        return _ok()
+
+    def _m_assistant_threads_setTitle(self, args: JSON) -> web.Response:
+        if not self.status_supported:
+            return _fail("missing_scope", needed="assistant:write")
+        if not args.get("title") or not args.get("thread_ts"):
+            return _fail("invalid_arguments")
+        self.titles.append(args)
         return _ok()
 
     # --- non-API endpoints -----------------------------------------------------------------
@@ -880,6 +1032,16 @@ class FakeSlack:
         self.responses.append((request.match_info["id"], await request.json()))
         self._activity.set()
         return web.Response(text="ok")
+
+
+def _json_arg(value: Any) -> Any:
+    """slack_sdk sends lists and objects as JSON bodies, or as JSON strings in forms."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def _ok(**data: Any) -> web.Response:

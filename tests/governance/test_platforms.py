@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
+from tests.console_harness import run_console
 from tests.discord_harness import running as running_discord
 from tests.fakes.discord import CHANNEL_ID, OWNER_ID, FakeDiscord, FakeInteraction
 from tests.fakes.gateway import FakeGateway
@@ -214,45 +213,26 @@ async def test_discord_blocked_channel_autocomplete_and_model_refusals(tmp_path:
 # --- console -------------------------------------------------------------------------------
 
 
-async def _console(fake: FakeGateway, tmp_path: Path, script: str, **env: str) -> str:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        cwd=tmp_path,
-        env=base
-        | {
-            "WEELINKING_API_KEY": fake.api_key,
-            "WEELINKING_BASE_URL": fake.base_url,
-            "CHATOPS_DB": str(tmp_path / "console.db"),
-            **env,
-        },
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate(script.encode())
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def test_console_blocked_and_model_allow_list(tmp_path: Path) -> None:
     async with FakeGateway() as fake:
-        out = await _console(
-            fake, tmp_path, "hello\nstill there?\n/ask hi\n", CHATOPS_CHANNELS_BLOCK="console"
+        run = await run_console(
+            fake,
+            tmp_path,
+            "hello\nstill there?\n/ask hi\n",
+            env={"CHATOPS_CHANNELS_BLOCK": "console"},
         )
+        assert run.returncode == 0, run.err
+        out = run.out
         assert out.count(REFUSED) == 2, out  # the first line, and the slash command
         assert model_calls(fake) == []
-        out = await _console(
+        run = await run_console(
             fake,
             tmp_path,
             "/model claude-3-5-haiku-latest\n/image a fox\nhello\n",
-            CHATOPS_MODELS_ALLOW="deepseek-*,gpt-4o-mini",
-            CHATOPS_ADMINS="console",
+            env={"CHATOPS_MODELS_ALLOW": "deepseek-*,gpt-4o-mini", "CHATOPS_ADMINS": "console"},
         )
+        assert run.returncode == 0, run.err
+        out = run.out
         assert "`claude-3-5-haiku-latest` is not allowed in this channel" in out
         assert "`gpt-image-1` is not allowed in this channel" in out
         assert "Nearest allowed: `" in out

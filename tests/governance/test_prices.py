@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from bot.errors import ConfigError
 from bot.governance.money import format_money, parse_money
 from bot.governance.prices import PriceError, load_prices, parse_prices
 from storage.base import Amounts, Rates
+from tests.console_harness import run_console
 from tests.fakes.gateway import CATALOGUE, FakeGateway
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "prices.example.toml"
@@ -119,31 +117,6 @@ def test_a_glob_that_matches_no_model_is_named() -> None:
 # --- start-up, as a real process ------------------------------------------------------------
 
 
-async def _start(tmp_path: Path, fake: FakeGateway, **env: str) -> tuple[int, list[str]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WEELINKING", "CHATOPS"))}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "console",
-        cwd=tmp_path,
-        env=base
-        | {
-            "WEELINKING_API_KEY": fake.api_key,
-            "WEELINKING_BASE_URL": fake.base_url,
-            "CHATOPS_DB": str(tmp_path / "db.sqlite"),
-            **env,
-        },
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        _, err = await proc.communicate(b"")
-    assert proc.returncode is not None
-    return proc.returncode, err.decode().splitlines()
-
-
 async def test_bad_price_files_and_lists_stop_start_up_with_one_line(tmp_path: Path) -> None:
     negative = tmp_path / "negative.toml"
     negative.write_text('currency = "USD"\n[models."gpt-4o-mini*"]\ninput = -0.15\n')
@@ -183,18 +156,23 @@ async def test_bad_price_files_and_lists_stop_start_up_with_one_line(tmp_path: P
             ),
         ]
         for env, expected in cases:
-            status, lines = await _start(tmp_path, fake, **env)
+            run = await run_console(fake, tmp_path, "", env=env)
+            status, lines = run.returncode, run.err.splitlines()
             assert status == 2, (env, lines)
             assert len(lines) == 1, lines
             assert lines[0].startswith(f"chatops: configuration error: {expected}"), lines[0]
         # A good file and list start the bot (it reads the model list once to check them).
-        status, lines = await _start(
-            tmp_path,
+        run = await run_console(
             fake,
-            CHATOPS_PRICES=str(EXAMPLE),
-            CHATOPS_MODELS_ALLOW="gpt-4o*,deepseek-*,gpt-image-1,whisper-1",
-            CHATOPS_QUOTA_COST_MONTH="50",
+            tmp_path,
+            "",
+            env={
+                "CHATOPS_PRICES": str(EXAMPLE),
+                "CHATOPS_MODELS_ALLOW": "gpt-4o*,deepseek-*,gpt-image-1,whisper-1",
+                "CHATOPS_QUOTA_COST_MONTH": "50",
+            },
         )
+        status, lines = run.returncode, run.err.splitlines()
         assert status == 0, lines
         assert not any("error" in line.lower() for line in lines), lines
 

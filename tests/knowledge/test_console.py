@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.console_harness import start_console
 from tests.document_fixtures import big_log, encrypted_pdf, pdf_bytes
 from tests.fakes.gateway import FakeGateway, png_bytes
-from tests.test_console import _chats, _console
+from tests.test_console import _chats
 
 NEEDLE = "payment gateway rejected card token tok_visa_4242 with ERR_CARD_DECLINED"
 
@@ -35,7 +36,7 @@ async def test_console_attachments_are_read_or_refused_plainly(tmp_path: Path) -
         ]
     )
     async with FakeGateway() as fake:
-        proc = await _console(fake, tmp_path / "console.db", tmp_path)
+        proc = await start_console(fake, tmp_path / "console.db", tmp_path)
         async with asyncio.timeout(60):
             out, err = await proc.communicate(script.encode() + b"\n")
         chats = [str(c["messages"][-1]["content"]) for c in _chats(fake)]

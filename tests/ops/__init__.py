@@ -1,0 +1,1 @@
+"""Tests of operations: the ops port, readiness, metrics, logs and the shipped dashboards."""

@@ -157,3 +157,26 @@ async def test_export_to_stdout_from_a_real_process(store_at: str) -> None:
     assert proc.returncode == 0, err.decode()
     rows = list(csv.reader(io.StringIO(out.decode())))
     assert rows[0] == list(CSV_FIELDS) and len(rows) == 4
+
+
+async def test_export_feedback_gives_satisfaction_by_model(
+    store_at: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = await seeded(store_at)
+    store = await open_store(path)
+    try:
+        rows = await store.ledger()
+        for row, user, vote in [(rows[0], "u1", 1), (rows[0], "u2", -1), (rows[1], "u1", 1)]:
+            assert await store.record_vote(row.id, user, vote, channel=row.charge.channel)
+        assert await store.record_vote(rows[0].id, "u2", 1, channel="slack:C1")  # changed
+    finally:
+        await store.close()
+    assert await quota_cli(["--db", str(path), "export", "--feedback"], {}) == 0
+    got = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert got == [["model", "up", "down", "satisfaction"], ["gpt-4o", "3", "0", "1.0000"]]
+    assert await quota_cli(["--db", str(path), "show", "slack:C1"], {}, clock=lambda: T0) == 0
+    assert "answers rated: gpt-4o 👍 3 👎 0 (100%)" in capsys.readouterr().out
+    out = tmp_path / "votes.csv"
+    args = ["--db", str(path), "export", "--feedback", "--channel", "discord:9", "-o", str(out)]
+    assert await quota_cli(args, {}) == 0
+    assert out.read_text().splitlines() == ["model,up,down,satisfaction"]

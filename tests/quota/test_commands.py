@@ -135,6 +135,6 @@ async def test_admin_resets_usage_and_limits(tmp_path: Path) -> None:
         await core.send(make_request("hello once more"))
         assert "limit" not in last(core)
         await core.send(make_request("quota reset limits", user=ADMIN))
-        assert "1 override(s) removed" in last(core)
+        assert "(1 override removed)" in last(core)
         assert not (await limits(core))[("requests", "day")].overridden
         assert len([r for r in await core.store.ledger() if r.status == "ok"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from bot.commands.table import command_table
 from bot.config import Config
 from bot.dispatch import Dispatcher
 from bot.gateway.client import Gateway
+from bot.i18n import LanguageDefaults
 from bot.knowledge.memory import ChannelMemory
 from bot.secret import Secret
 from bot.services import Services, utc_now
@@ -62,14 +64,24 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 @asynccontextmanager
 async def build_stack(
-    tmp_path: Path, *, native: bool = True, quota: QuotaConfig | None = None, **limits: float
+    tmp_path: Path,
+    *,
+    native: bool = True,
+    quota: QuotaConfig | None = None,
+    env: dict[str, str] | None = None,
+    slack: FakeSlack | None = None,
+    language: LanguageDefaults | None = None,
+    **limits: float,
 ) -> AsyncIterator[Stack]:
-    async with FakeSlack(**limits) as slack, FakeGateway() as fake_gw:
+    # A FakeSlack given by the caller outlives this stack (a second adapter, a restart).
+    own = FakeSlack(**limits) if slack is None else contextlib.nullcontext(slack)
+    async with own as slack, FakeGateway() as fake_gw:
         config = Config(
             api_key=Secret(fake_gw.api_key),
             base_url=fake_gw.base_url,
             db_path=tmp_path / "db",
             quota=quota or QuotaConfig(),
+            language=language or LanguageDefaults(),
         )
         store = await SqliteStore.open(config.db_path, config.quota)
         gateway = Gateway(config.base_url, config.api_key)
@@ -78,10 +90,12 @@ async def build_stack(
         await memory.start()
         services = Services(config, gateway, store, budgets, memory=memory)
         dispatcher = Dispatcher(services, commands())
-        env = {} if native else {"CHATOPS_SLACK_NATIVE_STREAM": "false"}
-        settings = SlackSettings.from_env(slack.env(**env))
+        extra = dict(env or {})
+        if not native:
+            extra["CHATOPS_SLACK_NATIVE_STREAM"] = "false"
+        settings = SlackSettings.from_env(slack.env(**extra))
         assert settings is not None
-        adapter = SlackAdapter(settings, store.first_delivery, budgets)
+        adapter = SlackAdapter(settings, store.first_delivery, budgets, languages=config.language)
         adapter.observer = memory.intake(adapter)
         try:
             async with running(adapter, dispatcher.handler_for(adapter)):

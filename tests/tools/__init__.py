@@ -1,0 +1,1 @@
+"""Tests of tools: streamed tool calls, the loop, built-ins, MCP servers, the Responses API."""

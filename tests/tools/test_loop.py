@@ -62,7 +62,8 @@ async def test_builtins_answer_with_their_results_and_are_ledgered(tmp_path: Pat
         assert [m["role"] for m in second[-2:]] == ["tool", "tool"]
         ledger, calls = await rows(core)
         assert [(r.charge.command, r.status) for r in ledger] == [("ask", "ok"), ("ask", "ok")]
-        assert all(r.amounts.requests == 1 and r.amounts.tokens > 0 for r in ledger)
+        assert [r.amounts.requests for r in ledger] == [1, 0]  # one question, two rounds
+        assert all(r.amounts.tokens > 0 for r in ledger)
         # Recorded as each ends (they run in parallel).
         assert sorted((c.tool, c.outcome, c.ledger_id) for c in calls) == [
             ("channel_settings", "ok", ledger[0].id),
@@ -155,15 +156,43 @@ async def test_rounds_are_bounded(tmp_path: Path) -> None:
 
 async def test_quota_refusing_a_later_round_is_plain_and_charges_once(tmp_path: Path) -> None:
     async with core_at(tmp_path) as core:
+        # What the first round holds, learned from the same question in another channel.
+        core.gateway.turns.append(ModelTurn(text="done"))
+        await core.send(make_request("show my settings", channel="C9"))
+        first_hold = (await core.store.ledger())[0].estimate.tokens
+        # Room for the first round's hold, not for the second's (its prompt carries the call).
         channel = make_request().place.channel_key
-        await core.store.set_limit(channel, "requests", "day", 1)
+        await core.store.set_limit(channel, "tokens", "day", first_hold)
         core.gateway.turns.append(ModelTurn(calls=(call("channel_settings"),)))
         await core.send(make_request("show my settings"))
         text = final_text(core)
-        assert "⚠️ Interrupted:" in text and "daily request limit" in text.lower()
-        ledger, calls = await rows(core)
+        assert "⚠️ Interrupted:" in text and "daily token limit" in text.lower()
+        ledger = [r for r in await core.store.ledger() if r.charge.channel == channel]
         assert [(r.status, r.amounts.requests) for r in ledger] == [("ok", 1), ("refused", 0)]
-        assert [c.outcome for c in calls] == ["ok"]
+        assert [c.outcome for c in await core.store.tool_calls()] == ["ok"]
+
+
+async def test_a_question_is_one_request_however_many_rounds_it_takes(tmp_path: Path) -> None:
+    async with core_at(tmp_path) as core:
+        channel = make_request().place.channel_key
+        await core.store.set_limit(channel, "requests", "day", 1)
+        core.gateway.turns.extend(
+            [
+                ModelTurn(calls=(call("channel_settings"),)),
+                ModelTurn(calls=(call("channel_quota"),)),
+            ]
+        )
+        await core.send(make_request("show my settings and quota"))
+        assert final_text(core).endswith("_🔧 used: channel_settings, channel_quota_")
+        ledger = await core.store.ledger()
+        assert [(r.status, r.amounts.requests) for r in ledger] == [("ok", 1), ("ok", 0), ("ok", 0)]
+        assert all(r.amounts.tokens > 0 for r in ledger)
+        [day, _] = (await core.store.quota_status(channel, now=core.services.clock())).windows
+        assert day.used["requests"] == 1
+        assert day.used["tokens"] == sum(r.amounts.tokens for r in ledger)
+        # The one request the limit allows is spent: the next question is refused.
+        await core.send(make_request("again"))
+        assert "daily request limit is used up" in final_text(core)
 
 
 async def test_channel_switches_and_the_tools_command(tmp_path: Path) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +15,7 @@ from bot.secret import Secret
 from bot.services import Services
 from bot.streaming.budgets import Budgets
 from storage.sqlite.store import SqliteStore
+from tests.console_harness import run_console
 from tests.discord.test_e2e import FAST
 from tests.discord_harness import running
 from tests.fakes.discord import FakeDiscord
@@ -136,30 +134,12 @@ async def test_console_process_answers_from_a_tool(tmp_path: Path) -> None:
         gw.turns.append(
             ModelTurn(calls=(ScriptedCall("list_models", json.dumps({"filter": "grok-4"})),))
         )
-        env = {
-            **os.environ,
-            "WEELINKING_API_KEY": gw.api_key,
-            "WEELINKING_BASE_URL": gw.base_url,
-            "CHATOPS_DB": str(tmp_path / "db.sqlite"),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "console",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=tmp_path,
-        )
-        async with asyncio.timeout(30):
-            out, err = await process.communicate(b"which grok 4 models are there?\n")
-        assert process.returncode == 0, err.decode()
-        text = out.decode()
+        run = await run_console(gw, tmp_path, "which grok 4 models are there?\n", within=30)
+        assert run.returncode == 0, run.err
+        text = run.out
         assert "From the tools: 3 models matching 'grok-4'" in text
         assert "grok-4-0709" in text and "_🔧 used: list_models_" in text
-        store = await SqliteStore.open(tmp_path / "db.sqlite")
+        store = await SqliteStore.open(tmp_path / "console.db")
         try:
             assert [(c.tool, c.outcome) for c in await store.tool_calls()] == [
                 ("list_models", "ok")
