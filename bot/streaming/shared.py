@@ -314,7 +314,8 @@ class SharedEditBudget(EditBudget):
             )
             self._view_horizon = horizon
         except DatabaseUnavailable as e:
-            log.warning("budget %s: database unavailable (%s); own view only", self.key, e)
+            # Read twice a second: the takes' warnings already tell of an outage.
+            log.debug("budget %s: database unavailable (%s); own view only", self.key, e)
             self._view = None
         finally:
             self._view_at = self._clock()
