@@ -18,6 +18,7 @@ from storage.base import (
     QuotaConfig,
     QuotaExceeded,
     Rates,
+    Spender,
     Window,
     WindowKeys,
 )
@@ -185,4 +186,19 @@ def ledger_row(r: Any, moment: Callable[[Any], datetime | None]) -> LedgerRow:
         finished_at=moment(r[18]),
         day=str(r[19]),
         month=str(r[20]),
+    )
+
+
+def spenders_of(rows: Iterable[Any]) -> tuple[Spender, ...]:
+    """Top users or models from rows of (name, requests, tokens, images, audio, cost)."""
+    return tuple(
+        Spender(
+            name=str(r[0]),
+            requests=int(r[1]),
+            tokens=int(r[2]),
+            images=int(r[3]),
+            audio_seconds=float(r[4]),
+            cost=int(r[5]),
+        )
+        for r in rows
     )

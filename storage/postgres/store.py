@@ -41,14 +41,13 @@ from storage.base import (
     Reservation,
     RuleKind,
     RuleScope,
-    Spender,
     Status,
     ToolCallRecord,
     Window,
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
+from storage.limits import Limits, exceeded, ledger_row, metered, settings_of, spenders_of
 from storage.postgres import memory
 from storage.postgres.budgets import SharedWindows
 from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
@@ -528,10 +527,10 @@ class PostgresStore:
                         window=w,
                         key=keys.of(w),
                         used=used,
-                        top_users=_spenders(
+                        top_users=spenders_of(
                             await conn.fetch(TOP_USERS.text, *TOP_USERS.args(spent))
                         ),
-                        top_models=_spenders(
+                        top_models=spenders_of(
                             await conn.fetch(TOP_MODELS.text, *TOP_MODELS.args(spent))
                         ),
                         resets_at=self.quota.resets_at(w, moment),
@@ -903,20 +902,6 @@ async def _write_settings(conn: Conn, channel: str, s: ChannelSettings, now: dat
         s.auto_transcribe,
         s.language,
         now,
-    )
-
-
-def _spenders(rows: list[asyncpg.Record]) -> tuple[Spender, ...]:
-    return tuple(
-        Spender(
-            name=str(r[0]),
-            requests=int(r[1]),
-            tokens=int(r[2]),
-            images=int(r[3]),
-            audio_seconds=float(r[4]),
-            cost=int(r[5]),
-        )
-        for r in rows
     )
 
 

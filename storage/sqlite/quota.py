@@ -20,6 +20,7 @@ from storage.base import (
     Window,
     WindowKeys,
 )
+from storage.limits import spenders_of
 
 _TS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -219,17 +220,7 @@ def top_spenders(
         f"ORDER BY 6 DESC, 3 DESC, 2 DESC, {column} LIMIT ?",
         (channel, keys.month, keys.of(w), top),
     ).fetchall()
-    return tuple(
-        Spender(
-            name=str(r[0]),
-            requests=int(r[1]),
-            tokens=int(r[2]),
-            images=int(r[3]),
-            audio_seconds=float(r[4]),
-            cost=int(r[5]),
-        )
-        for r in rows
-    )
+    return spenders_of(rows)
 
 
 def bill_line(r: Any) -> BillLine:
