@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -227,3 +228,81 @@ async def test_a_request_during_an_outage_is_told_plainly_and_service_resumes(
         await admin.close()
     # Nothing was charged for the request the outage refused.
     assert [r.status for r in rows] == ["ok", "ok"]
+
+
+async def test_reservations_queued_behind_a_busy_channel_go_as_one_transaction(
+    postgres_url: str,
+) -> None:
+    quota = QuotaConfig(limits={("requests", "day"): 100})
+    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
+    admin = await asyncpg.connect(postgres_url, timeout=10)
+    database = urlsplit(postgres_url).path.lstrip("/")
+    try:
+        await store.settle(await store.reserve(CHAT, EST, now=T0), EST)
+        # The channel's row held elsewhere: the first reservation waits in the database and
+        # the next 19 queue behind it in this process.
+        async with admin.transaction():
+            await admin.execute(
+                "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE",
+                CHAT.channel,
+            )
+            first = asyncio.create_task(store.reserve(replace(CHAT, user="U0"), EST, now=T0))
+            async with asyncio.timeout(10):
+                await _until_waiting_on_a_lock(admin, database)
+            queued = [
+                asyncio.create_task(store.reserve(replace(CHAT, user=f"U{i}"), EST, now=T0))
+                for i in range(1, 20)
+            ]
+            await asyncio.sleep(0.05)  # would they go separately, they would be waiting too
+        async with asyncio.timeout(10):
+            reservations = await asyncio.gather(first, *queued)
+        # Rows a transaction wrote carry its id (xmin): one for the first, one for the rest.
+        transactions = await admin.fetchval(
+            "SELECT count(DISTINCT xmin::text) FROM ledger WHERE id = ANY($1::bigint[])",
+            [r.id for r in reservations],
+        )
+        for r in reservations:
+            await store.settle(r, EST)
+        status = await store.quota_status(CHAT.channel, now=T0)
+    finally:
+        await admin.close()
+        await store.close()
+    assert transactions == 2
+    assert status.windows[0].used["requests"] == 21
+
+
+async def test_a_caller_cancelled_while_its_reservation_is_out_gets_the_hold_given_back(
+    postgres_url: str,
+) -> None:
+    quota = QuotaConfig(limits={("requests", "day"): 1})
+    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
+    admin = await asyncpg.connect(postgres_url, timeout=10)
+    database = urlsplit(postgres_url).path.lstrip("/")
+    try:
+        await store.release(await store.reserve(CHAT, EST, now=T0))  # the counter row exists
+        async with admin.transaction():
+            await admin.execute(
+                "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE",
+                CHAT.channel,
+            )
+            doomed = asyncio.create_task(store.reserve(CHAT, EST, now=T0))
+            async with asyncio.timeout(10):
+                await _until_waiting_on_a_lock(admin, database)
+            doomed.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+        # The reservation committed after its caller left; the store gives it back at once,
+        # so the only request the limit allows fits now, not after the reservation TTL.
+        for _ in range(1000):
+            if not (await store.quota_status(CHAT.channel, now=T0)).pending:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the cancelled caller's hold was never given back")
+        kept = await store.reserve(CHAT, EST, now=T0)
+        await store.settle(kept, EST)
+        rows = await store.ledger()
+    finally:
+        await admin.close()
+        await store.close()
+    assert [r.status for r in rows] == ["error", "cancelled", "ok"]

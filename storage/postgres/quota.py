@@ -1,5 +1,6 @@
-"""The quota ledger's statements for PostgreSQL: a reservation, a settlement, an expiry each one
-statement (one round trip, atomic on its own), written with named parameters."""
+"""The quota ledger's SQL for PostgreSQL, written with :name parameters: the gate's
+reservation and settlement (bodies of the batch function in storage/postgres/gate.py) and the
+statements the store sends on their own."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 
 from storage.base import METRICS, WINDOWS, Metric, Window
 
-_NAME = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+PARAMETER = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 # The SQL type of each metric's counters and amounts.
-_TYPE: dict[Metric, str] = {
+SQL_TYPE: dict[Metric, str] = {
     "requests": "bigint",
     "tokens": "bigint",
     "images": "bigint",
@@ -32,7 +33,7 @@ class Named:
                 self.names.append(name)
             return f"${self.names.index(name) + 1}"
 
-        self.text = _NAME.sub(number, text)
+        self.text = PARAMETER.sub(number, text)
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.names]
@@ -42,12 +43,12 @@ _COUNTERS = [f"{w}_{m}" for w in WINDOWS for m in METRICS]
 
 
 def _estimate(m: Metric) -> str:
-    return f":e_{m}::{_TYPE[m]}"
+    return f":e_{m}::{SQL_TYPE[m]}"
 
 
 def _limit(scope: str, w: Window, m: Metric) -> str:
-    """A limit in force, from the statement's own `caps` (read in the same statement)."""
-    return f"(SELECT {scope}_{w}_{m} FROM caps)"
+    """A limit in force, from the record CAPS was read into just before the gate."""
+    return f"v_cap.{scope}_{w}_{m}"
 
 
 def _override(w: Window, m: Metric) -> str:
@@ -70,8 +71,9 @@ def _cap(w: Window, m: Metric) -> str:
     )
 
 
-# The limits in force for the channel, read by the reservation statement itself: a limit an
-# operator sets (another process) applies to the very next reservation.
+# The limits in force for the channel, read right before each reservation in the same
+# transaction (after its counter rows are locked): a limit an operator sets (another process)
+# applies to the very next reservation.
 _CAPS = (
     "lim AS (SELECT "
     + ", ".join(_override(w, m) for w in WINDOWS for m in METRICS)
@@ -79,6 +81,7 @@ _CAPS = (
     + ", ".join(_cap(w, m) for w in WINDOWS for m in METRICS)
     + " FROM lim)"
 )
+CAPS = f"WITH {_CAPS} SELECT * FROM caps"
 
 
 def _base(w: Window, m: Metric) -> str:
@@ -118,15 +121,15 @@ _RATE_VALUES = (
 
 _KNOWN = "(SELECT {w}_key FROM quota_usage WHERE channel = :channel AND user_id = '')"
 
-# The reservation: the limits in force (_CAPS), then both counter rows (the channel's,
-# user_id '', and the user's) gated by one INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ...
-# RETURNING, and the ledger row written
-# only when both took the estimate. Rows are locked in user_id order ('' first) here and in
-# every other statement that changes counters, so concurrent statements never deadlock.
-# A window key never goes back: a replica whose clock lags charges the channel's current
-# window. When one row has room and the other not, chatops_gate_split() undoes the statement.
-RESERVE = Named(
-    f"WITH {_CAPS}, gate AS (INSERT INTO quota_usage AS q (channel, user_id, day_key, month_key, "
+# The reservation: both counter rows (the channel's, user_id '', and the user's) gated by one
+# INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ... RETURNING against the limits in force
+# (v_cap), and the ledger row written only when both took the estimate. It answers how many
+# rows took it, which one when only one did (the batch function puts that row back) and the
+# ledger id. Rows are locked in user_id order ('' first) here and in every other statement that
+# changes counters, so concurrent statements never deadlock. A window key never goes back: a
+# replica whose clock lags charges the channel's current window.
+RESERVE = (
+    "WITH gate AS (INSERT INTO quota_usage AS q (channel, user_id, day_key, month_key, "
     + ", ".join(_COUNTERS)
     + ") SELECT :channel, v.user_id, "
     + ", ".join(f"GREATEST(:{w}_key::text, COALESCE({_KNOWN.format(w=w)}, ''))" for w in WINDOWS)
@@ -141,17 +144,18 @@ RESERVE = Named(
     + " WHERE "
     + " AND ".join(_fits(w, m) for w in WINDOWS for m in METRICS)
     + " RETURNING q.user_id, q.day_key, q.month_key), "
-    "passed AS (SELECT count(*) AS n, max(day_key) FILTER (WHERE user_id = '') AS day_key, "
-    "max(month_key) FILTER (WHERE user_id = '') AS month_key FROM gate) "
-    "INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, model, "
-    "requests, tokens_in, tokens_out, images, audio_seconds, cost, status, est_requests, "
+    "passed AS (SELECT count(*) AS n, max(user_id) AS lone, "
+    "max(day_key) FILTER (WHERE user_id = '') AS day_key, "
+    "max(month_key) FILTER (WHERE user_id = '') AS month_key FROM gate), "
+    "written AS (INSERT INTO ledger (created_at, platform, channel, user_id, user_name, command, "
+    "model, requests, tokens_in, tokens_out, images, audio_seconds, cost, status, est_requests, "
     "est_tokens_in, est_tokens_out, est_images, est_audio_seconds, est_cost, expires_at, "
     f"day_key, month_key, {_RATES}) SELECT :now, :platform, :channel, :user_id, :user_name, "
     ":command, :model, :e_requests, :tokens_in::bigint, :tokens_out::bigint, :e_images, "
-    ":e_audio_seconds, :e_cost, CASE WHEN p.n = 2 THEN 'pending' ELSE chatops_gate_split() "
-    "END, :e_requests, :tokens_in, :tokens_out, :e_images, :e_audio_seconds, :e_cost, "
-    f":expires_at, p.day_key, p.month_key, {_RATE_VALUES} FROM passed p WHERE p.n > 0 "
-    "RETURNING id"
+    ":e_audio_seconds, :e_cost, 'pending', :e_requests, :tokens_in, :tokens_out, :e_images, "
+    f":e_audio_seconds, :e_cost, :expires_at, p.day_key, p.month_key, {_RATE_VALUES} "
+    "FROM passed p WHERE p.n = 2 RETURNING id) "
+    "SELECT p.n, p.lone, (SELECT id FROM written) FROM passed p"
 )
 
 REFUSED = Named(
@@ -172,7 +176,7 @@ COUNTERS = Named(
 
 def _delta(w: Window, m: Metric) -> str:
     est = "d.est_tokens_in + d.est_tokens_out" if m == "tokens" else f"d.est_{m}"
-    change = f":n_{m}::{_TYPE[m]} - CASE WHEN :had_charge::boolean THEN {est} ELSE 0 END"
+    change = f":n_{m}::{SQL_TYPE[m]} - CASE WHEN :had_charge::boolean THEN {est} ELSE 0 END"
     # Only in the window the request was charged to; a rolled-over window is history.
     return (
         f"{w}_{m} = CASE WHEN q.{w}_key = d.{w}_key "
@@ -183,7 +187,7 @@ def _delta(w: Window, m: Metric) -> str:
 # Settle, release or expire one reservation, exactly once: the ledger row changes only from
 # the status `was` (and, for expiry, only once due), and its counters move by the difference
 # between what it held and what it now charges.
-FINISH = Named(
+FINISH = (
     "WITH done AS (UPDATE ledger SET requests = :n_requests, tokens_in = :tokens_in, "
     "tokens_out = :tokens_out, images = :n_images, audio_seconds = :n_audio_seconds, "
     "cost = :n_cost, status = :status, finished_at = :now, expires_at = NULL "
@@ -199,7 +203,8 @@ FINISH = Named(
 )
 
 DUE = Named(
-    "SELECT id FROM ledger WHERE status = 'pending' AND expires_at <= :now ORDER BY id LIMIT 500"
+    "SELECT id, channel, user_id FROM ledger WHERE status = 'pending' AND expires_at <= :now "
+    "ORDER BY id LIMIT 500"
 )
 
 LEDGER_COLS = (

@@ -6,6 +6,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from storage.base import DatabaseUnusable
+from storage.postgres.gate import ensure_gate
 
 # Same tables as storage/sqlite/schema.py at its latest version, in PostgreSQL's own types;
 # `events.claim` lets a caller retry an insert after a lost connection and learn whether its
@@ -88,6 +89,8 @@ CREATE INDEX events_seen ON events (seen_at);
 
 -- The reservation statement gates the channel's and the user's counter rows at once; when
 -- only one of them has room it calls this, so the statement (and its one change) is undone.
+-- (Bots since the batched gate, storage/postgres/gate.py, put the row back instead; this stays
+-- for replicas of the older version during a rolling deploy.)
 CREATE FUNCTION chatops_gate_split() RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'CQ001',
@@ -253,4 +256,5 @@ async def migrate(conn: PoolConnectionProxy[asyncpg.Record], where: str) -> int:
         if version < LATEST:
             await conn.execute("DELETE FROM chatops_schema")
             await conn.execute("INSERT INTO chatops_schema (version) VALUES ($1)", LATEST)
+        await ensure_gate(conn)
         return LATEST

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,15 +50,15 @@ from storage.base import (
 )
 from storage.limits import Limits, exceeded, ledger_row, metered, settings_of, spenders_of
 from storage.postgres import memory
+from storage.postgres.batches import GateBatches
 from storage.postgres.budgets import SharedWindows
 from storage.postgres.errors import CONNECT_FAILED, LOST, OPEN_FAILED
+from storage.postgres.gate import NOTHING, Kind, item
 from storage.postgres.quota import (
     COUNTERS,
     DUE,
-    FINISH,
     LEDGER_COLS,
     REFUSED,
-    RESERVE,
     RESET,
     TOP_MODELS,
     TOP_USERS,
@@ -78,7 +79,6 @@ CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 # Idempotent calls are retried across a lost connection for about this long in all.
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
-SPLIT_GATE = "CQ001"  # chatops_gate_split(): one counter row had room, the other not
 
 
 def redact(url: str) -> str:
@@ -95,10 +95,11 @@ def redact(url: str) -> str:
 class PostgresStore:
     """The Store protocol on PostgreSQL.
 
-    Each reservation, settlement and expiry is one statement (storage/postgres/quota.py),
-    so it is atomic on its own and costs one round trip; the pool gives concurrent requests
-    their own connections. Several processes (replicas, the operator CLI) share everything
-    here: settings, limits, the ledger, the counters and de-duplication.
+    Reservations, settlements and expiries go through the gate function
+    (storage/postgres/gate.py), batched per round trip and commit by GateBatches; everything
+    else is a statement or a short transaction on a pooled connection. Several processes
+    (replicas, the operator CLI) share everything here: settings, limits, the ledger, the
+    counters and de-duplication.
     """
 
     def __init__(self, pool: asyncpg.Pool, where: str, quota: QuotaConfig, clock: Clock) -> None:
@@ -107,11 +108,12 @@ class PostgresStore:
         self.quota = quota
         self._clock = clock
         self._defaults = Limits.defaults(quota)
-        # What RESERVE needs to work out the limits in force itself.
+        # What the gate needs to work out the limits in force itself.
         self._limit_params: dict[str, float | None] = {
             f"def_{w}_{m}": quota.default_limit(m, w) for m in METRICS for w in WINDOWS
         } | {"share": quota.user_share}
         self._pruned_at: datetime | None = None
+        self._gate = GateBatches(self._once)
         # Channels' vectors between searches (storage/postgres/memory.py).
         self.vectors = memory.Vectors()
 
@@ -163,6 +165,7 @@ class PostgresStore:
         return SharedWindows(self._pool)
 
     async def close(self) -> None:
+        await self._gate.drain()
         # Bounded: a connection stuck on a dead server must not hold up shutdown.
         try:
             await asyncio.wait_for(self._pool.close(), 10)
@@ -302,39 +305,45 @@ class PostgresStore:
             **self._limit_params,
         }
 
-        async def attempt(conn: Conn) -> int | QuotaExceeded:
-            swept = False
-            # Bounded: each pass either reserves, refuses with a reason, or saw the budget
-            # change under it (a hold expired or was given back) and looks again.
-            for _ in range(4):
-                try:
-                    reserved = await conn.fetchval(RESERVE.text, *RESERVE.args(params))
-                except asyncpg.PostgresError as e:
-                    if e.sqlstate != SPLIT_GATE:
-                        raise
-                    reserved = None
-                if reserved is not None:
-                    return int(reserved)
-                # Stale holds (a crashed replica) are swept only when they could matter,
-                # when the budget looks spent; then the gate gets a second look.
-                if not swept:
-                    swept = True
-                    if await self._expire(conn, moment):
-                        continue
-                # The limits again, only to word the refusal (RESERVE read them itself).
-                limits = await self._limits(conn, charge.channel)
-                refused = await self._diagnose(conn, charge, limits, keys, want, moment)
-                if refused is not None:
-                    # Every request leaves a ledger row, refused ones too (nothing charged).
-                    await conn.execute(REFUSED.text, *REFUSED.args(params))
-                    return refused
-            # Each look saw room the gate then did not find: hardly possible, but bounded.
-            raise DatabaseUnavailable("the quota counters kept changing")
+        gated = item("reserve", params)
+        swept = False
+        # Bounded: each pass either reserves, refuses with a reason, or saw the budget change
+        # under it (a hold expired or was given back) and looks again. Not retried after a
+        # lost connection: the first attempt's fate is unknown, and a hold it may have left
+        # expires after the reservation TTL, so nothing is charged twice.
+        for _ in range(4):
+            reserved = await self._gate.run(gated)
+            if reserved is not None:
+                return Reservation(id=reserved, charge=charge, estimate=estimate)
+            # Stale holds (a crashed replica) are swept only when they could matter, when
+            # the budget looks spent; then the gate gets a second look.
+            if not swept:
+                swept = True
+                if await self._expire(moment):
+                    continue
+            refused = await self._once(partial(self._refuse, charge, keys, want, moment, params))
+            if refused is not None:
+                raise refused
+        # Each look saw room the gate then did not find: hardly possible, but bounded.
+        raise DatabaseUnavailable("the quota counters kept changing")
 
-        result = await self._once(attempt)
-        if isinstance(result, QuotaExceeded):
-            raise result
-        return Reservation(id=result, charge=charge, estimate=estimate)
+    async def _refuse(
+        self,
+        charge: Charge,
+        keys: WindowKeys,
+        want: dict[Metric, float],
+        moment: datetime,
+        params: Mapping[str, Any],
+        conn: Conn,
+    ) -> QuotaExceeded | None:
+        """Word a refusal and leave its ledger row; None when there is room again."""
+        # The limits again, only to word the refusal (the gate read them itself).
+        limits = await self._limits(conn, charge.channel)
+        refused = await self._diagnose(conn, charge, limits, keys, want, moment)
+        if refused is not None:
+            # Every request leaves a ledger row, refused ones too (nothing charged).
+            await conn.execute(REFUSED.text, *REFUSED.args(params))
+        return refused
 
     async def settle(
         self, reservation: Reservation, actual: Amounts, status: Status = "ok"
@@ -345,63 +354,69 @@ class PostgresStore:
             "tokens_in": actual.tokens_in,
             "tokens_out": actual.tokens_out,
         }
-        await self._finish(reservation.id, status, params, charged=True)
+        await self._finish("settle", reservation, status, params)
 
     async def release(self, reservation: Reservation, status: Status = "error") -> None:
-        nothing = {
-            **_metric_params("n", dict.fromkeys(METRICS, 0)),
-            "tokens_in": 0,
-            "tokens_out": 0,
-        }
-        await self._finish(reservation.id, status, nothing, charged=False)
+        await self._finish("release", reservation, status, NOTHING)
 
     async def _finish(
-        self, ledger_id: int, status: Status, amounts: dict[str, Any], *, charged: bool
+        self,
+        kind: Kind,
+        reservation: Reservation,
+        status: Status,
+        amounts: Mapping[str, Any],
     ) -> None:
-        """Settle (charged: real usage) or release a reservation, exactly once; safe to retry."""
-        params = {**amounts, "id": ledger_id, "status": status, "now": self._clock(), "due": None}
-
-        async def finish(conn: Conn) -> None:
-            done = await conn.fetchval(
-                FINISH.text, *FINISH.args({**params, "was": "pending", "had_charge": True})
-            )
-            if done or not charged:
+        """Settle (real usage) or release a reservation, exactly once; retried while the
+        pool reconnects, since finishing a finished reservation changes nothing."""
+        finished = item(
+            kind,
+            {
+                **amounts,
+                "id": reservation.id,
+                "channel": reservation.charge.channel,
+                "user_id": reservation.charge.user,
+                "status": status,
+                "now": self._clock(),
+            },
+        )
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                await self._gate.run(finished)
                 return
-            # Expired meanwhile (the call outlived the TTL): the estimate was given back, so
-            # the real usage is charged afresh. Anything else was settled or released already.
-            await conn.fetchval(
-                FINISH.text, *FINISH.args({**params, "was": "expired", "had_charge": False})
-            )
-
-        await self._retried(finish)
+            except DatabaseUnavailable:
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
 
     async def expire_stale(self, *, now: datetime | None = None) -> int:
-        moment = now or self._clock()
-        return await self._retried(lambda conn: self._expire(conn, moment))
+        return await self._expire(now or self._clock())
 
-    async def _expire(self, conn: Conn, moment: datetime) -> int:
-        """Give back reservations past their TTL, each in its own statement (see FINISH)."""
-        nothing = {
-            **_metric_params("n", dict.fromkeys(METRICS, 0)),
-            "tokens_in": 0,
-            "tokens_out": 0,
-        }
-        params = {
-            **nothing,
-            "status": "expired",
-            "now": moment,
-            "due": moment,
-            "was": "pending",
-            "had_charge": True,
-        }
+    async def _expire(self, moment: datetime) -> int:
+        """Give back reservations past their TTL, each its own gate item (see FINISH)."""
         expired = 0
         while True:
-            due = await conn.fetch(DUE.text, *DUE.args({"now": moment}))
-            for row in due:
-                # Another replica may sweep the same row at once; only one of them counts.
-                expired += int(
-                    await conn.fetchval(FINISH.text, *FINISH.args({**params, "id": row[0]}))
+            due = await self._retried(lambda conn: conn.fetch(DUE.text, *DUE.args({"now": moment})))
+            # Another replica may sweep the same row at once; only one of them counts.
+            done = await asyncio.gather(
+                *(
+                    self._gate.run(
+                        item(
+                            "expire",
+                            {
+                                **NOTHING,
+                                "id": row["id"],
+                                "channel": row["channel"],
+                                "user_id": row["user_id"],
+                                "status": "expired",
+                                "now": moment,
+                                "due": moment,
+                            },
+                        )
+                    )
+                    for row in due
                 )
+            )
+            expired += sum(int(n or 0) for n in done)
             if len(due) < 500:
                 return expired
 
@@ -503,8 +518,9 @@ class PostgresStore:
         moment = now or self._clock()
         keys = self.quota.window_keys(moment)
 
+        await self._expire(moment)
+
         async def read(conn: Conn) -> QuotaStatus:
-            await self._expire(conn, moment)
             limits = await self._limits(conn, channel)
             row = await conn.fetchrow(
                 "SELECT * FROM quota_usage WHERE channel = $1 AND user_id = ''", channel
