@@ -9,6 +9,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -66,16 +67,18 @@ def line(label: str, f: dict[str, float]) -> str:
     )
 
 
-async def across_processes(url: str, processes: int, tasks: int) -> None:
-    """`processes` replicas, each with `tasks` workers, started together."""
+async def in_processes(url: str, processes: int, mode: str, load: float) -> list[dict[str, Any]]:
+    """`processes` replicas started together, each running `mode` (closed: `load` workers;
+    open: `load` arrivals a second); their figures."""
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "bench.bench_postgres",
             "--child",
+            mode,
             url,
-            str(tasks),
+            str(load),
             str(i),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
@@ -87,6 +90,12 @@ async def across_processes(url: str, processes: int, tasks: int) -> None:
         for child in children:
             out, _ = await child.communicate()
             figures.append(json.loads(out))
+    return figures
+
+
+async def across_processes(url: str, processes: int, tasks: int) -> None:
+    """`processes` replicas, each with `tasks` workers doing reserve + settle back to back."""
+    figures = await in_processes(url, processes, "closed", tasks)
     ops = sum(f["ops"] for f in figures)
     elapsed = max(f["elapsed"] for f in figures)
     p99s = ", ".join(f"{f['p99']:.2f}" for f in figures)
@@ -96,14 +105,14 @@ async def across_processes(url: str, processes: int, tasks: int) -> None:
     )
 
 
-async def open_loop(url: str, rate: float) -> None:
+async def open_loop(url: str, rate: float, tag: str = "") -> list[float]:
     """Requests arriving at `rate`/s, each reserve, a 20 ms gateway call, settle: what the
-    gate adds to one request's latency at that load."""
+    gate adds to each request's latency at that load, in ms."""
     store = await PostgresStore.open(url, quota_config_from_env(ENV))
     added: list[float] = []
 
     async def request(i: int) -> None:
-        charge = Charge("bench", f"bench:C{i % 8}", f"U{i % 50}", "ask", "gpt-4o-mini")
+        charge = Charge("bench", f"bench:C{i % 8}", f"U{tag}{i % 50}", "ask", "gpt-4o-mini")
         t0 = time.perf_counter()
         reservation = await store.reserve(charge, ESTIMATE)
         t1 = time.perf_counter()
@@ -119,11 +128,21 @@ async def open_loop(url: str, rate: float) -> None:
             await asyncio.sleep(max(start + i / rate - time.perf_counter(), 0))
             group.create_task(request(i))
     await store.close()
-    ms = [a * 1000 for a in added]
-    print(
-        f"{rate:>6,.0f}/s arriving     gate adds p50 {statistics.median(ms):6.2f} ms  "
+    return [a * 1000 for a in added]
+
+
+def added_line(label: str, ms: list[float]) -> str:
+    return (
+        f"{label:<26} gate adds p50 {statistics.median(ms):6.2f} ms  "
         f"p99 {percentile(ms, 0.99):6.2f} ms  max {max(ms):7.2f} ms"
     )
+
+
+async def open_across(url: str, processes: int, rate: float) -> None:
+    """`rate` requests a second in all, arriving evenly at `processes` replicas."""
+    figures = await in_processes(url, processes, "open", rate / processes)
+    ms = [m for f in figures for m in f["added"]]
+    print(added_line(f"{rate:,.0f}/s over {processes} processes", ms))
 
 
 async def budget_take(url: str) -> None:
@@ -160,23 +179,29 @@ async def main() -> None:
         print("all limits set, 50% user share, 8 channels; reserve + settle per request")
         for tasks in (1, 10, 100):
             print(line(f"1 process x {tasks} tasks", await closed_loop(url, tasks, SECONDS)))
-        await across_processes(url, 3, 30)
+        for tasks in (10, 30):
+            await across_processes(url, 3, tasks)
         for rate in (100.0, 500.0):
-            await open_loop(url, rate)
+            print(added_line(f"{rate:,.0f}/s in 1 process", await open_loop(url, rate)))
+        for rate in (1_000.0, 3_000.0, 5_000.0):
+            await open_across(url, 3, rate)
         await budget_take(url)
     print("goals: >= 5,000 reserve+settle/s across processes; p99 the gate adds <= 5 ms")
 
 
-def child(url: str, tasks: int, tag: str) -> None:
-    figures = asyncio.run(closed_loop(url, tasks, SECONDS, tag=f"p{tag}-"))
+def child(mode: str, url: str, load: float, tag: str) -> None:
+    if mode == "closed":
+        figures: dict[str, Any] = asyncio.run(closed_loop(url, int(load), SECONDS, tag=f"p{tag}-"))
+    else:
+        figures = {"added": asyncio.run(open_loop(url, load, tag=f"p{tag}-"))}
     print(json.dumps(figures))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", nargs=3)
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "URL", "LOAD", "TAG"))
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2])
+        child(args.child[0], args.child[1], float(args.child[2]), args.child[3])
     else:
         asyncio.run(main())
