@@ -66,7 +66,10 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
     """
     rounds = ctx.services.config.tools.rounds
     messages = list(chat.messages)
-    prompt_tokens = chat.prompt_tokens
+    offered = tools.specs() if tools else []
+    # The tools' descriptions go with every round's prompt and are billed as prompt tokens,
+    # so every round's hold (and the fallback when the gateway reports no usage) counts them.
+    prompt_tokens = chat.prompt_tokens + (estimate_tokens(json.dumps(offered)) if offered else 0)
     cap = chat.tokens_out
     async with AsyncExitStack() as first:
         meter = await first.enter_async_context(
@@ -87,7 +90,6 @@ async def converse(ctx: Context, chat: Chat, tools: ToolSet) -> None:
                         )
                         return
                 choice = "none" if number == rounds else None
-                offered = tools.specs() if tools else []
                 done = await _round(
                     ctx, reply, meter, chat, messages, prompt_tokens, offered, choice
                 )

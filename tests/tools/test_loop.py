@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from bot.conversation import estimate_tokens
 from bot.events import User
 from bot.tools.config import ToolsConfig
 from storage.base import ChannelSettings, LedgerRow, ToolCallRecord
@@ -277,3 +278,15 @@ async def test_a_responses_failure_mid_stream_keeps_the_text_and_charges_it(
         ledger, _ = await rows(core)
         assert [r.status for r in ledger] == ["interrupted"]
         assert ledger[0].amounts.tokens_out > 0
+
+
+async def test_the_tools_offered_are_part_of_what_a_question_holds(tmp_path: Path) -> None:
+    async with core_at(tmp_path) as core:
+        core.gateway.turns.append(ModelTurn(text="hello"))
+        await core.send(make_request("hi"))
+        offered = core.gateway.chat_bodies()[0]["tools"]
+        [row] = await core.store.ledger()
+    # The descriptions travel with the prompt; a hold that left them out would let a
+    # question past a token limit its prompt alone then overran.
+    assert offered
+    assert row.estimate.tokens_in >= estimate_tokens(json.dumps(offered))
