@@ -78,6 +78,7 @@ CONNECT_TIMEOUT = 10.0
 # Longest a statement may run (lock waits included) before the request fails plainly.
 COMMAND_TIMEOUT = 30.0
 # Idempotent calls are retried across a lost connection for about this long in all.
+CLOSE_SECONDS = 10.0
 RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -165,10 +166,13 @@ class PostgresStore:
         return SharedWindows(self._pool)
 
     async def close(self) -> None:
-        await self._gate.drain()
-        # Bounded: a connection stuck on a dead server must not hold up shutdown.
+        # Bounded: a connection stuck on a dead server must not hold up shutdown. Batches
+        # still out when time is up end with the pool; their callers learn it as a lost
+        # connection, and a hold left behind expires after the reservation TTL.
         try:
-            await asyncio.wait_for(self._pool.close(), 10)
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await self._gate.drain()
+                await self._pool.close()
         except TimeoutError:
             self._pool.terminate()
 
