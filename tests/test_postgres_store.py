@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +118,32 @@ async def _terminate_others(admin: asyncpg.Connection, database: str) -> int:
     )
 
 
+@asynccontextmanager
+async def _store_and_admin(
+    postgres_url: str, requests_a_day: int
+) -> AsyncIterator[tuple[PostgresStore, asyncpg.Connection, str]]:
+    """A store with a daily request limit, a second connection to hold its rows from, and
+    the database's name."""
+    quota = QuotaConfig(limits={("requests", "day"): requests_a_day})
+    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
+    admin = await asyncpg.connect(postgres_url, timeout=10)
+    try:
+        yield store, admin, urlsplit(postgres_url).path.lstrip("/")
+    finally:
+        await admin.close()
+        await store.close()
+
+
+@asynccontextmanager
+async def _channel_row_held(admin: asyncpg.Connection, channel: str) -> AsyncIterator[None]:
+    """The channel's counter row locked by another connection until the block ends."""
+    async with admin.transaction():
+        await admin.execute(
+            "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE", channel
+        )
+        yield
+
+
 async def _until_waiting_on_a_lock(admin: asyncpg.Connection, database: str) -> None:
     for _ in range(1000):
         if await admin.fetchval(
@@ -130,19 +158,11 @@ async def _until_waiting_on_a_lock(admin: asyncpg.Connection, database: str) -> 
 async def test_a_lost_connection_fails_the_request_plainly_charges_nothing_and_recovers(
     postgres_url: str,
 ) -> None:
-    quota = QuotaConfig(limits={("requests", "day"): 3})
-    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
-    admin = await asyncpg.connect(postgres_url, timeout=10)
-    database = urlsplit(postgres_url).path.lstrip("/")
-    try:
+    async with _store_and_admin(postgres_url, 3) as (store, admin, database):
         first = await store.reserve(CHAT, EST, now=T0)
         # Hold the channel's counter row so the next reservation is in flight, then cut
         # every connection but ours, as a database failover would.
-        async with admin.transaction():
-            await admin.execute(
-                "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE",
-                CHAT.channel,
-            )
+        async with _channel_row_held(admin, CHAT.channel):
             inflight = asyncio.create_task(store.reserve(CHAT, EST, now=T0))
             async with asyncio.timeout(10):
                 await _until_waiting_on_a_lock(admin, database)
@@ -162,9 +182,6 @@ async def test_a_lost_connection_fails_the_request_plainly_charges_nothing_and_r
             await store.release(r)
         rows = await store.ledger()
         status = await store.quota_status(CHAT.channel, now=T0)
-    finally:
-        await admin.close()
-        await store.close()
     assert [r.status for r in rows] == ["ok", "error", "error", "refused"]
     assert status.windows[0].used["requests"] == 1 == sum(r.amounts.requests for r in rows)
     assert status.windows[0].used["tokens"] == 20
@@ -233,19 +250,11 @@ async def test_a_request_during_an_outage_is_told_plainly_and_service_resumes(
 async def test_reservations_queued_behind_a_busy_channel_go_as_one_transaction(
     postgres_url: str,
 ) -> None:
-    quota = QuotaConfig(limits={("requests", "day"): 100})
-    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
-    admin = await asyncpg.connect(postgres_url, timeout=10)
-    database = urlsplit(postgres_url).path.lstrip("/")
-    try:
+    async with _store_and_admin(postgres_url, 100) as (store, admin, database):
         await store.settle(await store.reserve(CHAT, EST, now=T0), EST)
         # The channel's row held elsewhere: the first reservation waits in the database and
         # the next 19 queue behind it in this process.
-        async with admin.transaction():
-            await admin.execute(
-                "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE",
-                CHAT.channel,
-            )
+        async with _channel_row_held(admin, CHAT.channel):
             first = asyncio.create_task(store.reserve(replace(CHAT, user="U0"), EST, now=T0))
             async with asyncio.timeout(10):
                 await _until_waiting_on_a_lock(admin, database)
@@ -264,9 +273,6 @@ async def test_reservations_queued_behind_a_busy_channel_go_as_one_transaction(
         for r in reservations:
             await store.settle(r, EST)
         status = await store.quota_status(CHAT.channel, now=T0)
-    finally:
-        await admin.close()
-        await store.close()
     assert transactions == 2
     assert status.windows[0].used["requests"] == 21
 
@@ -274,17 +280,9 @@ async def test_reservations_queued_behind_a_busy_channel_go_as_one_transaction(
 async def test_a_caller_cancelled_while_its_reservation_is_out_gets_the_hold_given_back(
     postgres_url: str,
 ) -> None:
-    quota = QuotaConfig(limits={("requests", "day"): 1})
-    store = await PostgresStore.open(postgres_url, quota, clock=lambda: T0)
-    admin = await asyncpg.connect(postgres_url, timeout=10)
-    database = urlsplit(postgres_url).path.lstrip("/")
-    try:
+    async with _store_and_admin(postgres_url, 1) as (store, admin, database):
         await store.release(await store.reserve(CHAT, EST, now=T0))  # the counter row exists
-        async with admin.transaction():
-            await admin.execute(
-                "SELECT 1 FROM quota_usage WHERE channel = $1 AND user_id = '' FOR UPDATE",
-                CHAT.channel,
-            )
+        async with _channel_row_held(admin, CHAT.channel):
             doomed = asyncio.create_task(store.reserve(CHAT, EST, now=T0))
             async with asyncio.timeout(10):
                 await _until_waiting_on_a_lock(admin, database)
@@ -302,7 +300,4 @@ async def test_a_caller_cancelled_while_its_reservation_is_out_gets_the_hold_giv
         kept = await store.reserve(CHAT, EST, now=T0)
         await store.settle(kept, EST)
         rows = await store.ledger()
-    finally:
-        await admin.close()
-        await store.close()
     assert [r.status for r in rows] == ["error", "cancelled", "ok"]
