@@ -14,6 +14,7 @@ from bot.events import Place, Request, User
 from bot.governance.policy import Policy
 from bot.governance.prices import parse_prices
 from bot.quota.cli import CSV_FIELDS, quota_cli
+from bot.tools.config import ToolsConfig
 from storage.base import MICRO, ChannelSettings, LedgerRow, QuotaConfig, Rates
 from tests.core_harness import ANCHOR, Core, running_core, steady_clock
 
@@ -82,6 +83,9 @@ async def test_200_concurrent_requests_on_two_models_never_overspend_a_money_lim
         # Capped replies hold their whole cap; uncapped ones hold 1 token and settle more.
         "max_reply_tokens": 64 if capped else None,
         "reply_tokens_estimate": 1,
+        # No tools: their descriptions, held as prompt tokens, would outweigh what an
+        # uncapped reply settles past its 1-token hold, the case this test is about.
+        "tools": ToolsConfig(rounds=0),
     }
     async with running_core(tmp_path, **config) as core:
         await core.store.set_channel_settings("slack:C1", ChannelSettings(model="gpt-4o"))
