@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 Item: TypeAlias = tuple[Any, ...]
 # Runs work on a pooled connection, turning a lost connection into DatabaseUnavailable.
-RunOnce = Callable[[Callable[[Conn], Awaitable[list[asyncpg.Record]]]], Awaitable[Any]]
+RunOnce = Callable[[Callable[[Conn], Awaitable[list[int | None]]]], Awaitable[Any]]
 
 # More items than this wait for the next batch: a batch holds its channels' counter rows
 # locked until it commits, and other replicas' batches for those channels wait for them.
@@ -107,7 +107,7 @@ class GateBatches:
         batch.sort(key=lambda entry: (str(entry[0][CHANNEL]), str(entry[0][USER])))
         items = [one for one, _ in batch]
         try:
-            rows = await self._run_once(partial(_call, items))
+            outcomes = await self._run_once(partial(_call, items))
         except Exception as e:  # the batch as a whole did not happen (or is unknown)
             for _, future in batch:
                 if not future.done():
@@ -117,8 +117,7 @@ class GateBatches:
             for _, future in batch:
                 future.cancel()
             raise
-        for (one, future), row in zip(batch, rows, strict=True):
-            outcome = None if row[0] is None else int(row[0])
+        for (one, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
             elif one[KIND] == "reserve" and outcome is not None:
@@ -139,5 +138,6 @@ class GateBatches:
             log.warning("a cancelled request's hold was not given back: %s", task.exception())
 
 
-async def _call(items: list[Item], conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(CALL, items)
+async def _call(items: list[Item], conn: Conn) -> list[int | None]:
+    outcomes: list[int | None] = await conn.fetchval(CALL, items)
+    return outcomes

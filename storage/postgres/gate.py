@@ -75,7 +75,7 @@ _FINISH = _render(FINISH, {"was": "v_was", "had_charge": "v_had_charge"})
 _DDL = f"""
 CREATE TYPE {{item}} AS ({", ".join(f"{n} {t}" for n, t in FIELDS)});
 
-CREATE FUNCTION {{gate}}(items {{item}}[]) RETURNS SETOF bigint
+CREATE FUNCTION {{gate}}(items {{item}}[]) RETURNS bigint[]
 LANGUAGE plpgsql AS $gate$
 DECLARE
     v_item {{item}};
@@ -87,6 +87,7 @@ DECLARE
     v_outcome bigint;
     v_was text;
     v_had_charge boolean;
+    v_outcomes bigint[] := '{{}}';
 BEGIN
     FOREACH v_item IN ARRAY items LOOP
         -- The channel's counter row, then the user's, locked before anything else (and the
@@ -126,8 +127,9 @@ BEGIN
                 {_FINISH} INTO v_outcome;
             END IF;
         END IF;
-        RETURN NEXT v_outcome;
+        v_outcomes := v_outcomes || v_outcome;
     END LOOP;
+    RETURN v_outcomes;
 END
 $gate$;
 """
