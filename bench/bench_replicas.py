@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.bench_slack import TOKENS, TOKENS_PER_SECOND, visible_tokens
+from bench.bench_slack import TOKENS, TOKENS_PER_SECOND, last_complete, visible_tokens
 from bench.staleness import allowed, pct, samples, tidy_floor
 from tests.fakes.gateway import FakeGateway
 from tests.fakes.slack import BOT_USER, FakeSlack
@@ -85,14 +85,7 @@ async def level(server: str, replicas: int, conversations: int) -> str:
                     await slack.wait_until(
                         lambda: len(finished()) == conversations, within=floor + LEVEL_SLACK
                     )
-                    ended = max(
-                        min(
-                            w.at
-                            for w in slack.writes
-                            if w.channel == c and visible_tokens(w.text) == TOKENS
-                        )
-                        for c in channels
-                    )
+                    ended = last_complete(slack, channels)
                     done = f"{ended - start:.1f}s"
                 except TimeoutError:
                     done = f"{len(finished())}/{conversations} by {floor + LEVEL_SLACK:.0f}s"

@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,56 +76,73 @@ def visible_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+@asynccontextmanager
+async def service(
+    slack: FakeSlack, fake_gw: FakeGateway, tmp: str, *, repost: bool = True
+) -> AsyncIterator[tuple[SlackAdapter, Dispatcher]]:
+    """The whole service on SQLite against the fakes, running, wired as bot/__main__.py does."""
+    config = Config(
+        api_key=Secret(fake_gw.api_key),
+        base_url=fake_gw.base_url,
+        db_path=Path(tmp) / "bench.db",
+        max_reply_tokens=TOKENS + 50,
+    )
+    store = await SqliteStore.open(config.db_path)
+    gateway = Gateway(config.base_url, config.api_key)
+    budgets = Budgets()
+    dispatcher = Dispatcher(Services(config, gateway, store, budgets), command_table())
+    settings = SlackSettings.from_env(slack.env())
+    assert settings is not None
+    # One Budgets for the core and the adapter, as bot/__main__.py wires them.
+    adapter = SlackAdapter(settings, store.first_delivery, budgets)
+    if not repost:
+        # Without a delete budget the core never posts a final text anew.
+        adapter.limits = replace(LIMITS, delete_per_second=None)
+    try:
+        async with running(adapter, dispatcher.handler_for(adapter)):
+            yield adapter, dispatcher
+    finally:
+        await gateway.aclose()
+        await store.close()
+
+
+def last_complete(slack: FakeSlack, channels: list[str]) -> float:
+    """When the last of these channels' replies first showed all its tokens."""
+    return max(
+        min(w.at for w in slack.writes if w.channel == c and visible_tokens(w.text) == TOKENS)
+        for c in channels
+    )
+
+
+async def converse_in(slack: FakeSlack, channels: list[str]) -> None:
+    """A mention in each channel, then wait until every reply shows all its tokens."""
+    for channel in channels:
+        msg = slack.user_message(channel, f"<@{BOT_USER}> go {channel}")
+        await slack.send("events_api", slack.event_callback({**msg, "type": "app_mention"}))
+
+    def complete() -> bool:
+        done = {w.channel for w in slack.writes if visible_tokens(w.text) == TOKENS}
+        return len(done) == len(channels)
+
+    await slack.wait_until(complete, within=LEVEL_TIMEOUT)
+
+
 async def level(conversations: int) -> Figures:
     chunks = [f"t{k} " for k in range(TOKENS)]
     delay = 1 / TOKENS_PER_SECOND
     with tempfile.TemporaryDirectory() as tmp:
         async with FakeSlack() as slack, FakeGateway(chunk_delay=delay) as fake_gw:
             fake_gw.chunks = chunks
-            config = Config(
-                api_key=Secret(fake_gw.api_key),
-                base_url=fake_gw.base_url,
-                db_path=Path(tmp) / "bench.db",
-                max_reply_tokens=TOKENS + 50,
-            )
-            store = await SqliteStore.open(config.db_path)
-            gateway = Gateway(config.base_url, config.api_key)
-            budgets = Budgets()
-            dispatcher = Dispatcher(Services(config, gateway, store, budgets), command_table())
-            settings = SlackSettings.from_env(slack.env())
-            assert settings is not None
-            # One Budgets for the core and the adapter, as bot/__main__.py wires them.
-            adapter = SlackAdapter(settings, store.first_delivery, budgets)
             channels = [f"C{n:03d}" for n in range(conversations)]
-            try:
-                async with running(adapter, dispatcher.handler_for(adapter)):
-                    start = time.monotonic()
-                    for channel in channels:
-                        msg = slack.user_message(channel, f"<@{BOT_USER}> go {channel}")
-                        event = slack.event_callback({**msg, "type": "app_mention"})
-                        await slack.send("events_api", event)
-
-                    def complete() -> bool:
-                        done = {w.channel for w in slack.writes if visible_tokens(w.text) == TOKENS}
-                        return len(done) == conversations
-
-                    await slack.wait_until(complete, within=LEVEL_TIMEOUT)
-                    ended = max(
-                        min(
-                            w.at
-                            for w in slack.writes
-                            if w.channel == c and visible_tokens(w.text) == TOKENS
-                        )
-                        for c in channels
-                    )
-                    # Replies end once their superseded first frames are deleted too.
-                    async with asyncio.timeout(TIDY_TIMEOUT):
-                        await dispatcher.drain(TIDY_TIMEOUT)
-                    tidy = max([ended] + [w.at for w in slack.writes if w.method == "chat.delete"])
-                    await adapter.drained()
-            finally:
-                await gateway.aclose()
-                await store.close()
+            async with service(slack, fake_gw, tmp) as (adapter, dispatcher):
+                start = time.monotonic()
+                await converse_in(slack, channels)
+                ended = last_complete(slack, channels)
+                # Replies end once their superseded first frames are deleted too.
+                async with asyncio.timeout(TIDY_TIMEOUT):
+                    await dispatcher.drain(TIDY_TIMEOUT)
+                tidy = max([ended] + [w.at for w in slack.writes if w.method == "chat.delete"])
+                await adapter.drained()
 
         # Token k of a conversation left the gateway at (request arrival + (k+1) * delay).
         began: dict[str, float] = {}
@@ -176,56 +195,26 @@ async def clip_after_burst(clip: bytes, *, repost: bool) -> ClipFigures:
             fake_gw.chunks = chunks
             fake_gw.transcript = TRANSCRIPT
             fake_gw.transcript_release = asyncio.Event()
-            config = Config(
-                api_key=Secret(fake_gw.api_key),
-                base_url=fake_gw.base_url,
-                db_path=Path(tmp) / "bench.db",
-                max_reply_tokens=TOKENS + 50,
-            )
-            store = await SqliteStore.open(config.db_path)
-            gateway = Gateway(config.base_url, config.api_key)
-            budgets = Budgets()
-            dispatcher = Dispatcher(Services(config, gateway, store, budgets), command_table())
-            settings = SlackSettings.from_env(slack.env())
-            assert settings is not None
-            adapter = SlackAdapter(settings, store.first_delivery, budgets)
-            if not repost:
-                # Without a delete budget the core never posts a final text anew.
-                adapter.limits = replace(LIMITS, delete_per_second=None)
             channels = [f"C{n:03d}" for n in range(BURST)]
 
             def bot_texts(channel: str) -> list[str]:
                 return [str(m["text"]) for m in slack.bot_messages(channel)]
 
-            try:
-                async with running(adapter, dispatcher.handler_for(adapter)):
-                    for channel in channels:
-                        msg = slack.user_message(channel, f"<@{BOT_USER}> go {channel}")
-                        await slack.send(
-                            "events_api", slack.event_callback(msg | {"type": "app_mention"})
-                        )
-
-                    def complete() -> bool:
-                        done = {w.channel for w in slack.writes if visible_tokens(w.text) == TOKENS}
-                        return len(done) == BURST
-
-                    await slack.wait_until(complete, within=LEVEL_TIMEOUT)
-                    file = slack.add_file("voice.webm", "audio/webm", clip, subtype="slack_audio")
-                    msg = slack.user_message("CVOICE", "", files=[file])
-                    await slack.send("events_api", slack.event_callback(msg))
-                    await slack.wait_until(
-                        lambda: any("Transcribing" in t for t in bot_texts("CVOICE")),
-                        within=LEVEL_TIMEOUT,
-                    )
-                    fake_gw.transcript_release.set()
-                    await slack.wait_until(
-                        lambda: any(TRANSCRIPT in t for t in bot_texts("CVOICE")),
-                        within=LEVEL_TIMEOUT,
-                    )
-                    await adapter.drained()
-            finally:
-                await gateway.aclose()
-                await store.close()
+            async with service(slack, fake_gw, tmp, repost=repost) as (adapter, _):
+                await converse_in(slack, channels)
+                file = slack.add_file("voice.webm", "audio/webm", clip, subtype="slack_audio")
+                msg = slack.user_message("CVOICE", "", files=[file])
+                await slack.send("events_api", slack.event_callback(msg))
+                await slack.wait_until(
+                    lambda: any("Transcribing" in t for t in bot_texts("CVOICE")),
+                    within=LEVEL_TIMEOUT,
+                )
+                fake_gw.transcript_release.set()
+                await slack.wait_until(
+                    lambda: any(TRANSCRIPT in t for t in bot_texts("CVOICE")),
+                    within=LEVEL_TIMEOUT,
+                )
+                await adapter.drained()
         (answered,) = fake_gw.transcribed_at
         visible = min(w.at for w in slack.writes if w.channel == "CVOICE" and TRANSCRIPT in w.text)
         return ClipFigures(

@@ -420,7 +420,11 @@ class FakeGateway:
 
     # ----------------------------------------------------------------- chat
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _accepted(
+        self, request: web.Request, endpoint: str, required: str, shaped: type | tuple[type, ...]
+    ) -> dict[str, Any] | web.StreamResponse:
+        """The request's JSON body when the key, its `required` field (of type `shaped`), the
+        model and any scripted refusal let it through; else the error to answer with."""
         try:
             body = await request.json()
         except ValueError:
@@ -428,11 +432,17 @@ class FakeGateway:
         refusal = await self._admit(request, body)
         if refusal is not None:
             return refusal
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error(400, "'messages' is a required property", "invalid_request_error", None)
-        refusal = self._unknown_model(body.get("model")) or self._refusal_for(body, "chat")
-        if refusal is not None:
-            return refusal
+        if not isinstance(body, dict) or not isinstance(body.get(required), shaped):
+            return _error(
+                400, f"'{required}' is a required property", "invalid_request_error", None
+            )
+        refusal = self._unknown_model(body.get("model")) or self._refusal_for(body, endpoint)
+        return body if refusal is None else refusal
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._accepted(request, "chat", "messages", list)
+        if isinstance(body, web.StreamResponse):
+            return body
         model = str(body["model"])
         turn = self._turn_for(body)
         pieces = self._reply_chunks(body["messages"], turn)
@@ -631,18 +641,10 @@ class FakeGateway:
     # ------------------------------------------------------------ responses
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        refusal = await self._admit(request, body)
-        if refusal is not None:
-            return refusal
-        if not isinstance(body, dict) or "input" not in body:
-            return _error(400, "'input' is a required property", "invalid_request_error", None)
-        refusal = self._unknown_model(body.get("model")) or self._refusal_for(body, "responses")
-        if refusal is not None:
-            return refusal
+        # A Responses input is a string or a list of items.
+        body = await self._accepted(request, "responses", "input", (str, list))
+        if isinstance(body, web.StreamResponse):
+            return body
         model = str(body["model"])
         messages = _responses_as_messages(body["input"])
         if body.get("instructions"):
