@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.bench_quota import ACTUAL, ENV, ESTIMATE, percentile
+from bench.bench_quota import ACTUAL, ENV, ESTIMATE, gated_request, percentile
 from bot.quota.config import quota_config_from_env
 from storage.base import Charge
 from storage.postgres.store import PostgresStore
@@ -112,14 +112,7 @@ async def open_loop(url: str, rate: float, tag: str = "") -> list[float]:
     added: list[float] = []
 
     async def request(i: int) -> None:
-        charge = Charge("bench", f"bench:C{i % 8}", f"U{tag}{i % 50}", "ask", "gpt-4o-mini")
-        t0 = time.perf_counter()
-        reservation = await store.reserve(charge, ESTIMATE)
-        t1 = time.perf_counter()
-        await asyncio.sleep(0.02)
-        t2 = time.perf_counter()
-        await store.settle(reservation, ACTUAL)
-        added.append((t1 - t0) + (time.perf_counter() - t2))
+        added.append(await gated_request(store, i, tag))
 
     count = int(rate * SECONDS)
     start = time.perf_counter()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from bot.quota.config import quota_config_from_env
-from storage.base import Amounts, Charge
+from storage.base import Amounts, Charge, Store
 from storage.sqlite.store import SqliteStore, open_store
 
 # Every limit set (high) so the gate evaluates all its conditions, as in production.
@@ -65,6 +65,18 @@ async def closed_loop(path: Path, tasks: int) -> None:
     )
 
 
+async def gated_request(store: Store, i: int, tag: str = "") -> float:
+    """Request `i`: reserve, a 20 ms gateway call, settle; the seconds the gate added."""
+    charge = Charge("bench", f"bench:C{i % 8}", f"U{tag}{i % 50}", "ask", "gpt-4o-mini")
+    t0 = time.perf_counter()
+    reservation = await store.reserve(charge, ESTIMATE)
+    t1 = time.perf_counter()
+    await asyncio.sleep(0.02)
+    t2 = time.perf_counter()
+    await store.settle(reservation, ACTUAL)
+    return (t1 - t0) + (time.perf_counter() - t2)
+
+
 async def open_loop(path: Path, rate: float) -> None:
     """Requests arriving at `rate`/s, each reserve → 20 ms gateway call → settle: what the
     gate adds to one request's latency at a given load."""
@@ -73,14 +85,7 @@ async def open_loop(path: Path, rate: float) -> None:
     added: list[float] = []
 
     async def request(i: int) -> None:
-        charge = Charge("bench", f"bench:C{i % 8}", f"U{i % 50}", "ask", "gpt-4o-mini")
-        t0 = time.perf_counter()
-        reservation = await store.reserve(charge, ESTIMATE)
-        t1 = time.perf_counter()
-        await asyncio.sleep(0.02)
-        t2 = time.perf_counter()
-        await store.settle(reservation, ACTUAL)
-        added.append((t1 - t0) + (time.perf_counter() - t2))
+        added.append(await gated_request(store, i))
 
     count = int(rate * SECONDS_PER_LEVEL / 2)
     start = time.perf_counter()

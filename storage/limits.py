@@ -11,6 +11,7 @@ from storage.base import (
     METRICS,
     WINDOWS,
     Amounts,
+    BillLine,
     Charge,
     LedgerRow,
     LimitSetting,
@@ -199,6 +200,25 @@ def spenders_of(rows: Iterable[Any]) -> tuple[Spender, ...]:
             images=int(r[3]),
             audio_seconds=float(r[4]),
             cost=int(r[5]),
+        )
+        for r in rows
+    )
+
+
+def bill_lines_of(rows: Iterable[Any]) -> tuple[BillLine, ...]:
+    """A bill's lines from rows of (channel, model, currency, requests, tokens in, tokens out,
+    images, audio seconds, cost)."""
+    return tuple(
+        BillLine(
+            channel=str(r[0]),
+            model=str(r[1]),
+            currency=str(r[2]),
+            requests=int(r[3]),
+            tokens_in=int(r[4]),
+            tokens_out=int(r[5]),
+            images=int(r[6]),
+            audio_seconds=float(r[7]),
+            cost=int(r[8]),
         )
         for r in rows
     )

@@ -24,7 +24,6 @@ from storage.base import (
     AccessRules,
     Amounts,
     Bill,
-    BillLine,
     ChannelSettings,
     Charge,
     DatabaseUnavailable,
@@ -48,7 +47,15 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, exceeded, ledger_row, metered, settings_of, spenders_of
+from storage.limits import (
+    Limits,
+    bill_lines_of,
+    exceeded,
+    ledger_row,
+    metered,
+    settings_of,
+    spenders_of,
+)
 from storage.postgres import memory
 from storage.postgres.batches import GateBatches
 from storage.postgres.budgets import SharedWindows
@@ -205,14 +212,7 @@ class PostgresStore:
 
     async def _retried(self, work: Callable[[Conn], Awaitable[T]]) -> T:
         """Like _once, for work that is safe to repeat: retried while the pool reconnects."""
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return await self._once(work)
-            except DatabaseUnavailable:
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await _repeated(lambda: self._once(work))
 
     # --- channel settings --------------------------------------------------------------
 
@@ -383,14 +383,7 @@ class PostgresStore:
                 "now": self._clock(),
             },
         )
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                await self._gate.run(finished)
-                return
-            except DatabaseUnavailable:
-                if delay is None:
-                    raise
-                await asyncio.sleep(delay)
+        await _repeated(lambda: self._gate.run(finished))
 
     async def expire_stale(self, *, now: datetime | None = None) -> int:
         return await self._expire(now or self._clock())
@@ -593,7 +586,7 @@ class PostgresStore:
             pending = await conn.fetchval(
                 "SELECT count(*) FROM ledger WHERE month_key = $1 AND status = 'pending'", month
             )
-            return Bill(month, tuple(_bill_line(r) for r in rows), int(pending))
+            return Bill(month, bill_lines_of(rows), int(pending))
 
         return await self._retried(read)
 
@@ -871,6 +864,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+async def _repeated(attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt` again after each DatabaseUnavailable, RETRY_DELAYS apart, then give up."""
+    for delay in RETRY_DELAYS:
+        try:
+            return await attempt()
+        except DatabaseUnavailable:
+            await asyncio.sleep(delay)
+    return await attempt()
+
+
 def _reason(e: BaseException, password: str | None) -> str:
     """One line saying why a connection failed, with the password scrubbed to be sure."""
     text = " ".join(str(e).split()) or type(e).__name__
@@ -922,20 +925,6 @@ async def _write_settings(conn: Conn, channel: str, s: ChannelSettings, now: dat
         s.auto_transcribe,
         s.language,
         now,
-    )
-
-
-def _bill_line(r: asyncpg.Record) -> BillLine:
-    return BillLine(
-        channel=str(r[0]),
-        model=str(r[1]),
-        currency=str(r[2]),
-        requests=int(r[3]),
-        tokens_in=int(r[4]),
-        tokens_out=int(r[5]),
-        images=int(r[6]),
-        audio_seconds=float(r[7]),
-        cost=int(r[8]),
     )
 
 

@@ -14,7 +14,6 @@ from typing import Any, Literal
 from storage.base import (
     METRICS,
     WINDOWS,
-    BillLine,
     Metric,
     Spender,
     Window,
@@ -221,17 +220,3 @@ def top_spenders(
         (channel, keys.month, keys.of(w), top),
     ).fetchall()
     return spenders_of(rows)
-
-
-def bill_line(r: Any) -> BillLine:
-    return BillLine(
-        channel=str(r[0]),
-        model=str(r[1]),
-        currency=str(r[2]),
-        requests=int(r[3]),
-        tokens_in=int(r[4]),
-        tokens_out=int(r[5]),
-        images=int(r[6]),
-        audio_seconds=float(r[7]),
-        cost=int(r[8]),
-    )

@@ -45,7 +45,7 @@ from storage.base import (
     WindowKeys,
     WindowUsage,
 )
-from storage.limits import Limits, exceeded, ledger_row, metered, settings_of
+from storage.limits import Limits, bill_lines_of, exceeded, ledger_row, metered, settings_of
 from storage.sqlite import memory
 from storage.sqlite.checkpointer import INLINE_PAGES, Checkpointer
 from storage.sqlite.group_commit import GroupCommit
@@ -57,7 +57,6 @@ from storage.sqlite.quota import (
     INSERT_LEDGER_SQL,
     LEDGER_COLS,
     REFUSED,
-    bill_line,
     deltas,
     expire,
     finish,
@@ -501,7 +500,7 @@ class SqliteStore:
                 "SELECT COUNT(*) FROM ledger WHERE month_key = ? AND status = 'pending'",
                 (month,),
             ).fetchone()[0]
-            return Bill(month, tuple(bill_line(r) for r in rows), int(pending))
+            return Bill(month, bill_lines_of(rows), int(pending))
 
         return await self._run(lambda: read(self._raw))
 

@@ -420,6 +420,19 @@ class FakeGateway:
 
     # ----------------------------------------------------------------- chat
 
+    async def _paced(self, piece: str, start: float, index: int) -> str:
+        """Piece `index` of a stream begun at `start` (loop time), once it is due."""
+        if self.chunk_delay > 0:
+            # An absolute schedule, so the pace does not drift with handler overhead.
+            wait = start + (index + 1) * self.chunk_delay - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        if self.stamp:
+            # The send time (CLOCK_MONOTONIC, shared by processes on one machine) as the
+            # text, so a benchmark can measure write-to-delta latency across processes.
+            return f"{time.monotonic():.6f} "
+        return piece
+
     async def _accepted(
         self, request: web.Request, endpoint: str, required: str, shaped: type | tuple[type, ...]
     ) -> dict[str, Any] | web.StreamResponse:
@@ -571,8 +584,7 @@ class FakeGateway:
             else {"role": "assistant", "content": ""}
         )
         await send(comment + event([choice(first)]))
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = asyncio.get_running_loop().time()
         for index, piece in enumerate(pieces):
             if quirks.drop_after is not None and index == quirks.drop_after:
                 assert request.transport is not None
@@ -589,15 +601,7 @@ class FakeGateway:
                 await send(f"{prefix}{json.dumps(error)}{newline}{newline}".encode())
                 await response.write_eof()
                 return response
-            if self.chunk_delay > 0:
-                # An absolute schedule, so the pace does not drift with handler overhead.
-                wait = start + (index + 1) * self.chunk_delay - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            if self.stamp:
-                # The send time (CLOCK_MONOTONIC, shared by processes on one machine) as the
-                # text, so a benchmark can measure write-to-delta latency across processes.
-                piece = f"{time.monotonic():.6f} "
+            piece = await self._paced(piece, start, index)
             data = event([choice({"content": piece})])
             if quirks.comments:
                 data = comment + data
@@ -708,8 +712,7 @@ class FakeGateway:
         await response.write(event("response.created", response=shell))
         message_id = f"msg_{next(self._ids)}"
         output: list[dict[str, Any]] = []
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = asyncio.get_running_loop().time()
         if pieces:
             item = {"id": message_id, "type": "message", "role": "assistant", "content": []}
             await response.write(event("response.output_item.added", output_index=0, item=item))
@@ -727,12 +730,7 @@ class FakeGateway:
                 await response.write(event("response.failed", response=failed))
                 await response.write_eof()
                 return response
-            if self.chunk_delay > 0:
-                wait = start + (index + 1) * self.chunk_delay - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            if self.stamp:
-                piece = f"{time.monotonic():.6f} "
+            piece = await self._paced(piece, start, index)
             await response.write(
                 event(
                     "response.output_text.delta",
